@@ -3,6 +3,7 @@ module github.com/smarthost-go/smarthost
 go 1.26.0
 
 require (
+	github.com/emersion/go-message v0.18.2 // indirect
 	github.com/emersion/go-msgauth v0.7.0 // indirect
 	github.com/miekg/dns v1.1.73 // indirect
 	golang.org/x/net v0.62.0 // indirect
