@@ -22,6 +22,9 @@ const (
 // to 63 octets. Case is kept. The root "." is valid.
 func Absolute(name string) (string, error) {
 	n := strings.TrimSuffix(name, ".")
+	if strings.HasSuffix(n, ".") {
+		return "", fmt.Errorf("%w: empty label", ErrInvalid)
+	}
 	if n == "" {
 		if name == "." {
 			return ".", nil
@@ -43,6 +46,9 @@ func Absolute(name string) (string, error) {
 			return "", fmt.Errorf("%w: label of %d octets, over %d", ErrInvalid, l, MaxLabel)
 		}
 		start = i + 1
+	}
+	if len(n) < len(name) {
+		return name, nil // already absolute: no copy
 	}
 	return n + ".", nil
 }

@@ -1,0 +1,28 @@
+// Package dnsauth is the DNS side of domain authentication: a resolver
+// built on github.com/miekg/dns that every package of the module can ask,
+// and (in later additions) the records a domain publishes so that a smart
+// host may send, sign and bounce for it.
+//
+// # Resolver
+//
+// A Resolver has the methods of *net.Resolver that the mail-authentication
+// packages consume (LookupTXT, LookupMX, LookupNetIP, LookupAddr, plus
+// LookupCNAME and LookupNS), so it satisfies their small Resolver
+// interfaces without adapters. It talks to the configured servers (default:
+// those of /etc/resolv.conf) over UDP with EDNS0 (RFC 6891), retries over
+// TCP when an answer is truncated (RFC 7766 §5), retries and fails over
+// between servers, follows CNAME chains (at most 8 links, loops detected),
+// and caches answers, negative ones for the time the zone's SOA allows (RFC
+// 2308 §5). Identical lookups in flight at the same time make one query.
+//
+// Errors follow one contract across the module: a name that does not exist
+// (NXDOMAIN) or has no records of the type asked (NODATA) gives a
+// *net.DNSError with IsNotFound; SERVFAIL, REFUSED, a timeout or an answer
+// that cannot be used give a *net.DNSError with IsTemporary, whose text says
+// which. A name over 253 octets or with a label over 63 is refused before
+// any query, as not found, and errors.Is(err, ErrInvalidName) holds.
+//
+// Lookup returns the whole Answer, with the AD bit of a validating
+// resolver (RFC 4035 §3.2.3), and LookupAt asks one named server directly,
+// without the cache, as the checks of a domain's authoritative servers need.
+package dnsauth

@@ -1,0 +1,176 @@
+package dnsauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/smarthost-go/smarthost/internal/dnsname"
+)
+
+// maxChain is the most CNAME links followed for one lookup.
+const maxChain = 8
+
+// resolve asks for qtype at abs, following CNAME chains across answers (a
+// server that is not authoritative for the target returns the chain only).
+// server "" means the configured servers with failover; otherwise that one.
+func (r *Resolver) resolve(ctx context.Context, abs string, qtype uint16, server string) *entry {
+	cur, links := abs, 0
+	var seen []string
+	auth, ttl := true, r.maxTTL
+	for {
+		var msg *dns.Msg
+		var from string
+		var err error
+		if server == "" {
+			msg, from, err = r.exchange(ctx, cur, qtype)
+		} else {
+			msg, from, err = r.exchangeOne(ctx, server, cur, qtype, true)
+		}
+		if err != nil {
+			return &entry{err: err}
+		}
+		auth = auth && msg.AuthenticatedData
+		start := cur
+		// RFC 1034 §3.6.2: the chain is in the answer section, in any order.
+		for {
+			next := ""
+			for _, rr := range msg.Answer {
+				if c, ok := rr.(*dns.CNAME); ok && qtype != dns.TypeCNAME && strings.EqualFold(c.Hdr.Name, cur) {
+					next, ttl = c.Target, min(ttl, ttlOf(rr))
+					break
+				}
+			}
+			if next == "" {
+				break
+			}
+			if links++; links > maxChain {
+				return &entry{err: dnsname.Temporary(abs, from, fmt.Sprintf("CNAME chain longer than %d", maxChain))}
+			}
+			seen = append(seen, cur)
+			for _, s := range seen {
+				if strings.EqualFold(s, next) {
+					return &entry{err: dnsname.Temporary(abs, from, "CNAME loop at "+next)}
+				}
+			}
+			cur = next
+		}
+		var recs []dns.RR
+		for _, rr := range msg.Answer {
+			if h := rr.Header(); h.Rrtype == qtype && strings.EqualFold(h.Name, cur) {
+				recs = append(recs, rr)
+				ttl = min(ttl, ttlOf(rr))
+			}
+		}
+		if len(recs) > 0 {
+			return &entry{answer: &Answer{Name: abs, Canonical: cur, Records: recs, Authenticated: auth, Server: from, TTL: ttl}, ttl: ttl}
+		}
+		if cur != start && msg.Rcode == dns.RcodeSuccess && soaOf(msg) == nil {
+			continue // the chain left this server's data: ask for the target
+		}
+		soa := soaOf(msg)
+		e := &entry{err: dnsname.NoData(abs, from)}
+		if msg.Rcode == dns.RcodeNameError {
+			e.err = dnsname.NotFound(abs, from)
+		}
+		if soa != nil { // RFC 2308 §5: no SOA, no negative caching
+			e.ttl = min(ttl, ttlOf(soa), time.Duration(soa.Minttl)*time.Second)
+		}
+		return e
+	}
+}
+
+func ttlOf(rr dns.RR) time.Duration { return time.Duration(rr.Header().Ttl) * time.Second }
+
+func soaOf(msg *dns.Msg) *dns.SOA {
+	for _, rr := range msg.Ns {
+		if soa, ok := rr.(*dns.SOA); ok {
+			return soa
+		}
+	}
+	return nil
+}
+
+// exchange asks the configured servers in turn, each attempt going
+// through all of them, until one gives a usable answer (NOERROR or
+// NXDOMAIN). The last failure is returned.
+func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, string, error) {
+	var last error
+	for range r.attempts {
+		for _, s := range r.servers {
+			msg, _, err := r.exchangeOne(ctx, s, name, qtype, true)
+			if err == nil {
+				return msg, s, nil
+			}
+			if ctx.Err() != nil {
+				return nil, "", dnsname.Context(name, ctx.Err())
+			}
+			last = err
+		}
+	}
+	return nil, "", last
+}
+
+// exchangeOne sends one query to one server over UDP, and again over TCP if
+// the answer is truncated (RFC 7766 §5). It returns only answers with RCODE
+// NOERROR or NXDOMAIN to the question asked; anything else is a temporary
+// error saying what went wrong.
+func (r *Resolver) exchangeOne(ctx context.Context, server, name string, qtype uint16, edns bool) (*dns.Msg, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, server, dnsname.Context(name, err)
+	}
+	q := new(dns.Msg)
+	q.SetQuestion(name, qtype)
+	q.RecursionDesired = true
+	q.AuthenticatedData = true // RFC 6840 §5.7: ask for the AD bit
+	if edns {
+		q.SetEdns0(r.udpSize, false)
+	}
+	start := r.now()
+	msg, _, err := r.udp.ExchangeContext(ctx, q, server)
+	transport := "udp"
+	if err == nil && msg.Truncated {
+		transport = "tcp"
+		msg, _, err = r.tcp.ExchangeContext(ctx, q, server)
+	}
+	r.log.DebugContext(ctx, "dns query", "name", name, "type", dns.TypeToString[qtype], "server", server,
+		"transport", transport, "rcode", rcodeOf(msg), "err", err, "elapsed", r.now().Sub(start))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, server, dnsname.Context(name, ctx.Err())
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, server, dnsname.Timeout(name, server)
+		}
+		return nil, server, dnsname.Temporary(name, server, "unusable answer over "+transport+": "+err.Error())
+	}
+	if len(msg.Question) != 1 || msg.Question[0].Qtype != qtype || !strings.EqualFold(msg.Question[0].Name, name) {
+		return nil, server, dnsname.Temporary(name, server, "answer does not match the question")
+	}
+	switch msg.Rcode {
+	case dns.RcodeSuccess, dns.RcodeNameError:
+		return msg, server, nil
+	case dns.RcodeServerFailure:
+		return nil, server, dnsname.ServFail(name, server)
+	case dns.RcodeRefused:
+		return nil, server, dnsname.Refused(name, server)
+	case dns.RcodeFormatError, dns.RcodeNotImplemented:
+		if edns { // RFC 6891 §7: a server without EDNS0; ask again without it
+			return r.exchangeOne(ctx, server, name, qtype, false)
+		}
+	}
+	return nil, server, dnsname.Temporary(name, server, "server answered "+dns.RcodeToString[msg.Rcode])
+}
+
+func rcodeOf(msg *dns.Msg) string {
+	if msg == nil {
+		return ""
+	}
+	return dns.RcodeToString[msg.Rcode]
+}
