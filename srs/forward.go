@@ -1,0 +1,190 @@
+package srs
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/base32"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Forward rewrites the envelope sender addr into an address of the SRS
+// domain (the forward direction of the Sender Rewriting Scheme, libsrs2
+// srs_forward):
+//
+//   - user@host becomes SRS0=HHHH=TT=host=user@Domain;
+//   - a foreign SRS0<sep>rest@hop becomes SRS1=HHHH=hop=<sep>rest@Domain,
+//     keeping the first hop;
+//   - a foreign SRS1<sep>HHHH=hop=opaque@other becomes
+//     SRS1=HHHH=hop=opaque@Domain, with a new hash;
+//   - a sender in Domain or LocalDomains is returned unchanged unless
+//     AlwaysRewrite is set;
+//   - the null reverse-path "" (RFC 5321 section 4.5.5) is returned unchanged.
+//
+// The address is split at its last "@". Forward returns an *AddressError
+// wrapping ErrSyntax (no "@", empty local part or domain, malformed SRS1
+// input), ErrTooLong, or a Store error. It calls the Store (with ctx) only in
+// database mode.
+func (r *Rewriter) Forward(ctx context.Context, addr string) (string, error) {
+	out, err := r.forward(ctx, addr)
+	if r.log != nil && r.log.Enabled(ctx, slog.LevelDebug) {
+		r.log.LogAttrs(ctx, slog.LevelDebug, "srs forward", slog.String("addr", addr), slog.String("result", out), errAttr(err))
+	}
+	return out, err
+}
+
+func errAttr(err error) slog.Attr {
+	if err == nil {
+		return slog.Attr{}
+	}
+	return slog.String("err", err.Error())
+}
+
+func (r *Rewriter) forward(ctx context.Context, addr string) (string, error) {
+	const op = "forward"
+	if addr == "" {
+		return "", nil
+	}
+	if len(addr) > maxAddrLen {
+		return "", addrErr(op, addr, ErrTooLong, "address longer than 512 octets")
+	}
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return "", addrErr(op, addr, ErrSyntax, "no domain")
+	}
+	user, host := addr[:at], addr[at+1:]
+	if host == "" {
+		return "", addrErr(op, addr, ErrSyntax, "no domain")
+	}
+	if user == "" {
+		return "", addrErr(op, addr, ErrSyntax, "no local part")
+	}
+	if !r.always && r.isLocal(host) {
+		return addr, nil
+	}
+
+	var hop, opaque string
+	srs := false
+	switch {
+	case isSRSTag(user, '1'):
+		// SRS1<sep>HHHH=hop=opaque: keep hop and opaque (libsrs2
+		// srs_compile_guarded).
+		rest := user[5:]
+		if rest == "" {
+			return "", addrErr(op, addr, ErrSyntax, "no hash in SRS1 address")
+		}
+		i := strings.IndexByte(rest, '=')
+		if i < 0 {
+			return "", addrErr(op, addr, ErrSyntax, "no host in SRS1 address")
+		}
+		rest = rest[i+1:]
+		j := strings.IndexByte(rest, '=')
+		if j < 0 {
+			return "", addrErr(op, addr, ErrSyntax, "no user in SRS1 address")
+		}
+		hop, opaque = rest[:j], rest[j+1:]
+		if hop == "" {
+			return "", addrErr(op, addr, ErrSyntax, "no host in SRS1 address")
+		}
+		srs = true
+	case isSRSTag(user, '0'):
+		// SRS0<sep>rest@hop: the whole local part after "SRS0" is opaque.
+		hop, opaque = host, user[4:]
+		srs = true
+	}
+
+	var localLen int
+	if srs {
+		localLen = 4 + 1 + r.hashLen + 1 + len(hop) + 1 + len(opaque)
+	} else {
+		localLen = 4 + 1 + r.hashLen + 1 + 2 + 1 + len(host) + 1 + len(user)
+	}
+	useStore := r.store != nil && (localLen > maxLocalLen || (r.storeMode == StoreAll && !srs))
+	if !useStore && localLen > maxLocalLen && !r.allowLong {
+		return "", addrErr(op, addr, ErrTooLong, "SRS local part would exceed 64 octets and there is no store")
+	}
+	if useStore {
+		key := aliasKey(addr)
+		if err := r.store.Put(ctx, key, addr, r.maxAgeDuration()); err != nil {
+			return "", &AddressError{Op: op, Addr: truncate(addr), Reason: "store: " + err.Error(), Err: err}
+		}
+		return r.compileSRS0("1", key), nil
+	}
+	if srs {
+		return r.compileSRS1(hop, opaque), nil
+	}
+	return r.compileSRS0(host, user), nil
+}
+
+func truncate(addr string) string {
+	if len(addr) > 128 {
+		return addr[:128] + "..."
+	}
+	return addr
+}
+
+func (r *Rewriter) maxAgeDuration() time.Duration { return time.Duration(r.maxAge) * day }
+
+// isSRSTag reports whether local starts with "SRS0" or "SRS1" (any case)
+// followed by one of the separators "=+-" (libsrs2 SRS_IS_SRS_ADDRESS).
+func isSRSTag(local string, digit byte) bool {
+	return len(local) >= 5 &&
+		(local[0]|0x20) == 's' && (local[1]|0x20) == 'r' && (local[2]|0x20) == 's' &&
+		local[3] == digit && isSeparator(local[4])
+}
+
+func isSeparator(c byte) bool { return c == '=' || c == '+' || c == '-' }
+
+// compileSRS0 writes SRS0<sep>HHHH=TT=host=user@Domain (libsrs2
+// srs_compile_shortcut).
+func (r *Rewriter) compileSRS0(host, user string) string {
+	stamp := makeStamp(r.now())
+	d := r.keys[0].sum(string(stamp[:]), host, user)
+	var b strings.Builder
+	b.Grow(4 + 1 + r.hashLen + 1 + 2 + 1 + len(host) + 1 + len(user) + 1 + len(r.domain))
+	b.WriteString("SRS0")
+	b.WriteByte(r.sep)
+	r.writeHash(&b, &d)
+	b.WriteByte('=')
+	b.Write(stamp[:])
+	b.WriteByte('=')
+	b.WriteString(host)
+	b.WriteByte('=')
+	b.WriteString(user)
+	b.WriteByte('@')
+	b.WriteString(r.domain)
+	return b.String()
+}
+
+// compileSRS1 writes SRS1<sep>HHHH=hop=opaque@Domain (libsrs2
+// srs_compile_guarded).
+func (r *Rewriter) compileSRS1(hop, opaque string) string {
+	d := r.keys[0].sum(hop, opaque, "")
+	var b strings.Builder
+	b.Grow(4 + 1 + r.hashLen + 1 + len(hop) + 1 + len(opaque) + 1 + len(r.domain))
+	b.WriteString("SRS1")
+	b.WriteByte(r.sep)
+	r.writeHash(&b, &d)
+	b.WriteByte('=')
+	b.WriteString(hop)
+	b.WriteByte('=')
+	b.WriteString(opaque)
+	b.WriteByte('@')
+	b.WriteString(r.domain)
+	return b.String()
+}
+
+func (r *Rewriter) writeHash(b *strings.Builder, d *[sha1.Size]byte) {
+	var h [maxHashLen]byte
+	encodeHash(h[:], d, r.hashLen, r.enc)
+	b.Write(h[:r.hashLen])
+}
+
+// aliasKey is the database-mode key of addr: the base32hex (RFC 4648
+// section 7) encoding, without padding, of SHA-1 over the address as given
+// (postsrsd 2.x postsrsd_forward).
+func aliasKey(addr string) string {
+	d := sha1.Sum([]byte(addr))
+	return base32.HexEncoding.EncodeToString(d[:])
+}

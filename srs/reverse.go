@@ -1,0 +1,147 @@
+package srs
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+)
+
+// Reverse maps an SRS address back to the address it was made from (the
+// reverse direction of the Sender Rewriting Scheme, libsrs2 srs_reverse):
+//
+//   - SRS0<sep>HHHH=TT=host=user@any becomes user@host, once the timestamp
+//     is at most MaxAge days old and the hash verifies under one of the
+//     secrets;
+//   - SRS1<sep>HHHH=hop=opaque@any becomes SRS0opaque@hop, the address at
+//     the first hop, once the hash verifies;
+//   - a database-mode address SRS0<sep>HHHH=TT=1=KEY@any is looked up in the
+//     Store (with ctx).
+//
+// The hash is compared in constant time, ignoring ASCII case, with '+' equal
+// to '-' and '/' equal to '_', so both base64 alphabets reverse. The domain
+// after "@" is not checked (postsrsd does not check it either); the mail
+// system decides which domains it accepts. A hash longer than HashLength is
+// truncated before the comparison.
+//
+// Errors are *AddressError values wrapping ErrNotSRS, ErrSyntax, ErrExpired,
+// ErrBadHash, ErrTooLong, ErrNoStore, ErrUnknownAlias or a Store error.
+// Reverse never returns an address whose hash did not verify.
+func (r *Rewriter) Reverse(ctx context.Context, addr string) (string, error) {
+	out, err := r.reverse(ctx, addr)
+	if r.log != nil && r.log.Enabled(ctx, slog.LevelDebug) {
+		r.log.LogAttrs(ctx, slog.LevelDebug, "srs reverse", slog.String("addr", addr), slog.String("result", out), errAttr(err))
+	}
+	return out, err
+}
+
+func (r *Rewriter) reverse(ctx context.Context, addr string) (string, error) {
+	const op = "reverse"
+	if len(addr) > maxAddrLen {
+		return "", addrErr(op, addr, ErrTooLong, "address longer than 512 octets")
+	}
+	if !isSRSTag(addr, '0') && !isSRSTag(addr, '1') {
+		return "", addrErr(op, addr, ErrNotSRS, "not an SRS address")
+	}
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return "", addrErr(op, addr, ErrSyntax, "no domain")
+	}
+	local := addr[:at]
+	if len(local) < 5 {
+		return "", addrErr(op, addr, ErrNotSRS, "not an SRS address")
+	}
+	rest := local[5:]
+	if local[3] == '1' {
+		// SRS1<sep>HHHH=hop=opaque (libsrs2 srs_parse_guarded).
+		if rest == "" {
+			return "", addrErr(op, addr, ErrSyntax, "no hash in SRS1 address")
+		}
+		i := strings.IndexByte(rest, '=')
+		if i < 0 {
+			return "", addrErr(op, addr, ErrSyntax, "no host in SRS1 address")
+		}
+		hash := rest[:i]
+		rest = rest[i+1:]
+		j := strings.IndexByte(rest, '=')
+		if j < 0 {
+			return "", addrErr(op, addr, ErrSyntax, "no user in SRS1 address")
+		}
+		hop, opaque := rest[:j], rest[j+1:]
+		if hop == "" {
+			return "", addrErr(op, addr, ErrSyntax, "no host in SRS1 address")
+		}
+		if err := r.hashErr(op, addr, r.checkHash(hash, hop, opaque, "")); err != nil {
+			return "", err
+		}
+		return "SRS0" + opaque + "@" + hop, nil
+	}
+
+	// SRS0<sep>HHHH=TT=host=user (libsrs2 srs_parse_shortcut).
+	if rest == "" {
+		return "", addrErr(op, addr, ErrSyntax, "no hash in SRS0 address")
+	}
+	i := strings.IndexByte(rest, '=')
+	if i < 0 {
+		return "", addrErr(op, addr, ErrSyntax, "no timestamp in SRS0 address")
+	}
+	hash := rest[:i]
+	rest = rest[i+1:]
+	j := strings.IndexByte(rest, '=')
+	if j < 0 {
+		return "", addrErr(op, addr, ErrSyntax, "no host in SRS0 address")
+	}
+	stamp := rest[:j]
+	rest = rest[j+1:]
+	k := strings.IndexByte(rest, '=')
+	if k < 0 {
+		return "", addrErr(op, addr, ErrSyntax, "no user in SRS0 address")
+	}
+	host, user := rest[:k], rest[k+1:]
+	if host == "" {
+		return "", addrErr(op, addr, ErrSyntax, "no host in SRS0 address")
+	}
+	if user == "" {
+		return "", addrErr(op, addr, ErrSyntax, "no user in SRS0 address")
+	}
+	if reason, err := r.checkStamp(stamp); err != nil {
+		return "", addrErr(op, addr, err, reason)
+	}
+	if err := r.hashErr(op, addr, r.checkHash(hash, stamp, host, user)); err != nil {
+		return "", err
+	}
+	if host == "1" {
+		return r.lookupAlias(ctx, addr, user)
+	}
+	return user + "@" + host, nil
+}
+
+func (r *Rewriter) hashErr(op, addr string, st hashStatus) error {
+	switch st {
+	case hashShort:
+		return addrErr(op, addr, ErrSyntax, "hash too short in SRS address")
+	case hashBad:
+		return addrErr(op, addr, ErrBadHash, "hash invalid in SRS address")
+	}
+	return nil
+}
+
+// lookupAlias resolves a database-mode key (postsrsd 2.x: the key is
+// compared in upper case).
+func (r *Rewriter) lookupAlias(ctx context.Context, addr, key string) (string, error) {
+	const op = "reverse"
+	if r.store == nil {
+		return "", addrErr(op, addr, ErrNoStore, "no database for alias")
+	}
+	orig, err := r.store.Get(ctx, strings.ToUpper(key))
+	if err != nil {
+		if errors.Is(err, ErrUnknownAlias) {
+			return "", addrErr(op, addr, ErrUnknownAlias, "unknown alias")
+		}
+		return "", &AddressError{Op: op, Addr: truncate(addr), Reason: "store: " + err.Error(), Err: err}
+	}
+	if orig == "" {
+		return "", addrErr(op, addr, ErrUnknownAlias, "unknown alias")
+	}
+	return orig, nil
+}
