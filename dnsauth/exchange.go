@@ -20,69 +20,89 @@ const maxChain = 8
 // server that is not authoritative for the target returns the chain only).
 // server "" means the configured servers with failover; otherwise that one.
 func (r *Resolver) resolve(ctx context.Context, abs string, qtype uint16, server string) *entry {
-	cur, links := abs, 0
-	var seen []string
-	auth, ttl := true, r.maxTTL
+	st := chain{abs: abs, qtype: qtype, cur: abs, auth: true, ttl: r.maxTTL}
 	for {
 		var msg *dns.Msg
 		var from string
 		var err error
 		if server == "" {
-			msg, from, err = r.exchange(ctx, cur, qtype)
+			msg, from, err = r.exchange(ctx, st.cur, qtype)
 		} else {
-			msg, from, err = r.exchangeOne(ctx, server, cur, qtype, true)
+			msg, from, err = r.exchangeOne(ctx, server, st.cur, qtype, true)
 		}
 		if err != nil {
 			return &entry{err: err}
 		}
-		auth = auth && msg.AuthenticatedData
-		start := cur
-		// RFC 1034 §3.6.2: the chain is in the answer section, in any order.
-		for {
-			next := ""
-			for _, rr := range msg.Answer {
-				if c, ok := rr.(*dns.CNAME); ok && qtype != dns.TypeCNAME && strings.EqualFold(c.Hdr.Name, cur) {
-					next, ttl = c.Target, min(ttl, ttlOf(rr))
-					break
-				}
-			}
-			if next == "" {
+		if e := st.step(msg, from); e != nil {
+			return e
+		}
+	}
+}
+
+// chain is the state of one lookup across the answers it takes.
+type chain struct {
+	abs   string // the name asked
+	qtype uint16
+	cur   string // the name asked next
+	links int
+	seen  []string
+	auth  bool
+	ttl   time.Duration
+}
+
+// step reads one answer (RCODE NOERROR or NXDOMAIN) to the question for
+// c.cur. It returns the outcome, or nil when the chain goes on at c.cur.
+func (c *chain) step(msg *dns.Msg, from string) *entry {
+	c.auth = c.auth && msg.AuthenticatedData
+	start := c.cur
+	// RFC 1034 §3.6.2: the chain is in the answer section, in any order.
+	for {
+		next := ""
+		for _, rr := range msg.Answer {
+			if cn, ok := rr.(*dns.CNAME); ok && c.qtype != dns.TypeCNAME && strings.EqualFold(cn.Hdr.Name, c.cur) {
+				next, c.ttl = cn.Target, min(c.ttl, ttlOf(rr))
 				break
 			}
-			if links++; links > maxChain {
-				return &entry{err: dnsname.Temporary(abs, from, fmt.Sprintf("CNAME chain longer than %d", maxChain))}
-			}
-			seen = append(seen, cur)
-			for _, s := range seen {
-				if strings.EqualFold(s, next) {
-					return &entry{err: dnsname.Temporary(abs, from, "CNAME loop at "+next)}
-				}
-			}
-			cur = next
 		}
-		var recs []dns.RR
-		for _, rr := range msg.Answer {
-			if h := rr.Header(); h.Rrtype == qtype && strings.EqualFold(h.Name, cur) {
-				recs = append(recs, rr)
-				ttl = min(ttl, ttlOf(rr))
+		if next == "" {
+			break
+		}
+		if c.links++; c.links > maxChain {
+			return &entry{err: dnsname.Temporary(c.abs, from, fmt.Sprintf("CNAME chain longer than %d", maxChain))}
+		}
+		c.seen = append(c.seen, c.cur)
+		for _, s := range c.seen {
+			if strings.EqualFold(s, next) {
+				return &entry{err: dnsname.Temporary(c.abs, from, "CNAME loop at "+next)}
 			}
 		}
-		if len(recs) > 0 {
-			return &entry{answer: &Answer{Name: abs, Canonical: cur, Records: recs, Authenticated: auth, Server: from, TTL: ttl}, ttl: ttl}
+		if _, err := dnsname.Absolute(next); err != nil {
+			return &entry{err: dnsname.Temporary(c.abs, from, "CNAME to an invalid name")}
 		}
-		if cur != start && msg.Rcode == dns.RcodeSuccess && soaOf(msg) == nil {
-			continue // the chain left this server's data: ask for the target
-		}
-		soa := soaOf(msg)
-		e := &entry{err: dnsname.NoData(abs, from)}
-		if msg.Rcode == dns.RcodeNameError {
-			e.err = dnsname.NotFound(abs, from)
-		}
-		if soa != nil { // RFC 2308 §5: no SOA, no negative caching
-			e.ttl = min(ttl, ttlOf(soa), time.Duration(soa.Minttl)*time.Second)
-		}
-		return e
+		c.cur = next
 	}
+	var recs []dns.RR
+	for _, rr := range msg.Answer {
+		if h := rr.Header(); h.Rrtype == c.qtype && strings.EqualFold(h.Name, c.cur) {
+			recs = append(recs, rr)
+			c.ttl = min(c.ttl, ttlOf(rr))
+		}
+	}
+	if len(recs) > 0 {
+		return &entry{answer: &Answer{Name: c.abs, Canonical: c.cur, Records: recs, Authenticated: c.auth, Server: from, TTL: c.ttl}, ttl: c.ttl}
+	}
+	soa := soaOf(msg)
+	if c.cur != start && msg.Rcode == dns.RcodeSuccess && soa == nil {
+		return nil // the chain left this server's data: ask for the target
+	}
+	e := &entry{err: dnsname.NoData(c.abs, from)}
+	if msg.Rcode == dns.RcodeNameError {
+		e.err = dnsname.NotFound(c.abs, from)
+	}
+	if soa != nil { // RFC 2308 §5: no SOA, no negative caching
+		e.ttl = min(c.ttl, ttlOf(soa), time.Duration(soa.Minttl)*time.Second)
+	}
+	return e
 }
 
 func ttlOf(rr dns.RR) time.Duration { return time.Duration(rr.Header().Ttl) * time.Second }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -136,6 +137,9 @@ func NewResolver(opts *ResolverOptions) (*Resolver, error) {
 	r.inflight = map[cacheKey]*call{}
 	return r, nil
 }
+
+// Servers returns the servers asked, as host:port, in order.
+func (r *Resolver) Servers() []string { return slices.Clone(r.servers) }
 
 // Answer is the outcome of a successful lookup.
 type Answer struct {

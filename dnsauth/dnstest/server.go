@@ -13,6 +13,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -29,6 +30,7 @@ type Server struct {
 
 	udp, tcp *dns.Server
 
+	delay         atomic.Int64
 	truncate      atomic.Bool
 	authenticated atomic.Bool
 	mu            sync.Mutex
@@ -77,6 +79,10 @@ func (s *Server) Close() error {
 // client's UDP size (512, or its EDNS0 size) are truncated in any case.
 func (s *Server) SetTruncate(on bool) { s.truncate.Store(on) }
 
+// SetDelay makes the server wait d before answering each query, so that
+// tests can overlap lookups.
+func (s *Server) SetDelay(d time.Duration) { s.delay.Store(int64(d)) }
+
 // SetAuthenticated makes every answer carry the AD bit, as a validating
 // resolver sets it for data it validated (RFC 4035 §3.2.3).
 func (s *Server) SetAuthenticated(on bool) { s.authenticated.Store(on) }
@@ -111,6 +117,9 @@ func acceptQueryOrUpdate(dh dns.Header) dns.MsgAcceptAction {
 }
 
 func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
+	if d := s.delay.Load(); d > 0 {
+		time.Sleep(time.Duration(d))
+	}
 	if req.Opcode == dns.OpcodeUpdate {
 		s.serveUpdate(w, req)
 		return
