@@ -67,6 +67,9 @@ func (r *Rewriter) forward(ctx context.Context, addr string) (string, error) {
 	var hop, opaque string
 	srs := false
 	switch {
+	case strings.EqualFold(user, "SRS1"):
+		// libsrs2 takes this for an SRS1 address and finds no fields.
+		return "", addrErr(op, addr, ErrSyntax, "no host in SRS1 address")
 	case isSRSTag(user, '1'):
 		// SRS1<sep>HHHH=hop=opaque: keep hop and opaque (libsrs2
 		// srs_compile_guarded).
@@ -88,8 +91,11 @@ func (r *Rewriter) forward(ctx context.Context, addr string) (string, error) {
 			return "", addrErr(op, addr, ErrSyntax, "no host in SRS1 address")
 		}
 		srs = true
-	case isSRSTag(user, '0'):
+	case isSRSTag(user, '0') || strings.EqualFold(user, "SRS0"):
 		// SRS0<sep>rest@hop: the whole local part after "SRS0" is opaque.
+		// A local part of just "SRS0" counts too (libsrs2 tests the
+		// separator with strchr, which also finds the terminating NUL), so
+		// our strings stay the same as postsrsd's.
 		hop, opaque = host, user[4:]
 		srs = true
 	}
