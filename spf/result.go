@@ -1,0 +1,315 @@
+package spf
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/emersion/go-msgauth/authres"
+)
+
+// Status is the result of check_host() (RFC 7208 §2.6), spelled as the
+// RFC 8601 result keywords.
+type Status string
+
+// The results of RFC 7208 §2.6.
+const (
+	None      Status = "none"
+	Neutral   Status = "neutral"
+	Pass      Status = "pass"
+	Fail      Status = "fail"
+	SoftFail  Status = "softfail"
+	TempError Status = "temperror"
+	PermError Status = "permerror"
+)
+
+func (s Status) String() string { return string(s) }
+
+// Sentinel errors, wrapped by Result.Err with %w.
+var (
+	// ErrNoRecord: the domain publishes no SPF record (the None result
+	// carries no error; include and redirect targets without a record
+	// give permerror wrapping ErrNoRecord, RFC 7208 §5.2, §6.1).
+	ErrNoRecord = errors.New("spf: no SPF record")
+	// ErrMultipleRecords: more than one SPF record (RFC 7208 §4.5).
+	ErrMultipleRecords = errors.New("spf: more than one SPF record")
+	// ErrDNS: a DNS lookup failed temporarily (temperror, RFC 7208 §2.6.6).
+	ErrDNS = errors.New("spf: DNS lookup failed")
+	// ErrSyntax: a record, domain-spec or macro is malformed (permerror,
+	// RFC 7208 §4.6, §7.1).
+	ErrSyntax = errors.New("spf: syntax error")
+	// ErrTooManyLookups: more than the allowed DNS-querying terms, void
+	// lookups or MX names (permerror, RFC 7208 §4.6.4).
+	ErrTooManyLookups = errors.New("spf: too many DNS lookups")
+	// ErrLoop: an include or redirect chain returns to a domain being
+	// evaluated (permerror; the lookup limit would also end it).
+	ErrLoop = errors.New("spf: include or redirect loop")
+)
+
+// Identity is the identity checked (RFC 7208 §2.3, §2.4), as written in the
+// Received-SPF "identity" key.
+type Identity string
+
+// The identities of RFC 7208 §2.3 and §2.4.
+const (
+	IdentityMailFrom Identity = "mailfrom"
+	IdentityHELO     Identity = "helo"
+)
+
+// Result is the outcome of one check_host() evaluation.
+//
+// Status is always set. Err is non-nil exactly when Status is TempError or
+// PermError, and says why (wrapping ErrDNS, ErrSyntax, ErrTooManyLookups,
+// ErrMultipleRecords, ErrNoRecord or ErrLoop).
+type Result struct {
+	Status Status
+	Err    error
+	// Explanation is the expanded exp= text on Fail (RFC 7208 §6.2); empty
+	// when the record has no usable exp modifier.
+	Explanation string
+	// Mechanism is the directive that matched, as written (for example
+	// "ip4:192.0.2.0/24" or "-all"); empty when none matched (the default
+	// neutral, RFC 7208 §4.7) or on an error.
+	Mechanism string
+	// MatchedDomain is the domain whose record held Mechanism (an include
+	// or redirect target, or Domain).
+	MatchedDomain string
+	// Domain is the domain evaluated (the <domain> of check_host()).
+	Domain string
+	// Sender, HELO, IP and Identity are the inputs, for the Received-SPF
+	// header.
+	Sender   string
+	HELO     string
+	IP       netip.Addr
+	Identity Identity
+	// DNSTerms and VoidLookups count the terms that caused DNS queries
+	// and the void lookups among them (RFC 7208 §4.6.4).
+	DNSTerms, VoidLookups int
+	// Trace lists the lookups made and terms tried, in order.
+	Trace Trace
+}
+
+// StepKind says what a trace step records.
+type StepKind uint8
+
+// Kinds of trace steps.
+const (
+	StepRecord StepKind = iota + 1 // record lookup and selection for Domain
+	StepTerm                       // a term evaluated
+	StepLookup                     // a DNS query made
+	StepResult                     // the result of one record
+)
+
+// Step is one entry of a Trace.
+type Step struct {
+	Kind   StepKind
+	Depth  int    // include/redirect depth, 0 for the top record
+	Domain string // the domain whose record is being evaluated
+	Query  string // for StepLookup: the query type ("TXT", "A", "MX" ...)
+	Text   string // the record, the term, or the name queried
+	Note   string // the outcome: "match", "no match", ...
+	Err    error  // the error of a lookup or term, if any
+	N      int    // for StepLookup: the number of records answered
+}
+
+// String formats the step on one line, without indentation.
+func (s Step) String() string {
+	var b strings.Builder
+	s.appendTo(&b)
+	return b.String()
+}
+
+func (s Step) appendTo(b *strings.Builder) {
+	switch s.Kind {
+	case StepRecord:
+		b.WriteString("record ")
+		b.WriteString(s.Domain)
+		if s.Text != "" {
+			b.WriteString(": ")
+			b.WriteString(strconv.Quote(s.Text))
+		}
+	case StepTerm:
+		b.WriteString("term ")
+		b.WriteString(s.Text)
+	case StepLookup:
+		b.WriteString("lookup ")
+		b.WriteString(s.Query)
+		b.WriteByte(' ')
+		b.WriteString(s.Text)
+	case StepResult:
+		b.WriteString("result ")
+		b.WriteString(s.Domain)
+		b.WriteString(": ")
+		b.WriteString(s.Text)
+	}
+	switch {
+	case s.Err != nil:
+		b.WriteString(" -> error: ")
+		b.WriteString(s.Err.Error())
+	case s.Kind == StepLookup:
+		b.WriteString(" -> ")
+		b.WriteString(strconv.Itoa(s.N))
+		b.WriteString(" records")
+	case s.Note != "":
+		b.WriteString(" -> ")
+		b.WriteString(s.Note)
+	}
+}
+
+// Trace is the readable account of an evaluation.
+type Trace []Step
+
+// String formats the trace one step a line, indented by depth.
+func (t Trace) String() string {
+	var b strings.Builder
+	for _, s := range t {
+		b.WriteString(strings.Repeat("  ", s.Depth))
+		s.appendTo(&b)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// ReceivedSPF returns the Received-SPF header field (RFC 7208 §9.1), without
+// the final CRLF, naming receiver as the host that made the check.
+//
+//	Received-SPF: pass (mx.example.org: domain of a@example.com designates
+//	 192.0.2.1 as permitted sender) client-ip=192.0.2.1;
+//	 envelope-from="a@example.com"; helo=mail.example.com;
+//	 receiver=mx.example.org; identity=mailfrom
+func (r *Result) ReceivedSPF(receiver string) string {
+	var b strings.Builder
+	b.WriteString("Received-SPF: ")
+	b.WriteString(string(r.Status))
+	b.WriteString(" (")
+	b.WriteString(commentSafe(r.comment(receiver)))
+	b.WriteString(")")
+	kv := func(k, v string) {
+		b.WriteByte(' ')
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(kvValue(v))
+		b.WriteByte(';')
+	}
+	if r.IP.IsValid() {
+		kv("client-ip", r.IP.String())
+	}
+	if r.Identity == IdentityMailFrom || r.Sender != "" {
+		kv("envelope-from", r.Sender)
+	}
+	if r.HELO != "" {
+		kv("helo", r.HELO)
+	}
+	if r.Err != nil {
+		kv("problem", r.Err.Error())
+	}
+	if r.Mechanism != "" {
+		kv("mechanism", r.Mechanism)
+	}
+	if receiver != "" {
+		kv("receiver", receiver)
+	}
+	if r.Identity != "" {
+		kv("identity", string(r.Identity))
+	}
+	return strings.TrimSuffix(b.String(), ";")
+}
+
+func (r *Result) comment(receiver string) string {
+	var c string
+	if receiver != "" {
+		c = receiver + ": "
+	}
+	who := r.Sender
+	if r.Identity == IdentityHELO {
+		who = r.HELO
+	}
+	switch r.Status {
+	case Pass:
+		return c + "domain of " + who + " designates " + r.IP.String() + " as permitted sender"
+	case Fail:
+		return c + "domain of " + who + " does not designate " + r.IP.String() + " as permitted sender"
+	case SoftFail:
+		return c + "domain of transitioning " + who + " does not designate " + r.IP.String() + " as permitted sender"
+	case Neutral:
+		return c + r.IP.String() + " is neither permitted nor denied by domain of " + who
+	case None:
+		return c + "domain of " + who + " does not provide an SPF record"
+	case TempError:
+		return c + "temporary error in processing during lookup of " + who
+	case PermError:
+		return c + "permanent error in processing domain of " + r.Domain
+	}
+	return c + string(r.Status)
+}
+
+// commentSafe drops characters that would end or nest an RFC 5322 comment.
+func commentSafe(s string) string {
+	if !strings.ContainsAny(s, "()\\\r\n") {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '(', ')', '\\', '\r', '\n':
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// kvValue returns v as a dot-atom when it is one, else as a quoted-string
+// (RFC 7208 §9.1, key-value-pair).
+func kvValue(v string) string {
+	atom := v != "" && !strings.HasPrefix(v, ".") && !strings.HasSuffix(v, ".") && !strings.Contains(v, "..")
+	for i := 0; atom && i < len(v); i++ {
+		c := v[i]
+		atom = isAlpha(c) || isDigit(c) || strings.IndexByte("!#$%&'*+-/=?^_`{|}~.", c) >= 0
+	}
+	if atom {
+		return v
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c == 0x7f:
+			// not representable; drop
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// AuthResult returns the result as an Authentication-Results "spf" entry
+// (RFC 8601 §2.7.2): smtp.mailfrom for the MAIL FROM identity, smtp.helo for
+// HELO.
+func (r *Result) AuthResult() *authres.SPFResult {
+	ar := &authres.SPFResult{Value: authres.ResultValue(r.Status)}
+	if r.Identity == IdentityHELO {
+		ar.Helo = r.HELO
+	} else {
+		ar.From = r.Sender
+	}
+	if r.Err != nil {
+		ar.Reason = r.Err.Error()
+	}
+	return ar
+}
+
+func (r *Result) String() string {
+	if r.Err != nil {
+		return fmt.Sprintf("%s (%v)", r.Status, r.Err)
+	}
+	if r.Mechanism != "" {
+		return fmt.Sprintf("%s (%s in %s)", r.Status, r.Mechanism, r.MatchedDomain)
+	}
+	return string(r.Status)
+}
