@@ -1,0 +1,270 @@
+package dkim
+
+import (
+	"bytes"
+	"encoding/binary"
+	"hash"
+	"math/bits"
+)
+
+// bodyHash receives canonical body bytes: a hash, with an optional length
+// limit for the l= tag (RFC 6376 §3.4.5).
+type bodyHash struct {
+	h     hash.Hash
+	limit int64 // bytes to hash; -1 for all
+	n     int64 // canonical body bytes seen, including those past limit
+}
+
+func (b *bodyHash) write(p []byte) {
+	if b.limit >= 0 {
+		if rest := b.limit - b.n; rest < int64(len(p)) {
+			if rest > 0 {
+				b.h.Write(p[:rest])
+			}
+			b.n += int64(len(p))
+			return
+		}
+	}
+	b.n += int64(len(p))
+	b.h.Write(p)
+}
+
+// bodyCanon is a single-pass body canonicalizer (RFC 6376 §3.4.3 simple,
+// §3.4.4 relaxed) over a stream of writes, with a fixed output buffer.
+//
+// Line breaks are CRLF, or a lone LF (as if the CR had been lost on the
+// way: it is canonicalized as CRLF). A CR not followed by LF is an ordinary
+// byte. Runs of bytes that canonicalization leaves unchanged go to the hash
+// straight from the caller's slice; the output buffer only gathers the
+// bytes canonicalization rewrites.
+type bodyCanon struct {
+	relaxed bool
+	dst     []*bodyHash
+
+	crlfs int  // line breaks seen and not yet emitted (maybe trailing)
+	cr    bool // the last byte was a CR whose meaning is not known yet
+	wsp   bool // relaxed: a WSP run seen and not yet emitted
+	any   bool // relaxed: some byte was emitted (the body is not empty)
+
+	on   int
+	obuf [2048]byte
+}
+
+func (c *bodyCanon) emit(p []byte) {
+	for _, d := range c.dst {
+		d.write(p)
+	}
+}
+
+func (c *bodyCanon) flush() {
+	if c.on > 0 {
+		c.emit(c.obuf[:c.on])
+		c.on = 0
+	}
+}
+
+// out emits p after what is buffered, copying short runs so the hash sees
+// few small writes.
+func (c *bodyCanon) out(p []byte) {
+	if len(p) < 512 {
+		if c.on+len(p) > len(c.obuf) {
+			c.flush()
+		}
+		c.on += copy(c.obuf[c.on:], p)
+		return
+	}
+	c.flush()
+	c.emit(p)
+}
+
+func (c *bodyCanon) outByte(b byte) {
+	if c.on == len(c.obuf) {
+		c.flush()
+	}
+	c.obuf[c.on] = b
+	c.on++
+}
+
+func (c *bodyCanon) breaks() {
+	for ; c.crlfs > 0; c.crlfs-- {
+		if c.on+2 > len(c.obuf) {
+			c.flush()
+		}
+		c.obuf[c.on] = '\r'
+		c.obuf[c.on+1] = '\n'
+		c.on += 2
+	}
+}
+
+// clean reports whether no decision is pending, so input can pass through.
+func (c *bodyCanon) clean() bool { return c.crlfs == 0 && !c.cr && !c.wsp }
+
+// Write canonicalizes p. It never fails.
+func (c *bodyCanon) Write(p []byte) (int, error) {
+	i := 0
+	for i < len(p) {
+		if c.clean() {
+			var j int
+			if c.relaxed {
+				j = scanRelaxed(p, i)
+			} else {
+				j = scanSimple(p, i)
+			}
+			if j > i {
+				c.out(p[i:j])
+				c.any = true
+				i = j
+				continue
+			}
+		}
+		c.step(p[i])
+		i++
+	}
+	return len(p), nil
+}
+
+// step processes one byte the slow way.
+func (c *bodyCanon) step(b byte) {
+	if c.cr {
+		c.cr = false
+		if b == '\n' {
+			c.wsp = false // trailing WSP of the line is dropped (relaxed)
+			c.crlfs++
+			return
+		}
+		c.content('\r') // a lone CR is an ordinary byte
+	}
+	switch b {
+	case '\r':
+		c.cr = true
+	case '\n':
+		c.wsp = false
+		c.crlfs++
+	case ' ', '\t':
+		if c.relaxed {
+			c.wsp = true
+			return
+		}
+		c.content(b)
+	default:
+		c.content(b)
+	}
+}
+
+// content emits an ordinary byte after the pending line breaks and WSP.
+func (c *bodyCanon) content(b byte) {
+	c.breaks()
+	if c.wsp {
+		c.outByte(' ')
+		c.wsp = false
+	}
+	c.outByte(b)
+	c.any = true
+}
+
+// Close ends the body: trailing empty lines are dropped, and the body
+// ends with one CRLF (simple: always; relaxed: unless it is empty).
+func (c *bodyCanon) Close() error {
+	if c.cr {
+		c.cr = false
+		c.content('\r')
+	}
+	c.wsp = false
+	c.crlfs = 0
+	if !c.relaxed || c.any {
+		c.outByte('\r')
+		c.outByte('\n')
+	}
+	c.flush()
+	return nil
+}
+
+const (
+	lo7 = 0x7f7f7f7f7f7f7f7f
+	hi8 = 0x8080808080808080
+	one = 0x0101010101010101
+)
+
+// special reports a byte that relaxed canonicalization may change.
+func special(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// scanRelaxed returns the end of the run of p starting at i that relaxed
+// canonicalization leaves unchanged when nothing is pending: ordinary
+// bytes, single SPs followed by an ordinary byte, lone CRs, and CRLFs
+// followed by an ordinary byte. It reads eight bytes at a time and only
+// looks closer at words holding a byte below 0x21.
+func scanRelaxed(p []byte, i int) int {
+	n := len(p)
+	for {
+		for i+8 <= n {
+			w := binary.LittleEndian.Uint64(p[i:])
+			if (w-0x2121212121212121)&^w&hi8 == 0 {
+				i += 8 // no byte below 0x21
+				continue
+			}
+			// Exact masks: bytes below 0x21, and SP bytes.
+			lt := ^(((w & lo7) + 0x5f5f5f5f5f5f5f5f) | w) & hi8
+			x := w ^ (' ' * one)
+			sp := ^(((x & lo7) + lo7) | x | lo7)
+			if lt == sp && sp&(sp<<8) == 0 && sp>>63 == 0 {
+				i += 8 // only single SPs, each followed by an ordinary byte
+				continue
+			}
+			i += bits.TrailingZeros64(lt) >> 3
+			break
+		}
+		for i < n && p[i] > 0x20 {
+			i++
+		}
+		if i >= n {
+			return n
+		}
+		switch p[i] {
+		case ' ':
+			if i+1 < n && !special(p[i+1]) {
+				i++
+				continue
+			}
+		case '\r':
+			if i+1 < n && p[i+1] != '\n' {
+				i++ // lone CR
+				continue
+			}
+			if i+2 < n && p[i+1] == '\n' && !special(p[i+2]) {
+				i += 2
+				continue
+			}
+		case '\t', '\n':
+		default:
+			i++ // another control byte: ordinary
+			continue
+		}
+		return i
+	}
+}
+
+// scanSimple is scanRelaxed for simple canonicalization, where only line
+// breaks matter: a CRLF followed by an ordinary byte passes, a lone LF or
+// a run of line breaks (maybe trailing) stops the run, and so does a CR
+// at the end of p.
+func scanSimple(p []byte, i int) int {
+	n := len(p)
+	for {
+		k := bytes.IndexByte(p[i:], '\n')
+		if k < 0 {
+			if n > i && p[n-1] == '\r' {
+				return n - 1
+			}
+			return n
+		}
+		j := i + k
+		if j == i || p[j-1] != '\r' {
+			return j // lone LF
+		}
+		if j+1 < n && p[j+1] != '\r' && p[j+1] != '\n' {
+			i = j + 1
+			continue
+		}
+		return j - 1
+	}
+}

@@ -1,0 +1,123 @@
+// Package dkim signs and verifies mail with DomainKeys Identified Mail
+// (RFC 6376), with the rsa-sha256 and ed25519-sha256 (RFC 8463) algorithms
+// and the cryptographic updates of RFC 8301.
+//
+// Both directions stream: the body passes once through a single-pass
+// canonicalizer that feeds the hash directly, so signing and verifying hold
+// only the header block and a fixed buffer, however large the body.
+//
+// Sign signs a message with one or more Signers; NewSigningWriter is the
+// streaming form for a relay that hashes while it spools. Verify checks
+// every DKIM-Signature of a message and gives one Result per signature.
+// Key generation, loading and key records live in key.go and record.go.
+package dkim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Resolver is the DNS interface dkim needs: the TXT records of a name, each
+// record's character-strings joined. *net.Resolver satisfies it. A name that
+// does not exist, or has no TXT record, must give a *net.DNSError with
+// IsNotFound set; other failures are temporary.
+type Resolver interface {
+	LookupTXT(ctx context.Context, name string) ([]string, error)
+}
+
+// Sentinel errors, wrapped with %w by the errors of this package.
+var (
+	// ErrSyntax marks malformed input: a header field, a tag-list, a key
+	// record, a key.
+	ErrSyntax = errors.New("dkim: syntax error")
+	// ErrNoRecord is wrapped when no key record exists for a signature.
+	ErrNoRecord = errors.New("dkim: no key record")
+	// ErrMultipleRecords is wrapped when the key name holds several TXT
+	// records and none of them is a usable key record.
+	ErrMultipleRecords = errors.New("dkim: multiple key records")
+	// ErrDNS is wrapped when a key lookup fails temporarily.
+	ErrDNS = errors.New("dkim: DNS error")
+	// ErrHeaderTooLarge is returned when the header block exceeds the limit.
+	ErrHeaderTooLarge = errors.New("dkim: header block too large")
+	// ErrKey is wrapped when a key is unusable (type, size, revoked).
+	ErrKey = errors.New("dkim: unusable key")
+)
+
+// Status is the result of verifying one signature, in the vocabulary of
+// RFC 8601 §2.7.1.
+type Status string
+
+// The statuses of RFC 8601 §2.7.1 that a DKIM verifier gives.
+const (
+	StatusPass      Status = "pass"      // the signature verified
+	StatusFail      Status = "fail"      // hashes or signature do not match, or the key refuses it
+	StatusNeutral   Status = "neutral"   // failed, but the key is in testing mode (t=y)
+	StatusTempError Status = "temperror" // the key could not be fetched for now
+	StatusPermError Status = "permerror" // the signature or key record is unusable
+	StatusPolicy    Status = "policy"    // valid but not acceptable by local policy (l=, key size, count)
+)
+
+// Canonicalization is a canonicalization algorithm of RFC 6376 §3.4.
+type Canonicalization string
+
+// The two canonicalization algorithms of RFC 6376 §3.4.
+const (
+	Simple  Canonicalization = "simple"
+	Relaxed Canonicalization = "relaxed"
+)
+
+// ParseCanonicalization parses a c= value (RFC 6376 §3.5): "header/body" or
+// just "header", in which case the body algorithm is simple. The empty
+// string gives simple/simple, the RFC default.
+func ParseCanonicalization(s string) (header, body Canonicalization, err error) {
+	h, b, found := strings.Cut(s, "/")
+	if !found {
+		b = string(Simple)
+	}
+	if h == "" && !found {
+		h = string(Simple)
+	}
+	header, err1 := canonOf(h)
+	body, err2 := canonOf(b)
+	if err := errors.Join(err1, err2); err != nil {
+		return "", "", err
+	}
+	return header, body, nil
+}
+
+func canonOf(s string) (Canonicalization, error) {
+	switch Canonicalization(strings.ToLower(s)) {
+	case Simple:
+		return Simple, nil
+	case Relaxed:
+		return Relaxed, nil
+	}
+	return "", fmt.Errorf("%w: unknown canonicalization %q", ErrSyntax, s)
+}
+
+const crlf = "\r\n"
+
+// isWSP reports whether c is WSP (RFC 5234: SP or HTAB).
+func isWSP(c byte) bool { return c == ' ' || c == '\t' }
+
+// isFWSByte reports whether c may occur in folding white space.
+func isFWSByte(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// stripFWS removes every folding white space byte from s (for base64
+// values, RFC 6376 §3.5 b= and bh=, §3.6.1 p=).
+func stripFWS(s string) string {
+	i := strings.IndexAny(s, " \t\r\n")
+	if i < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for j := 0; j < len(s); j++ {
+		if !isFWSByte(s[j]) {
+			b.WriteByte(s[j])
+		}
+	}
+	return b.String()
+}

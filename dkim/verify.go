@@ -1,0 +1,519 @@
+package dkim
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// LengthPolicy says how Verify treats an l= tag that leaves part of the
+// body unsigned (RFC 6376 §8.2: anyone may append content after it).
+type LengthPolicy int
+
+const (
+	// LengthRefuse, the default, gives StatusPolicy to a signature whose
+	// l= covers less than the whole body, even when it verifies: the
+	// unsigned tail could say anything. An l= that covers the whole body
+	// is fine.
+	LengthRefuse LengthPolicy = iota
+	// LengthAllow passes such a signature; Result.BodyLength and
+	// Result.BodySize tell the caller how much was signed.
+	LengthAllow
+)
+
+// DefaultMaxSignatures is the default number of signatures verified.
+const DefaultMaxSignatures = 5
+
+// VerifyOptions configures Verify. nil means every default.
+type VerifyOptions struct {
+	// Resolver looks up key records. Default net.DefaultResolver.
+	Resolver Resolver
+	// MaxSignatures is how many DKIM-Signature fields, from the top, are
+	// verified; later ones get StatusPolicy without a DNS query
+	// (RFC 6376 §6.1: verifiers may limit their work). Default 5.
+	MaxSignatures int
+	// MaxHeaderBytes caps the header block. Default DefaultMaxHeaderBytes.
+	MaxHeaderBytes int
+	// MinRSABits is the smallest RSA key accepted. Keys under 1024 bits
+	// are always a permerror (RFC 8301 §3.2); a larger minimum set here
+	// gives StatusPolicy for keys between 1024 and it. Default 1024.
+	MinRSABits int
+	// AllowSHA1 verifies rsa-sha1 signatures and reports their real
+	// outcome, for forensics. Default false: rsa-sha1 is a permerror
+	// (RFC 8301 §3.1: verifiers must not consider it valid).
+	AllowSHA1 bool
+	// BodyLength is the l= policy. Default LengthRefuse.
+	BodyLength LengthPolicy
+	// Now is the clock for x= expiry. Default time.Now.
+	Now func() time.Time
+	// Logger gets one debug record per signature. Default: none.
+	Logger *slog.Logger
+}
+
+// Result is the outcome of one signature. Status is always set; Err is nil
+// exactly when Status is pass, and explains every other status.
+type Result struct {
+	Status Status
+	Err    error
+
+	Domain     string   // d=
+	Selector   string   // s=
+	Identifier string   // i=, or "@" + d= when absent
+	Algorithm  string   // a=
+	HeaderKeys []string // h=
+	// Signature is the b= value without white space; its first octets
+	// make header.b (RFC 6008).
+	Signature string
+	// Time and Expiration are t= and x=, zero when absent.
+	Time, Expiration time.Time
+	// BodyLength is l=, -1 when absent. BodySize is the length of the
+	// canonical body, known when the body was hashed.
+	BodyLength, BodySize int64
+	// Testing is set when the key record has t=y (RFC 6376 §3.6.1).
+	Testing bool
+}
+
+// Reason is the text of Err, or "" for a pass.
+func (r *Result) Reason() string {
+	if r.Err == nil {
+		return ""
+	}
+	return strings.TrimPrefix(r.Err.Error(), "dkim: ")
+}
+
+// Verify reads a message and verifies each of its DKIM-Signature fields
+// (RFC 6376 §6), giving one Result per field in header order. The error
+// is for a message that cannot be read: an I/O error, a header block over
+// the limit, a malformed header field. A message without signatures gives
+// no results and no error.
+func Verify(ctx context.Context, r io.Reader, o *VerifyOptions) ([]Result, error) {
+	v := NewVerifier(o)
+	if _, err := copyCtx(ctx, v, r); err != nil {
+		return nil, err
+	}
+	return v.Results(ctx)
+}
+
+// Verifier is the streaming form of Verify: write the message to it, then
+// call Results. It keeps the header block and hashes the body as it comes.
+type Verifier struct {
+	o      VerifyOptions
+	hdr    headerCollector
+	err    error
+	sigs   []*sigState
+	canons []*bodyCanon
+	fields []field
+	ended  bool
+}
+
+type sigState struct {
+	res      Result
+	final    bool // res.Status is decided
+	hc, bc   Canonicalization
+	hashAlg  crypto.Hash
+	bh, b    []byte
+	body     *bodyHash
+	unsigned string // the field with the b= value removed, no final CRLF
+}
+
+// NewVerifier returns a Verifier. o may be nil.
+func NewVerifier(o *VerifyOptions) *Verifier {
+	v := &Verifier{}
+	if o != nil {
+		v.o = *o
+	}
+	if v.o.Resolver == nil {
+		v.o.Resolver = net.DefaultResolver
+	}
+	if v.o.MaxSignatures <= 0 {
+		v.o.MaxSignatures = DefaultMaxSignatures
+	}
+	if v.o.MaxHeaderBytes <= 0 {
+		v.o.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if v.o.MinRSABits < MinRSABits {
+		v.o.MinRSABits = MinRSABits
+	}
+	if v.o.Now == nil {
+		v.o.Now = time.Now
+	}
+	v.hdr.max = v.o.MaxHeaderBytes
+	return v
+}
+
+// Write takes the next bytes of the message.
+func (v *Verifier) Write(p []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	n := len(p)
+	if !v.hdr.done {
+		k, err := v.hdr.feed(p)
+		if err != nil {
+			v.err = err
+			return 0, err
+		}
+		p = p[k:]
+		if v.hdr.done {
+			if err := v.startBody(); err != nil {
+				v.err = err
+				return 0, err
+			}
+		}
+	}
+	if len(p) > 0 {
+		for _, c := range v.canons {
+			c.Write(p)
+		}
+	}
+	return n, nil
+}
+
+// startBody parses the header and sets up one hash per distinct
+// (canonicalization, hash, l=) of the signatures.
+func (v *Verifier) startBody() error {
+	fields, err := parseHeader(v.hdr.buf)
+	if err != nil {
+		return err
+	}
+	v.fields = fields
+	type canonKey struct {
+		c Canonicalization
+		h crypto.Hash
+	}
+	type hashKey struct {
+		canonKey
+		limit int64
+	}
+	canons := map[canonKey]*bodyCanon{}
+	hashes := map[hashKey]*bodyHash{}
+	now := v.o.Now()
+	for _, f := range fields {
+		if f.lname != "dkim-signature" {
+			continue
+		}
+		s := v.parseSignature(f, now)
+		v.sigs = append(v.sigs, s)
+		if len(v.sigs) > v.o.MaxSignatures && !s.final {
+			s.final = true
+			s.res.Status = StatusPolicy
+			s.res.Err = fmt.Errorf("dkim: not verified: more than %d signatures", v.o.MaxSignatures)
+		}
+		if s.final {
+			continue
+		}
+		ck := canonKey{s.bc, s.hashAlg}
+		c := canons[ck]
+		if c == nil {
+			c = &bodyCanon{relaxed: s.bc == Relaxed}
+			canons[ck] = c
+			v.canons = append(v.canons, c)
+		}
+		hk := hashKey{ck, s.res.BodyLength}
+		bh := hashes[hk]
+		if bh == nil {
+			bh = &bodyHash{h: newHash(s.hashAlg), limit: s.res.BodyLength}
+			hashes[hk] = bh
+			c.dst = append(c.dst, bh)
+		}
+		s.body = bh
+	}
+	return nil
+}
+
+func newHash(h crypto.Hash) hash.Hash {
+	if h == crypto.SHA1 {
+		return sha1.New()
+	}
+	return sha256.New()
+}
+
+// permerror ends a signature with StatusPermError.
+func (s *sigState) fail(st Status, format string, args ...any) *sigState {
+	s.final = true
+	s.res.Status = st
+	s.res.Err = fmt.Errorf("dkim: "+format, args...)
+	return s
+}
+
+// parseSignature checks a DKIM-Signature field (RFC 6376 §3.5, §6.1.1).
+func (v *Verifier) parseSignature(f field, now time.Time) *sigState {
+	s := &sigState{res: Result{BodyLength: -1, BodySize: -1}}
+	value := f.raw[f.colon+1 : len(f.raw)-2]
+	tags, err := parseTagList(value)
+	if err != nil {
+		return s.fail(StatusPermError, "signature: %v", strings.TrimPrefix(err.Error(), "dkim: "))
+	}
+	get := func(n string) string { x, _ := lookupTag(tags, n); return x }
+	s.res.Domain = strings.TrimSuffix(get("d"), ".")
+	s.res.Selector = get("s")
+	s.res.Algorithm = strings.ToLower(get("a"))
+	s.res.Signature = stripFWS(get("b"))
+	for _, n := range []string{"v", "a", "b", "bh", "d", "h", "s"} {
+		if _, ok := lookupTag(tags, n); !ok {
+			return s.fail(StatusPermError, "signature has no %s= tag", n)
+		}
+	}
+	if get("v") != "1" {
+		return s.fail(StatusPermError, "signature v=%q is not 1", clip(get("v")))
+	}
+	if err := checkDomain(s.res.Domain); err != nil {
+		return s.fail(StatusPermError, "signature d=: %v", err)
+	}
+	if err := checkSelector(s.res.Selector); err != nil {
+		return s.fail(StatusPermError, "signature s=: %v", err)
+	}
+	s.res.Identifier = "@" + s.res.Domain
+	if i, ok := lookupTag(tags, "i"); ok {
+		if err := checkIdentifier(i, s.res.Domain, false); err != nil {
+			return s.fail(StatusPermError, "signature i=: %v", err)
+		}
+		s.res.Identifier = i
+	}
+	for _, t := range tags {
+		if t.name == "b" {
+			s.unsigned = f.raw[:f.colon+1+t.start] + f.raw[f.colon+1+t.end:len(f.raw)-2]
+		}
+	}
+	s.res.HeaderKeys = splitColonList(get("h"))
+	from := false
+	for _, h := range s.res.HeaderKeys {
+		if h == "" || strings.ContainsAny(h, " \t\r\n") {
+			return s.fail(StatusPermError, "signature h= has an empty or bad name")
+		}
+		from = from || strings.EqualFold(h, "from")
+	}
+	if !from {
+		return s.fail(StatusPermError, "From is not signed (RFC 6376 §6.1.1)")
+	}
+	if s.hc, s.bc, err = ParseCanonicalization(get("c")); err != nil {
+		return s.fail(StatusPermError, "signature c=: %v", err)
+	}
+	if q, ok := lookupTag(tags, "q"); ok {
+		dnsTXT := false
+		for _, m := range splitColonList(q) {
+			dnsTXT = dnsTXT || strings.EqualFold(m, "dns/txt")
+		}
+		if !dnsTXT {
+			return s.fail(StatusPermError, "signature q=%q has no dns/txt", clip(q))
+		}
+	}
+	if s.res.Time, err = unixTag(tags, "t"); err != nil {
+		return s.fail(StatusPermError, "%v", err)
+	}
+	if s.res.Expiration, err = unixTag(tags, "x"); err != nil {
+		return s.fail(StatusPermError, "%v", err)
+	}
+	if l, ok := lookupTag(tags, "l"); ok {
+		n, err := strconv.ParseInt(l, 10, 64)
+		if err != nil || n < 0 || l[0] == '+' {
+			return s.fail(StatusPermError, "signature l=%q is not a length", clip(l))
+		}
+		s.res.BodyLength = n
+	}
+	if s.res.Signature == "" {
+		return s.fail(StatusPermError, "signature b= is empty")
+	}
+	if s.b, err = base64.StdEncoding.DecodeString(s.res.Signature); err != nil {
+		return s.fail(StatusPermError, "signature b= is not base64")
+	}
+	if s.bh, err = base64.StdEncoding.DecodeString(stripFWS(get("bh"))); err != nil {
+		return s.fail(StatusPermError, "signature bh= is not base64")
+	}
+	switch s.res.Algorithm {
+	case "rsa-sha256", "ed25519-sha256":
+		s.hashAlg = crypto.SHA256
+	case "rsa-sha1":
+		if !v.o.AllowSHA1 {
+			return s.fail(StatusPermError, "rsa-sha1 is not acceptable (RFC 8301 §3.1)")
+		}
+		s.hashAlg = crypto.SHA1
+	default:
+		return s.fail(StatusPermError, "unknown algorithm a=%q", clip(s.res.Algorithm))
+	}
+	if !s.res.Expiration.IsZero() {
+		if !s.res.Time.IsZero() && s.res.Expiration.Before(s.res.Time) {
+			return s.fail(StatusPermError, "signature x= is before t=")
+		}
+		if now.After(s.res.Expiration) {
+			return s.fail(StatusPermError, "signature expired at %s", s.res.Expiration.UTC().Format(time.RFC3339))
+		}
+	}
+	return s
+}
+
+func unixTag(tags []tag, name string) (time.Time, error) {
+	v, ok := lookupTag(tags, name)
+	if !ok {
+		return time.Time{}, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || v[0] == '+' || len(v) > 12 {
+		return time.Time{}, fmt.Errorf("signature %s=%q is not a time", name, clip(v))
+	}
+	return time.Unix(n, 0), nil
+}
+
+// Results ends the message and returns one Result per signature. It looks
+// up the keys, so it takes a context.
+func (v *Verifier) Results(ctx context.Context) ([]Result, error) {
+	if v.err != nil {
+		return nil, v.err
+	}
+	if !v.ended {
+		v.ended = true
+		if !v.hdr.done {
+			v.hdr.done = true
+			if err := v.startBody(); err != nil {
+				v.err = err
+				return nil, err
+			}
+		}
+		for _, c := range v.canons {
+			c.Close()
+		}
+		picker := newHeaderPicker(v.fields)
+		for _, s := range v.sigs {
+			if !s.final {
+				v.check(ctx, s, picker)
+			}
+			if l := v.o.Logger; l != nil {
+				l.LogAttrs(ctx, slog.LevelDebug, "dkim verify",
+					slog.String("d", s.res.Domain), slog.String("s", s.res.Selector),
+					slog.String("result", string(s.res.Status)), slog.String("reason", s.res.Reason()))
+			}
+		}
+	}
+	out := make([]Result, len(v.sigs))
+	for i, s := range v.sigs {
+		out[i] = s.res
+	}
+	return out, nil
+}
+
+// check finishes one signature (RFC 6376 §6.1.2, §6.1.3).
+func (v *Verifier) check(ctx context.Context, s *sigState, picker *headerPicker) {
+	s.res.BodySize = s.body.n
+	key, st, err := v.lookupKey(ctx, s.res.Selector, s.res.Domain)
+	if err != nil {
+		s.fail(st, "%v", strings.TrimPrefix(err.Error(), "dkim: "))
+		return
+	}
+	s.res.Testing = key.Testing()
+	verdict := func(st Status, format string, args ...any) {
+		if st == StatusFail && s.res.Testing {
+			st = StatusNeutral
+			format += " (key in testing mode, t=y)"
+		}
+		s.fail(st, format, args...)
+	}
+	if key.Revoked {
+		verdict(StatusFail, "key %s is revoked (empty p=)", RecordName(s.res.Selector, s.res.Domain))
+		return
+	}
+	keyAlg, hashName, _ := strings.Cut(s.res.Algorithm, "-")
+	if keyAlg != key.KeyType {
+		s.fail(StatusPermError, "key type k=%s does not match a=%s", key.KeyType, s.res.Algorithm)
+		return
+	}
+	if !key.allowsHash(hashName) {
+		verdict(StatusFail, "key h=%s does not allow %s (RFC 6376 §6.1.2)", strings.Join(key.HashAlgorithms, ":"), hashName)
+		return
+	}
+	if key.Strict() {
+		if err := checkIdentifier(s.res.Identifier, s.res.Domain, true); err != nil {
+			s.fail(StatusPermError, "%v", strings.TrimPrefix(err.Error(), "dkim: "))
+			return
+		}
+	}
+	if rk, ok := key.PublicKey.(*rsa.PublicKey); ok {
+		if n := rk.N.BitLen(); n < MinRSABits {
+			s.fail(StatusPermError, "RSA key of %d bits, under %d (RFC 8301 §3.2)", n, MinRSABits)
+			return
+		} else if n < v.o.MinRSABits {
+			s.fail(StatusPolicy, "RSA key of %d bits, under the local minimum of %d", n, v.o.MinRSABits)
+			return
+		}
+	}
+	if s.res.BodyLength > s.body.n {
+		verdict(StatusFail, "body is shorter (%d octets) than l=%d", s.body.n, s.res.BodyLength)
+		return
+	}
+	if !bytes.Equal(s.body.h.Sum(nil), s.bh) {
+		verdict(StatusFail, "body hash did not verify")
+		return
+	}
+	h := newHash(s.hashAlg)
+	var buf []byte
+	for _, f := range picker.pick(s.res.HeaderKeys) {
+		buf = canonHeader(buf[:0], f, s.hc)
+		h.Write(buf)
+	}
+	self := field{raw: s.unsigned + crlf, lname: "dkim-signature", colon: strings.IndexByte(s.unsigned, ':')}
+	buf = canonHeader(buf[:0], self, s.hc)
+	h.Write(buf[:len(buf)-2])
+	digest := h.Sum(nil)
+	switch k := key.PublicKey.(type) {
+	case *rsa.PublicKey:
+		err = rsa.VerifyPKCS1v15(k, s.hashAlg, digest, s.b)
+	case ed25519.PublicKey:
+		if !ed25519.Verify(k, digest, s.b) {
+			err = errors.New("bad signature")
+		}
+	}
+	if err != nil {
+		verdict(StatusFail, "signature did not verify")
+		return
+	}
+	if s.res.BodyLength >= 0 && s.res.BodyLength < s.body.n && v.o.BodyLength == LengthRefuse {
+		s.fail(StatusPolicy, "l=%d signs only part of the %d-octet body", s.res.BodyLength, s.body.n)
+		return
+	}
+	s.final = true
+	s.res.Status = StatusPass
+	s.res.Err = nil
+}
+
+// lookupKey fetches and parses the key record (RFC 6376 §3.6.2, §6.1.2).
+func (v *Verifier) lookupKey(ctx context.Context, sel, domain string) (*KeyRecord, Status, error) {
+	name := RecordName(sel, domain)
+	txts, err := v.o.Resolver.LookupTXT(ctx, name)
+	if err != nil {
+		var de *net.DNSError
+		if errors.As(err, &de) && de.IsNotFound {
+			return nil, StatusPermError, fmt.Errorf("%w for %s", ErrNoRecord, name)
+		}
+		return nil, StatusTempError, fmt.Errorf("%w: key %s: %v", ErrDNS, name, err)
+	}
+	if len(txts) == 0 {
+		return nil, StatusPermError, fmt.Errorf("%w for %s", ErrNoRecord, name)
+	}
+	var first error
+	for _, t := range txts {
+		k, err := ParseKeyRecord(t)
+		if err == nil {
+			return k, "", nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	if len(txts) > 1 {
+		return nil, StatusPermError, fmt.Errorf("%w at %s, none usable: %w", ErrMultipleRecords, name, first)
+	}
+	return nil, StatusPermError, fmt.Errorf("key %s: %w", name, first)
+}
