@@ -1,0 +1,179 @@
+package dmarc
+
+import (
+	"fmt"
+	"strings"
+)
+
+// maxFromLen bounds the From field value examined, against abuse.
+const maxFromLen = 64 << 10
+
+// FromDomains extracts the domains of the addresses in one RFC5322.From
+// field value (RFC 5322 §3.6.2), in order, lower-cased, duplicates removed.
+//
+// It is lenient in the manner of OpenDMARC: comments and quoted strings are
+// skipped, the address of an angle-addr is preferred, a leading "From:" or
+// "Mail From:" is tolerated. It fails, wrapping ErrFrom, when no address
+// with a valid domain is found (RFC 9989 §5.3.1: DMARC validation is then
+// not possible). Domains in U-label form are returned as written; see
+// Evaluate.
+func FromDomains(value string) ([]string, error) {
+	if len(value) > maxFromLen {
+		return nil, fmt.Errorf("%w: From field longer than %d bytes", ErrFrom, maxFromLen)
+	}
+	var out []string
+	for _, seg := range splitAddresses(value) {
+		addr := segmentAddress(seg)
+		if addr == "" {
+			continue
+		}
+		i := strings.LastIndexByte(addr, '@')
+		d := normalizeDomain(addr[i+1:])
+		if !validDomain(d) {
+			return nil, fmt.Errorf("%w: malformed address %q", ErrFrom, addr)
+		}
+		dup := false
+		for _, o := range out {
+			dup = dup || o == d
+		}
+		if !dup {
+			out = append(out, d)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: no address in %q", ErrFrom, truncate(value, 80))
+	}
+	return out, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// splitAddresses removes comments and quoted strings (RFC 5322 §3.2.2,
+// §3.2.4), replacing them with a space, and splits the rest at commas that
+// are outside angle brackets.
+func splitAddresses(v string) []string {
+	var segs []string
+	var cur strings.Builder
+	depth, angle := 0, 0
+	inQuote, esc := false, false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case esc:
+			esc = false
+		case c == '\\' && (inQuote || depth > 0):
+			esc = true
+		case inQuote:
+			if c == '"' {
+				inQuote = false
+				cur.WriteByte(' ')
+			}
+		case depth > 0:
+			switch c {
+			case '(':
+				depth++
+			case ')':
+				depth--
+				if depth == 0 {
+					cur.WriteByte(' ')
+				}
+			}
+		case c == '"':
+			inQuote = true
+		case c == '(':
+			depth = 1
+		case c == '<':
+			angle++
+			cur.WriteByte(c)
+		case c == '>':
+			if angle > 0 {
+				angle--
+			}
+			cur.WriteByte(c)
+		case c == ',' && angle == 0:
+			segs = append(segs, cur.String())
+			cur.Reset()
+		case c == '\r' || c == '\n' || c == '\t':
+			cur.WriteByte(' ')
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	return append(segs, cur.String())
+}
+
+// segmentAddress returns the address of one segment: the last token with
+// an "@" inside angle brackets, else the last token with an "@".
+func segmentAddress(seg string) string {
+	var inAngle, bare string
+	depth := 0
+	start := -1
+	flush := func(end int) {
+		if start < 0 {
+			return
+		}
+		tok := seg[start:end]
+		start = -1
+		if strings.Contains(tok, "@") {
+			if depth > 0 {
+				inAngle = tok
+			} else {
+				bare = tok
+			}
+		}
+	}
+	for i := 0; i < len(seg); i++ {
+		switch c := seg[i]; c {
+		case '<':
+			flush(i)
+			depth++
+		case '>':
+			flush(i)
+			if depth > 0 {
+				depth--
+			}
+		case ' ':
+			flush(i)
+		default:
+			if start < 0 {
+				start = i
+			}
+		}
+	}
+	flush(len(seg))
+	addr := inAngle
+	if addr == "" {
+		addr = bare
+	}
+	// A route (RFC 5322 §4.4 obs-route) or a "From:" glued to the address.
+	if i := strings.LastIndexByte(addr, ':'); i >= 0 && i < strings.LastIndexByte(addr, '@') {
+		addr = addr[i+1:]
+	}
+	return strings.Trim(addr, ";")
+}
+
+// validDomain checks a normalized domain: labels of letters, digits,
+// hyphens and underscores, or non-ASCII (U-labels), 1 to 63 octets, 253 in
+// all, and at least one label.
+func validDomain(d string) bool {
+	if d == "" || len(d) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(d, ".") {
+		if l == "" || len(l) > 63 {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c >= 0x80) {
+				return false
+			}
+		}
+	}
+	return true
+}
