@@ -23,8 +23,8 @@ import (
 //   - the null reverse-path "" (RFC 5321 section 4.5.5) is returned unchanged.
 //
 // The address is split at its last "@". Forward returns an *AddressError
-// wrapping ErrSyntax (no "@", empty local part or domain, malformed SRS1
-// input), ErrTooLong, or a Store error. It calls the Store (with ctx) only in
+// wrapping ErrSyntax (no "@", empty local part or domain, "=" in the domain
+// or the domain "1", malformed SRS1 input), ErrTooLong, or a Store error. It calls the Store (with ctx) only in
 // database mode.
 func (r *Rewriter) Forward(ctx context.Context, addr string) (string, error) {
 	out, err := r.forward(ctx, addr)
@@ -59,6 +59,15 @@ func (r *Rewriter) forward(ctx context.Context, addr string) (string, error) {
 	}
 	if user == "" {
 		return "", addrErr(op, addr, ErrSyntax, "no local part")
+	}
+	// The hash covers the fields concatenated without separators, so an
+	// "=" in the domain would let Reverse split the address differently
+	// under the same hash; "1" is the database-alias marker.
+	if strings.IndexByte(host, '=') >= 0 {
+		return "", addrErr(op, addr, ErrSyntax, `"=" in domain`)
+	}
+	if host == "1" {
+		return "", addrErr(op, addr, ErrSyntax, `domain "1" is reserved for database aliases`)
 	}
 	if !r.always && r.isLocal(host) {
 		return addr, nil

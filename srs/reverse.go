@@ -24,6 +24,14 @@ import (
 // system decides which domains it accepts. A hash longer than HashLength is
 // truncated before the comparison.
 //
+// The format is postsrsd's and inherits one weakness of libsrs2: the hash
+// covers the fields concatenated without separators, so characters moved
+// across the "=" between the original domain and local part (for SRS1:
+// between hop and opaque part) leave the hash valid, e.g. a valid
+// "...=2V=gmail.co=mvictim@relay" also reverses as
+// "...=2V=gmail.com=victim@relay". A forwarder exposed to this should keep
+// MaxAge short, or use a Store with StoreAll, whose keys are not malleable.
+//
 // Errors are *AddressError values wrapping ErrNotSRS, ErrSyntax, ErrExpired,
 // ErrBadHash, ErrTooLong, ErrNoStore, ErrUnknownAlias or a Store error.
 // Reverse never returns an address whose hash did not verify.
