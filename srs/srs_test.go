@@ -290,7 +290,7 @@ func TestForwardErrors(t *testing.T) {
 type failStore struct{ err error }
 
 func (f failStore) Put(context.Context, string, string, time.Duration) error { return f.err }
-func (f failStore) Get(context.Context, string) (string, error)           { return "", f.err }
+func (f failStore) Get(context.Context, string) (string, error)              { return "", f.err }
 
 func TestStore(t *testing.T) {
 	t.Parallel()
