@@ -155,7 +155,7 @@ func isSeparator(c byte) bool { return c == '=' || c == '+' || c == '-' }
 // srs_compile_shortcut).
 func (r *Rewriter) compileSRS0(host, user string) string {
 	stamp := makeStamp(r.now())
-	d := r.keys[0].sum(string(stamp[:]), host, user)
+	d := r.sum(&r.keys[0], string(stamp[:]), host, user)
 	var b strings.Builder
 	b.Grow(4 + 1 + r.hashLen + 1 + 2 + 1 + len(host) + 1 + len(user) + 1 + len(r.domain))
 	b.WriteString("SRS0")
@@ -175,7 +175,7 @@ func (r *Rewriter) compileSRS0(host, user string) string {
 // compileSRS1 writes SRS1<sep>HHHH=hop=opaque@Domain (libsrs2
 // srs_compile_guarded).
 func (r *Rewriter) compileSRS1(hop, opaque string) string {
-	d := r.keys[0].sum(hop, opaque, "")
+	d := r.sum(&r.keys[0], hop, opaque, "")
 	var b strings.Builder
 	b.Grow(4 + 1 + r.hashLen + 1 + len(hop) + 1 + len(opaque) + 1 + len(r.domain))
 	b.WriteString("SRS1")

@@ -3,61 +3,90 @@ package srs
 import (
 	"crypto/sha1"
 	"crypto/subtle"
+	"encoding"
+	"hash"
 	"time"
 )
 
 // The hash is HMAC-SHA1 (RFC 2104) over the ASCII-lowercased fields,
-// concatenated without separators (libsrs2 srs_hash_create_v). The HMAC is
-// computed by hand over a stack buffer so that a Forward + Reverse pair does
-// not allocate for hashing.
+// concatenated without separators (libsrs2 srs_hash_create_v). The SHA-1
+// states after the inner and outer key blocks are computed once per secret
+// (New); each hash then resumes from them, so it costs two SHA-1 blocks for
+// a short address and no allocation (the scratch hashers are pooled).
 
 const sha1Block = 64
 
 type hmacKey struct {
-	ipad, opad [sha1Block]byte
+	inner, outer []byte // marshalled SHA-1 states after ipad / opad
 }
 
 func newHMACKey(secret string) hmacKey {
-	var k hmacKey
 	key := []byte(secret)
 	if len(key) > sha1Block {
 		s := sha1.Sum(key)
 		key = s[:]
 	}
-	copy(k.ipad[:], key)
-	copy(k.opad[:], key)
-	for i := range k.ipad {
-		k.ipad[i] ^= 0x36
-		k.opad[i] ^= 0x5c
+	var ipad, opad [sha1Block]byte
+	copy(ipad[:], key)
+	copy(opad[:], key)
+	for i := range ipad {
+		ipad[i] ^= 0x36
+		opad[i] ^= 0x5c
 	}
-	return k
+	return hmacKey{inner: sha1State(ipad[:]), outer: sha1State(opad[:])}
+}
+
+func sha1State(block []byte) []byte {
+	h := sha1.New()
+	h.Write(block)
+	st, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		panic("srs: crypto/sha1 state cannot be marshalled: " + err.Error()) // cannot happen
+	}
+	return st
+}
+
+// hasher is pooled scratch space for one HMAC computation.
+type hasher struct {
+	h   hash.Hash
+	u   encoding.BinaryUnmarshaler
+	buf [2 * maxAddrLen]byte
+	sum [sha1.Size]byte
+}
+
+func newHasher() any {
+	h := sha1.New()
+	return &hasher{h: h, u: h.(encoding.BinaryUnmarshaler)}
 }
 
 // sum returns HMAC-SHA1(key, lc(a) || lc(b) || lc(c)).
-func (k *hmacKey) sum(a, b, c string) [sha1.Size]byte {
-	var stack [sha1Block + 2*maxAddrLen]byte
-	n := sha1Block + len(a) + len(b) + len(c)
-	var buf []byte
-	if n <= len(stack) {
-		buf = stack[:n]
-	} else {
-		buf = make([]byte, n)
+func (r *Rewriter) sum(k *hmacKey, a, b, c string) [sha1.Size]byte {
+	hs := r.hashers.Get().(*hasher)
+	defer r.hashers.Put(hs)
+	if err := hs.u.UnmarshalBinary(k.inner); err != nil {
+		panic("srs: crypto/sha1 state cannot be restored: " + err.Error()) // cannot happen
 	}
-	copy(buf, k.ipad[:])
-	i := sha1Block
-	i += lowerCopy(buf[i:], a)
-	i += lowerCopy(buf[i:], b)
-	lowerCopy(buf[i:], c)
-	inner := sha1.Sum(buf)
-	var outer [sha1Block + sha1.Size]byte
-	copy(outer[:], k.opad[:])
-	copy(outer[sha1Block:], inner[:])
-	return sha1.Sum(outer[:])
+	for _, f := range [3]string{a, b, c} {
+		for len(f) > 0 {
+			n := lowerCopy(hs.buf[:], f)
+			hs.h.Write(hs.buf[:n])
+			f = f[n:]
+		}
+	}
+	inner := hs.h.Sum(hs.sum[:0])
+	if err := hs.u.UnmarshalBinary(k.outer); err != nil {
+		panic("srs: crypto/sha1 state cannot be restored: " + err.Error()) // cannot happen
+	}
+	hs.h.Write(inner)
+	return [sha1.Size]byte(hs.h.Sum(hs.sum[:0]))
 }
 
-// lowerCopy copies s into dst, mapping ASCII upper case to lower case only
-// (C isupper/tolower in the "C" locale).
+// lowerCopy copies as much of s as fits into dst, mapping ASCII upper case
+// to lower case only (C isupper/tolower in the "C" locale).
 func lowerCopy(dst []byte, s string) int {
+	if len(s) > len(dst) {
+		s = s[:len(dst)]
+	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if 'A' <= c && c <= 'Z' {
@@ -131,7 +160,7 @@ func (r *Rewriter) checkHash(given, a, b, c string) hashStatus {
 		g[i] = hashFold[given[i]]
 	}
 	for i := range r.keys {
-		d := r.keys[i].sum(a, b, c)
+		d := r.sum(&r.keys[i], a, b, c)
 		encodeHash(want[:], &d, n, &base64StdChars)
 		for j := 0; j < n; j++ {
 			want[j] = hashFold[want[j]]

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -129,6 +130,7 @@ type Rewriter struct {
 	allowLong bool
 	now       func() time.Time
 	log       *slog.Logger
+	hashers   sync.Pool // of *hasher
 }
 
 const (
@@ -214,6 +216,7 @@ func New(opts *Options) (*Rewriter, error) {
 	if r.now == nil {
 		r.now = time.Now
 	}
+	r.hashers.New = newHasher
 	return r, nil
 }
 
