@@ -1,0 +1,361 @@
+package dmarc
+
+import (
+	"archive/zip"
+	"bytes"
+	"compress/gzip"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/emersion/go-message"
+)
+
+// DefaultMaxReportSize is the default limit of ReportParser.MaxSize.
+const DefaultMaxReportSize = 32 << 20
+
+// ReportParser reads received aggregate reports leniently. The zero value
+// is ready to use.
+type ReportParser struct {
+	// MaxSize caps the bytes read and the bytes any decompression may
+	// produce, against zip and gzip bombs. Default DefaultMaxReportSize.
+	MaxSize int64
+}
+
+// ParseReport reads a report with a zero ReportParser.
+func ParseReport(r io.Reader) (*Feedback, error) {
+	return (&ReportParser{}).Parse(r)
+}
+
+func (p *ReportParser) max() int64 {
+	if p.MaxSize > 0 {
+		return p.MaxSize
+	}
+	return DefaultMaxReportSize
+}
+
+// Parse reads an aggregate report: RFC 7489 Appendix C XML, gzip- or
+// zip-compressed XML, or a whole report e-mail (RFC 7489 §7.2.1.1) whose
+// first report attachment is read. The form is recognised from the content,
+// not from names or media types, which senders get wrong.
+//
+// Parse is lenient: unknown elements, namespaces, elements out of order,
+// windows-1252 or ISO-8859-1 documents, numbers written as "1337270400.0"
+// and unparsable addresses are tolerated; an XML document that breaks off
+// after the report has begun gives what was read before, with the problem
+// in Feedback.Problems. Parse fails, wrapping ErrSyntax, when the input is
+// not a report at all, and wrapping ErrTooLarge when the input, or what it
+// inflates to, exceeds MaxSize. XML entities other than the predefined ones
+// are never expanded (encoding/xml ignores DTDs), so an entity bomb cannot
+// inflate.
+func (p *ReportParser) Parse(r io.Reader) (*Feedback, error) {
+	b, err := readLimited(r, p.max())
+	if err != nil {
+		return nil, err
+	}
+	return p.parseBytes(b, 0)
+}
+
+func readLimited(r io.Reader, max int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("dmarc: reading report: %w", err)
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, max)
+	}
+	return b, nil
+}
+
+func (p *ReportParser) parseBytes(b []byte, depth int) (*Feedback, error) {
+	if depth > 3 {
+		return nil, fmt.Errorf("%w: report nested too deeply", ErrSyntax)
+	}
+	switch {
+	case bytes.HasPrefix(b, []byte{0x1f, 0x8b}):
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			return nil, fmt.Errorf("%w: gzip: %w", ErrSyntax, err)
+		}
+		zr.Multistream(false)
+		inner, err := readLimited(zr, p.max())
+		if err != nil {
+			if errors.Is(err, ErrTooLarge) {
+				return nil, fmt.Errorf("%w: gzip data inflates to more than %d bytes", ErrTooLarge, p.max())
+			}
+			return nil, fmt.Errorf("%w: gzip: %w", ErrSyntax, err)
+		}
+		return p.parseBytes(inner, depth+1)
+	case bytes.HasPrefix(b, []byte("PK\x03\x04")):
+		zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return nil, fmt.Errorf("%w: zip: %w", ErrSyntax, err)
+		}
+		var firstErr error
+		for _, f := range zr.File {
+			if f.FileInfo().IsDir() {
+				continue
+			}
+			if f.UncompressedSize64 > uint64(p.max()) {
+				return nil, fmt.Errorf("%w: zip member %q inflates to %d bytes, more than %d", ErrTooLarge, f.Name, f.UncompressedSize64, p.max())
+			}
+			rc, err := f.Open()
+			if err != nil {
+				firstErr = cmpErr(firstErr, fmt.Errorf("%w: zip member %q: %w", ErrSyntax, f.Name, err))
+				continue
+			}
+			inner, err := readLimited(rc, p.max())
+			rc.Close()
+			if err != nil {
+				if errors.Is(err, ErrTooLarge) {
+					return nil, fmt.Errorf("%w: zip member %q inflates to more than %d bytes", ErrTooLarge, f.Name, p.max())
+				}
+				firstErr = cmpErr(firstErr, fmt.Errorf("%w: zip member %q: %w", ErrSyntax, f.Name, err))
+				continue
+			}
+			fb, err := p.parseBytes(inner, depth+1)
+			if err == nil {
+				return fb, nil
+			}
+			if errors.Is(err, ErrTooLarge) {
+				return nil, err
+			}
+			firstErr = cmpErr(firstErr, err)
+		}
+		if firstErr == nil {
+			firstErr = fmt.Errorf("%w: empty zip archive", ErrSyntax)
+		}
+		return nil, firstErr
+	case looksLikeXML(b):
+		return parseFeedbackXML(b)
+	}
+	return p.parseMessage(b, depth)
+}
+
+func cmpErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+func looksLikeXML(b []byte) bool {
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return len(b) > 0 && b[0] == '<'
+}
+
+// parseMessage finds the report in an e-mail (RFC 7489 §7.2.1.1): the
+// first part, in order, that holds a gzip, zip or XML report.
+func (p *ReportParser) parseMessage(b []byte, depth int) (*Feedback, error) {
+	e, err := message.Read(bytes.NewReader(b))
+	if e == nil {
+		return nil, fmt.Errorf("%w: neither a report nor an e-mail: %w", ErrSyntax, err)
+	}
+	var found *Feedback
+	var firstErr error
+	walkErr := e.Walk(func(path []int, part *message.Entity, err error) error {
+		if found != nil || part == nil || part.MultipartReader() != nil {
+			return nil
+		}
+		body, err := readLimited(part.Body, p.max())
+		if err != nil {
+			if errors.Is(err, ErrTooLarge) {
+				return err
+			}
+			return nil
+		}
+		if !(bytes.HasPrefix(body, []byte{0x1f, 0x8b}) || bytes.HasPrefix(body, []byte("PK\x03\x04")) || looksLikeXML(body)) {
+			return nil
+		}
+		fb, err := p.parseBytes(body, depth+1)
+		if err != nil {
+			if errors.Is(err, ErrTooLarge) {
+				return err
+			}
+			firstErr = cmpErr(firstErr, err)
+			return nil
+		}
+		found = fb
+		return nil
+	})
+	if found != nil {
+		return found, nil
+	}
+	if errors.Is(walkErr, ErrTooLarge) {
+		return nil, walkErr
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return nil, fmt.Errorf("%w: no aggregate report in the message", ErrSyntax)
+}
+
+// parseFeedbackXML decodes the feedback element by element, so that a
+// document that breaks off still yields the records before the break.
+func parseFeedbackXML(b []byte) (*Feedback, error) {
+	dec := xml.NewDecoder(bytes.NewReader(b))
+	dec.Strict = false // tolerate "AT&T" and unknown entities; never expand them
+	dec.CharsetReader = charsetReader
+	fb := &Feedback{}
+	started := false
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if !started {
+				return nil, fmt.Errorf("%w: not an XML report: %w", ErrSyntax, err)
+			}
+			fb.Problems = append(fb.Problems, "the XML breaks off: "+err.Error())
+			break
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		if !started {
+			if se.Name.Local != "feedback" {
+				return nil, fmt.Errorf("%w: root element <%s>, not <feedback>", ErrSyntax, se.Name.Local)
+			}
+			started = true
+			continue
+		}
+		switch se.Name.Local {
+		case "version":
+			var s string
+			err = dec.DecodeElement(&s, &se)
+			fb.Version = strings.TrimSpace(s)
+		case "report_metadata":
+			err = dec.DecodeElement(&fb.Metadata, &se)
+		case "policy_published":
+			err = dec.DecodeElement(&fb.Policy, &se)
+		case "record":
+			var rec ReportRecord
+			err = dec.DecodeElement(&rec, &se)
+			if err == nil || rec.Row.SourceIPText != "" {
+				fb.Records = append(fb.Records, rec)
+			}
+		case "extensions":
+			var x struct {
+				E []Extension `xml:"extension"`
+			}
+			err = dec.DecodeElement(&x, &se)
+			fb.Extensions = append(fb.Extensions, x.E...)
+		default:
+			err = dec.Skip()
+		}
+		if err != nil {
+			fb.Problems = append(fb.Problems, fmt.Sprintf("the XML breaks off in <%s>: %v", se.Name.Local, err))
+			break
+		}
+	}
+	if !started {
+		return nil, fmt.Errorf("%w: no <feedback> element", ErrSyntax)
+	}
+	fb.normalize()
+	return fb, nil
+}
+
+// normalize trims and lower-cases the enumerated values and notes problems.
+func (fb *Feedback) normalize() {
+	low := func(s *string) { *s = strings.ToLower(strings.TrimSpace(*s)) }
+	trim := func(s *string) { *s = strings.TrimSpace(*s) }
+	m := &fb.Metadata
+	for _, s := range []*string{&m.OrgName, &m.Email, &m.ExtraContactInfo, &m.ReportID, &m.Generator} {
+		trim(s)
+	}
+	pp := &fb.Policy
+	trim(&pp.Domain)
+	for _, s := range []*string{&pp.ADKIM, &pp.ASPF, &pp.P, &pp.SP, &pp.NP, &pp.T, &pp.Testing, &pp.PSD, &pp.Pct, &pp.FO, &pp.DiscoveryMethod} {
+		low(s)
+	}
+	if m.ReportID == "" && m.OrgName == "" {
+		fb.Problems = append(fb.Problems, "no report_metadata")
+	}
+	if pp.Domain == "" {
+		fb.Problems = append(fb.Problems, "no policy_published domain")
+	}
+	for i := range fb.Records {
+		r := &fb.Records[i]
+		pe := &r.Row.PolicyEvaluated
+		low(&pe.Disposition)
+		low(&pe.DKIM)
+		low(&pe.SPF)
+		for j := range pe.Reasons {
+			low(&pe.Reasons[j].Type)
+			trim(&pe.Reasons[j].Comment)
+		}
+		for _, s := range []*string{&r.Identifiers.EnvelopeTo, &r.Identifiers.EnvelopeFrom, &r.Identifiers.HeaderFrom} {
+			trim(s)
+		}
+		for j := range r.AuthResults.DKIM {
+			d := &r.AuthResults.DKIM[j]
+			trim(&d.Domain)
+			trim(&d.Selector)
+			low(&d.Result)
+			trim(&d.HumanResult)
+		}
+		for j := range r.AuthResults.SPF {
+			s := &r.AuthResults.SPF[j]
+			trim(&s.Domain)
+			low(&s.Scope)
+			low(&s.Result)
+		}
+		if !r.Row.SourceIP.IsValid() {
+			fb.Problems = append(fb.Problems, fmt.Sprintf("record %d: source_ip %q is not an IP address", i+1, r.Row.SourceIPText))
+		}
+		if r.Row.Count <= 0 {
+			fb.Problems = append(fb.Problems, fmt.Sprintf("record %d: no positive count", i+1))
+		}
+	}
+}
+
+// charsetReader decodes the single-byte charsets reports are seen in.
+func charsetReader(label string, in io.Reader) (io.Reader, error) {
+	switch strings.ToLower(strings.TrimSpace(label)) {
+	case "utf-8", "utf8", "us-ascii", "ascii":
+		return in, nil
+	case "iso-8859-1", "latin1", "latin-1", "iso8859-1", "l1":
+		return &singleByteReader{r: in}, nil
+	case "windows-1252", "cp1252", "x-cp1252":
+		return &singleByteReader{r: in, high: &cp1252}, nil
+	}
+	return nil, fmt.Errorf("unsupported charset %q", label)
+}
+
+// cp1252 maps 0x80 to 0x9F of windows-1252 (the rest is ISO-8859-1).
+var cp1252 = [32]rune{
+	0x20AC, 0xFFFD, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0xFFFD, 0x017D, 0xFFFD,
+	0xFFFD, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0xFFFD, 0x017E, 0x0178,
+}
+
+type singleByteReader struct {
+	r    io.Reader
+	high *[32]rune
+	buf  []byte
+	in   [512]byte
+}
+
+func (s *singleByteReader) Read(p []byte) (int, error) {
+	for len(s.buf) == 0 {
+		n, err := s.r.Read(s.in[:])
+		for _, c := range s.in[:n] {
+			r := rune(c)
+			if s.high != nil && c >= 0x80 && c < 0xA0 {
+				r = s.high[c-0x80]
+			}
+			s.buf = utf8.AppendRune(s.buf, r)
+		}
+		if n == 0 && err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, s.buf)
+	s.buf = s.buf[n:]
+	return n, nil
+}
