@@ -237,6 +237,7 @@ type eval struct {
 	ptrNames []string // PTR answer, looked up once
 	ptrDone  bool
 	ptrErr   error
+	valid    map[string]bool // validated PTR names
 }
 
 func (e *eval) step(s Step) {
@@ -589,17 +590,25 @@ func (e *eval) ptr() ([]string, error) {
 
 // validated reports whether name has an address equal to the client's
 // (RFC 7208 §5.5 forward lookup).
+// Answers are remembered for the evaluation, so repeated ptr mechanisms
+// and %{p} macros query each name once.
 func (e *eval) validated(name string) bool {
-	addrs, err := e.lookupIP(strings.TrimSuffix(name, "."), e.network())
-	if err != nil {
-		return false
+	key := strings.ToLower(strings.TrimSuffix(name, "."))
+	if v, ok := e.valid[key]; ok {
+		return v
 	}
+	ok := false
+	addrs, err := e.lookupIP(key, e.network())
 	for _, a := range addrs {
-		if a.Unmap() == e.ip {
-			return true
+		if err == nil && a.Unmap() == e.ip {
+			ok = true
 		}
 	}
-	return false
+	if e.valid == nil {
+		e.valid = map[string]bool{}
+	}
+	e.valid[key] = ok
+	return ok
 }
 
 // matchPTR implements the ptr mechanism (RFC 7208 §5.5): a PTR lookup

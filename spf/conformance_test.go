@@ -24,6 +24,21 @@ type override struct {
 // RFC 7208 (as the RFC 7208 openspf suite reads it); the runner expects
 // RFC 7208's result instead.
 var rfc7208Wins = map[string]override{
+	// Cases listing several results, where RFC 7208's answer is not the
+	// one the suite prefers (mostly RFC 4408's type SPF records, which
+	// RFC 7208 §3.1 and §14.1 retire: only TXT is queried).
+	"rfc7208-tests.yml/multispf1":                     {[]string{"fail"}, "RFC 7208 §3.1: type SPF records are not queried"},
+	"rfc4408-tests.yml/multispf1":                     {[]string{"fail"}, "RFC 7208 §3.1: type SPF records are not queried"},
+	"rfc4408-tests.yml/multispf2":                     {[]string{"pass"}, "RFC 7208 §3.1: type SPF records are not queried"},
+	"rfc4408-tests.yml/spfonly":                       {[]string{"none"}, "RFC 7208 §3.1: type SPF records are not queried"},
+	"rfc4408-tests.yml/spfoverride":                   {[]string{"fail"}, "RFC 7208 §3.1: type SPF records are not queried"},
+	"rfc4408-tests.yml/multitxt1":                     {[]string{"permerror"}, "RFC 7208 §4.5: two TXT SPF records are permerror"},
+	"rfc4408-tests.yml/txttimeout":                    {[]string{"temperror"}, "RFC 7208 §4.4: TXT lookup timeout is temperror"},
+	"rfc4408-tests.yml/exists-dnserr":                 {[]string{"temperror"}, "RFC 7208 §5: a DNS error is temperror"},
+	"rfc4408-tests.yml/mx-limit":                      {[]string{"permerror"}, "RFC 7208 §4.6.4: over 10 MX names is permerror"},
+	"rfc4408-tests.yml/invalid-domain-empty-label":    {[]string{"fail"}, "RFC 7208 leaves this undefined (suite CHANGES 2014.04); treated as non-existent, as RFC 4408 4.3/1 and 5/10/3 allow"},
+	"rfc4408-tests.yml/invalid-domain-long":           {[]string{"fail"}, "RFC 7208 leaves this undefined (suite CHANGES 2014.04); treated as non-existent, as RFC 4408 4.3/1 and 5/10/3 allow"},
+	"rfc4408-tests.yml/invalid-domain-long-via-macro": {[]string{"fail"}, "RFC 7208 leaves this undefined (suite CHANGES 2014.04); treated as non-existent, as RFC 4408 4.3/1 and 5/10/3 allow"},
 	// pyspf extensions outside RFC 7208: a "default=" modifier honoured
 	// in its lax mode (strict: 0) and an "ambiguous" result in its harsh
 	// mode (strict: 2). RFC 7208 §6 ignores unknown modifiers, and
@@ -96,6 +111,10 @@ func checkCase(c *suiteCase, r spf.Result) string {
 	want := c.Results
 	if w, ok := rfc7208Wins[c.ID()]; ok {
 		want = w.results
+	}
+	if _, ok := rfc7208Wins[c.ID()]; !ok && len(want) > 1 {
+		// Without a named reason, the suite's preferred result is due.
+		want = want[:1]
 	}
 	if !slices.Contains(want, string(r.Status)) {
 		return fmt.Sprintf("result %s (%v), want %v", r.Status, r.Err, want)
