@@ -19,7 +19,8 @@ var (
 	// ErrSyntax: the address is malformed (missing domain, missing SRS
 	// field, bad timestamp character, hash shorter than HashMin).
 	ErrSyntax = errors.New("srs: syntax error")
-	// ErrTooLong: the input exceeds 512 octets (postsrsd's limit), or the SRS
+	// ErrTooLong: the input of Forward exceeds 512 octets (postsrsd 2.x's
+	// limit) or that of Reverse 1024 octets (postsrsd 1.x's), or the SRS
 	// form's local part would exceed 64 octets (RFC 5321 section 4.5.3.1.1)
 	// and there is no Store and AllowLongLocalPart is false.
 	ErrTooLong = errors.New("srs: address too long")

@@ -62,7 +62,7 @@ func foldHash(h string) string {
 
 // refReverse returns the original address and true, or false.
 func refReverse(addr string) (string, bool) {
-	if len(addr) > 512 || len(addr) < 5 {
+	if len(addr) > 1024 || len(addr) < 5 {
 		return "", false
 	}
 	tag := asciiUpper(addr[:4])

@@ -134,9 +134,10 @@ type Rewriter struct {
 }
 
 const (
-	maxAddrLen  = 512 // postsrsd 2.x input limit
-	maxLocalLen = 64  // RFC 5321 section 4.5.3.1.1
-	day         = 24 * time.Hour
+	maxAddrLen    = 512  // longest Forward input (postsrsd 2.x)
+	maxReverseLen = 1024 // longest Reverse input (postsrsd 1.x); every Forward output fits
+	maxLocalLen   = 64   // RFC 5321 section 4.5.3.1.1
+	day           = 24 * time.Hour
 )
 
 // New validates opts and returns a Rewriter. Errors never contain a secret.

@@ -45,8 +45,8 @@ func (r *Rewriter) Reverse(ctx context.Context, addr string) (string, error) {
 
 func (r *Rewriter) reverse(ctx context.Context, addr string) (string, error) {
 	const op = "reverse"
-	if len(addr) > maxAddrLen {
-		return "", addrErr(op, addr, ErrTooLong, "address longer than 512 octets")
+	if len(addr) > maxReverseLen {
+		return "", addrErr(op, addr, ErrTooLong, "address longer than 1024 octets")
 	}
 	if !isSRSTag(addr, '0') && !isSRSTag(addr, '1') {
 		return "", addrErr(op, addr, ErrNotSRS, "not an SRS address")

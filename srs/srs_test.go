@@ -225,7 +225,8 @@ func TestHashChecks(t *testing.T) {
 		{"SRS1=JIBX==opaque+string@example.com", srs.ErrSyntax},
 		{"SRS1=JIBX@example.com", srs.ErrSyntax},
 		{"SRS1=@example.com", srs.ErrSyntax},
-		{"SRS0=XjO9=2V=otherdomain.com=" + strings.Repeat("x", 500) + "@example.com", srs.ErrTooLong},
+		{"SRS0=XjO9=2V=otherdomain.com=" + strings.Repeat("x", 1000) + "@example.com", srs.ErrTooLong},
+		{"SRS0=XjO9=2V=otherdomain.com=" + strings.Repeat("x", 500) + "@example.com", srs.ErrBadHash},
 	} {
 		_, err := r.Reverse(ctx, tc.addr)
 		if !errors.Is(err, tc.err) || (tc.err == nil && err != nil) {
