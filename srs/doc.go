@@ -3,8 +3,8 @@
 // postsrsd makes, and the addresses postsrsd makes reverse here.
 //
 // A relay that forwards a message with the original sender as envelope
-// sender fails the receiver's SPF check (RFC 7208 section 1.1.3 and
-// appendix D): the relay's address is not in the sender domain's record. SRS
+// sender fails the receiver's SPF check (RFC 7208 appendix D, SPF/Mediator
+// Interactions): the relay's address is not in the sender domain's record. SRS
 // rewrites the reverse-path (RFC 5321 section 4.1.1.2) into an address of the
 // relay's own domain that carries the original address, a timestamp and an
 // HMAC, so bounces can be routed back and forged bounces refused:

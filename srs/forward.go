@@ -11,21 +11,27 @@ import (
 
 // Forward rewrites the envelope sender addr into an address of the SRS
 // domain (the forward direction of the Sender Rewriting Scheme, libsrs2
-// srs_forward):
+// srs_forward). With <sep> the configured Separator:
 //
-//   - user@host becomes SRS0=HHHH=TT=host=user@Domain;
-//   - a foreign SRS0<sep>rest@hop becomes SRS1=HHHH=hop=<sep>rest@Domain,
-//     keeping the first hop;
-//   - a foreign SRS1<sep>HHHH=hop=opaque@other becomes
-//     SRS1=HHHH=hop=opaque@Domain, with a new hash;
+//   - user@host becomes SRS0<sep>HHHH=TT=host=user@Domain;
+//   - a foreign SRS0<x>rest@hop (x one of "=+-") becomes
+//     SRS1<sep>HHHH=hop=<x>rest@Domain, keeping the first hop;
+//   - a foreign SRS1<x>HHHH=hop=opaque@other becomes
+//     SRS1<sep>HHHH=hop=opaque@Domain, with our hash;
 //   - a sender in Domain or LocalDomains is returned unchanged unless
-//     AlwaysRewrite is set;
-//   - the null reverse-path "" (RFC 5321 section 4.5.5) is returned unchanged.
+//     AlwaysRewrite is set, and so is the null reverse-path ""
+//     (RFC 5321 section 4.5.5).
 //
-// The address is split at its last "@". Forward returns an *AddressError
-// wrapping ErrSyntax (no "@", empty local part or domain, "=" in the domain
-// or the domain "1", malformed SRS1 input), ErrTooLong, or a Store error. It calls the Store (with ctx) only in
-// database mode.
+// The address is split at its last "@" (RFC 5321 section 4.1.2). When the
+// SRS local part would exceed 64 octets (RFC 5321 section 4.5.3.1.1), the
+// address goes to the Store if there is one ("SRS0<sep>HHHH=TT=1=KEY@Domain",
+// postsrsd 2.x database mode), is written anyway if AllowLongLocalPart is
+// set, and is otherwise refused with ErrTooLong. With StoreMode StoreAll
+// every non-SRS sender goes to the Store. ctx is passed to the Store.
+//
+// Errors are *AddressError values wrapping ErrSyntax (no "@", empty local
+// part or domain, "=" in the domain or the domain "1", malformed SRS1
+// input), ErrTooLong, or the Store's error.
 func (r *Rewriter) Forward(ctx context.Context, addr string) (string, error) {
 	out, err := r.forward(ctx, addr)
 	if r.log != nil && r.log.Enabled(ctx, slog.LevelDebug) {

@@ -33,7 +33,9 @@ import (
 // MaxAge short, or use a Store with StoreAll, whose keys are not malleable.
 //
 // Errors are *AddressError values wrapping ErrNotSRS, ErrSyntax, ErrExpired,
-// ErrBadHash, ErrTooLong, ErrNoStore, ErrUnknownAlias or a Store error.
+// ErrBadHash, ErrTooLong (over 1024 octets), ErrNoStore, ErrUnknownAlias or
+// the Store's error. The timestamp is checked before the hash, as libsrs2
+// does.
 // Reverse never returns an address whose hash did not verify.
 func (r *Rewriter) Reverse(ctx context.Context, addr string) (string, error) {
 	out, err := r.reverse(ctx, addr)
