@@ -17,7 +17,7 @@ type Feedback struct {
 	Metadata   ReportMetadata  `xml:"report_metadata"`
 	Policy     PolicyPublished `xml:"policy_published"`
 	Records    []ReportRecord  `xml:"record"`
-	Extensions []Extension     `xml:"extensions>extension,omitempty"`
+	Extensions Extensions      `xml:"extensions,omitempty"`
 	// Problems lists what a lenient parse had to overlook: unparsable
 	// addresses or numbers, an XML document that breaks off. Never
 	// written.
@@ -87,7 +87,7 @@ type ReportRecord struct {
 	Row         Row         `xml:"row"`
 	Identifiers Identifiers `xml:"identifiers"`
 	AuthResults AuthResults `xml:"auth_results"`
-	Extensions  []Extension `xml:"extensions>extension,omitempty"`
+	Extensions  Extensions  `xml:"extensions,omitempty"`
 }
 
 // Row is the source, the message count and the evaluated policy.
@@ -180,4 +180,24 @@ type SPFAuthResult struct {
 type Extension struct {
 	Name       string `xml:"name,attr"`
 	Definition string `xml:"definition,attr"`
+}
+
+// Extensions is the content of an extensions element (RFC 9990).
+type Extensions []Extension
+
+type extensionList struct {
+	E []Extension `xml:"extension"`
+}
+
+// UnmarshalXML reads the extension elements.
+func (x *Extensions) UnmarshalXML(dec *xml.Decoder, start xml.StartElement) error {
+	var l extensionList
+	err := dec.DecodeElement(&l, &start)
+	*x = append(*x, l.E...)
+	return err
+}
+
+// MarshalXML writes the extension elements.
+func (x Extensions) MarshalXML(enc *xml.Encoder, start xml.StartElement) error {
+	return enc.EncodeElement(extensionList{E: x}, start)
 }

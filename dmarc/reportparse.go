@@ -241,11 +241,7 @@ func parseFeedbackXML(b []byte) (*Feedback, error) {
 				fb.Records = append(fb.Records, rec)
 			}
 		case "extensions":
-			var x struct {
-				E []Extension `xml:"extension"`
-			}
-			err = dec.DecodeElement(&x, &se)
-			fb.Extensions = append(fb.Extensions, x.E...)
+			err = dec.DecodeElement(&fb.Extensions, &se)
 		default:
 			err = dec.Skip()
 		}
