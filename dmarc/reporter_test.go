@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -106,20 +107,7 @@ func TestReporterReports(t *testing.T) {
 	}
 }
 
-func itoa(n int64) string { return strings.TrimSpace(strings.Repeat(" ", 0) + formatInt(n)) }
-
-func formatInt(n int64) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
-}
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // TestReportValidatesXSD validates generated reports against the RFC 7489
 // Appendix C schema with libxml2's xmllint (Debian libxml2-utils).
@@ -264,5 +252,3 @@ example.com._report._dmarc.refuses.example. TXT "v=spf1 -all"`)
 		t.Errorf("RFC 9989: %v %v", got, err)
 	}
 }
-
-
