@@ -82,7 +82,7 @@ func (r *Rewriter) forward(ctx context.Context, addr string) (string, error) {
 	var hop, opaque string
 	srs := false
 	switch {
-	case strings.EqualFold(user, "SRS1"):
+	case asciiEqualFold(user, "SRS1"):
 		// libsrs2 takes this for an SRS1 address and finds no fields.
 		return "", addrErr(op, addr, ErrSyntax, "no host in SRS1 address")
 	case isSRSTag(user, '1'):
@@ -106,7 +106,7 @@ func (r *Rewriter) forward(ctx context.Context, addr string) (string, error) {
 			return "", addrErr(op, addr, ErrSyntax, "no host in SRS1 address")
 		}
 		srs = true
-	case isSRSTag(user, '0') || strings.EqualFold(user, "SRS0"):
+	case isSRSTag(user, '0') || asciiEqualFold(user, "SRS0"):
 		// SRS0<sep>rest@hop: the whole local part after "SRS0" is opaque.
 		// A local part of just "SRS0" counts too (libsrs2 tests the
 		// separator with strchr, which also finds the terminating NUL), so
@@ -156,6 +156,27 @@ func isSRSTag(local string, digit byte) bool {
 }
 
 func isSeparator(c byte) bool { return c == '=' || c == '+' || c == '-' }
+
+// asciiEqualFold compares ignoring ASCII case only (C strcasecmp): Unicode
+// folding would equate "ſ" (U+017F) with "s" or "K" (U+212A) with "k".
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
 
 // compileSRS0 writes SRS0<sep>HHHH=TT=host=user@Domain (libsrs2
 // srs_compile_shortcut).

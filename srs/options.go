@@ -83,7 +83,7 @@ type Options struct {
 	Alphabet Alphabet
 
 	// LocalDomains are further domains (besides Domain) whose senders are not
-	// rewritten, compared case-insensitively. An entry starting with "." also
+	// rewritten, compared ignoring ASCII case. An entry starting with "." also
 	// matches every subdomain (postsrsd -X). Default none.
 	LocalDomains []string
 
@@ -116,7 +116,7 @@ type Options struct {
 // safe for concurrent use (so is its Store, if the Store is).
 type Rewriter struct {
 	domain    string
-	locals    []string // lower-case; a leading "." matches subdomains
+	locals    []string // a leading "." matches subdomains
 	keys      []hmacKey
 	sep       byte
 	hashLen   int
@@ -161,12 +161,12 @@ func New(opts *Options) (*Rewriter, error) {
 		return nil, fmt.Errorf("srs: Domain: %w", err)
 	}
 	r.domain = opts.Domain
-	r.locals = append(r.locals, strings.ToLower(opts.Domain))
+	r.locals = append(r.locals, opts.Domain)
 	for _, d := range opts.LocalDomains {
 		if err := checkDomain(strings.TrimPrefix(d, ".")); err != nil {
 			return nil, fmt.Errorf("srs: LocalDomains: %w", err)
 		}
-		r.locals = append(r.locals, strings.ToLower(d))
+		r.locals = append(r.locals, d)
 	}
 	if len(opts.Secrets) == 0 {
 		return nil, errors.New("srs: at least one secret required")
@@ -260,12 +260,12 @@ func (r *Rewriter) Domain() string { return r.domain }
 func (r *Rewriter) isLocal(host string) bool {
 	for _, d := range r.locals {
 		if d[0] == '.' {
-			if len(host) > len(d) && strings.EqualFold(host[len(host)-len(d):], d) {
+			if len(host) > len(d) && asciiEqualFold(host[len(host)-len(d):], d) {
 				return true
 			}
 			continue
 		}
-		if strings.EqualFold(host, d) {
+		if asciiEqualFold(host, d) {
 			return true
 		}
 	}

@@ -136,6 +136,17 @@ func (r *Rewriter) hashErr(op, addr string, st hashStatus) error {
 	return nil
 }
 
+// asciiUpper maps ASCII letters only (C toupper in the "C" locale).
+func asciiUpper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - ('a' - 'A')
+		}
+	}
+	return string(b)
+}
+
 // lookupAlias resolves a database-mode key (postsrsd 2.x: the key is
 // compared in upper case).
 func (r *Rewriter) lookupAlias(ctx context.Context, addr, key string) (string, error) {
@@ -143,7 +154,7 @@ func (r *Rewriter) lookupAlias(ctx context.Context, addr, key string) (string, e
 	if r.store == nil {
 		return "", addrErr(op, addr, ErrNoStore, "no database for alias")
 	}
-	orig, err := r.store.Get(ctx, strings.ToUpper(key))
+	orig, err := r.store.Get(ctx, asciiUpper(key))
 	if err != nil {
 		if errors.Is(err, ErrUnknownAlias) {
 			return "", addrErr(op, addr, ErrUnknownAlias, "unknown alias")

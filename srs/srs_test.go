@@ -255,6 +255,7 @@ func TestLocalDomains(t *testing.T) {
 		{"a@x.corp.example", true}, {"a@X.Y.CORP.example", true}, {"a@corp.example", false},
 		{"a@sub.example.com", false}, {"a@notexample.com", false}, {"", true},
 		{"SRS0=XjO9=2V=otherdomain.com=test@example.com", true},
+		{"a@example.\u212Aom", false}, // Kelvin sign: only ASCII case is ignored
 	} {
 		out, err := r.Forward(ctx, tc.addr)
 		if err != nil || (out == tc.addr) != tc.unchanged {
@@ -275,6 +276,10 @@ func TestForwardErrors(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	r := newR(t, nil)
+	// "SRſ0" is not "SRS0": only ASCII case is ignored (found by FuzzForward).
+	if out, err := r.Forward(ctx, "SR\u017f0@x.example"); err != nil || !strings.HasSuffix(out, "=x.example=SR\u017f0@example.com") {
+		t.Errorf("Forward(SRſ0@x.example) = %q, %v", out, err)
+	}
 	for _, a := range []string{"foo", "\"\"", "@x.example", "x@", "a@b=c", "a@1", "SRS1@x.example", "SRS1=@x.example", "SRS1=h@x.example", "SRS1=h=@x.example",
 		strings.Repeat("a", 60) + "@example.net", "a@" + strings.Repeat("b", 520)} {
 		out, err := r.Forward(ctx, a)
