@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -60,6 +61,36 @@ type Options struct {
 type Checker struct {
 	r    Resolver
 	opts Options
+
+	mu    sync.RWMutex
+	cache map[string]parsed // parsed records by text
+}
+
+type parsed struct {
+	rec *Record
+	err error
+}
+
+// maxCached bounds the parsed-record cache; it is emptied when full.
+const maxCached = 1024
+
+// parse is Parse with a cache of the records seen: records are immutable
+// once parsed, and the same few records are evaluated again and again.
+func (c *Checker) parse(text string) (*Record, error) {
+	c.mu.RLock()
+	p, ok := c.cache[text]
+	c.mu.RUnlock()
+	if ok {
+		return p.rec, p.err
+	}
+	rec, err := Parse(text)
+	c.mu.Lock()
+	if len(c.cache) >= maxCached {
+		clear(c.cache)
+	}
+	c.cache[text] = parsed{rec, err}
+	c.mu.Unlock()
+	return rec, err
 }
 
 // NewChecker returns a Checker that queries r. opts may be nil.
@@ -67,7 +98,7 @@ func NewChecker(r Resolver, opts *Options) (*Checker, error) {
 	if r == nil {
 		return nil, errors.New("spf: nil Resolver")
 	}
-	c := &Checker{r: r}
+	c := &Checker{r: r, cache: map[string]parsed{}}
 	if opts != nil {
 		c.opts = *opts
 	}
@@ -146,7 +177,7 @@ func (c *Checker) check(ctx context.Context, ip netip.Addr, domain, sender, helo
 	}
 	ip = ip.Unmap()
 	e := &eval{c: c, ctx: ctx, ip: ip, sender: sender, helo: helo}
-	e.trace = make(Trace, 0, 16)
+	e.trace = make(Trace, 0, 48)
 	if sender == "" {
 		sender = "postmaster@" + domain
 	}
@@ -172,11 +203,11 @@ func (c *Checker) check(ctx context.Context, ip netip.Addr, domain, sender, helo
 		out = outcome{status: None}
 		e.step(Step{Kind: StepRecord, Domain: domain, Note: "not a valid domain name"})
 	} else {
-		out = e.checkHost(domain, 0, true)
+		out = e.checkHost(fqdn(domain), 0, true)
 	}
 	res.Status, res.Err = out.status, out.err
 	if out.mech != nil {
-		res.Mechanism = out.mech.String()
+		res.Mechanism = out.mech.text()
 		res.MatchedDomain = out.domain
 	}
 	res.Explanation = out.exp
@@ -247,21 +278,23 @@ func (e *eval) step(s Step) {
 
 func permErr(err error) outcome { return outcome{status: PermError, err: err} }
 
-// checkHost is check_host() for one domain (RFC 7208 §4.4 to §4.7).
-// wantExp is false inside include, whose exp is never used (§6.2).
-func (e *eval) checkHost(domain string, depth int, wantExp bool) outcome {
+// checkHost is check_host() for one domain, given as an absolute name
+// (RFC 7208 §4.4 to §4.7). wantExp is false inside include, whose exp is
+// never used (§6.2).
+func (e *eval) checkHost(name string, depth int, wantExp bool) outcome {
+	domain := name[:len(name)-1]
 	for _, d := range e.stack {
-		if strings.EqualFold(d, domain) {
+		if strings.EqualFold(d, name) {
 			return permErr(fmt.Errorf("%w: %s", ErrLoop, domain))
 		}
 	}
-	e.stack = append(e.stack, domain)
+	e.stack = append(e.stack, name)
 	defer func() { e.stack = e.stack[:len(e.stack)-1] }()
 	saved := e.depth
 	e.depth = depth
 	defer func() { e.depth = saved }()
 
-	rec, out, ok := e.record(domain)
+	rec, out, ok := e.record(name)
 	if !ok {
 		return out
 	}
@@ -275,19 +308,19 @@ func (e *eval) checkHost(domain string, depth int, wantExp bool) outcome {
 				return o
 			}
 		}
-		match, o, ok := e.match(t, domain, depth)
+		match, o, ok := e.match(t, name, depth)
 		if !ok {
-			e.step(Step{Kind: StepTerm, Domain: domain, Text: t.String(), Err: o.err})
+			e.step(Step{Kind: StepTerm, Domain: domain, Text: t.text(), Err: o.err})
 			return o
 		}
 		if !match {
-			e.step(Step{Kind: StepTerm, Domain: domain, Text: t.String(), Note: "no match"})
+			e.step(Step{Kind: StepTerm, Domain: domain, Text: t.text(), Note: "no match"})
 			continue
 		}
-		e.step(Step{Kind: StepTerm, Domain: domain, Text: t.String(), Note: "match"})
+		e.step(Step{Kind: StepTerm, Domain: domain, Text: t.text(), Note: "match"})
 		out := outcome{status: t.Qualifier.Status(), mech: t, domain: domain}
 		if out.status == Fail && wantExp && rec.Exp != nil {
-			out.exp = e.explain(rec.Exp, domain)
+			out.exp = e.explain(rec.Exp, name)
 		}
 		e.step(Step{Kind: StepResult, Domain: domain, Text: string(out.status)})
 		return out
@@ -298,12 +331,12 @@ func (e *eval) checkHost(domain string, depth int, wantExp bool) outcome {
 		if o, ok := e.countTerm(); !ok {
 			return o
 		}
-		target := e.target(t, domain)
-		e.step(Step{Kind: StepTerm, Domain: domain, Text: t.String(), Note: "-> " + target})
+		target := e.target(t, name)
+		e.step(Step{Kind: StepTerm, Domain: domain, Text: t.text()})
 		if !validDomain(target) {
 			return permErr(fmt.Errorf("%w: redirect to invalid domain %q", ErrSyntax, target))
 		}
-		out := e.checkHost(strings.TrimSuffix(target, "."), depth+1, wantExp)
+		out := e.checkHost(target, depth+1, wantExp)
 		if out.status == None {
 			return permErr(fmt.Errorf("%w: redirect target %s", ErrNoRecord, target))
 		}
@@ -330,10 +363,11 @@ func (e *eval) void() (outcome, bool) {
 	return outcome{}, true
 }
 
-// record looks up and selects the SPF record of domain (RFC 7208 §4.4,
+// record looks up and selects the SPF record of name (RFC 7208 §4.4,
 // §4.5) and parses it.
-func (e *eval) record(domain string) (*Record, outcome, bool) {
-	txts, err := e.c.r.LookupTXT(e.ctx, fqdn(domain))
+func (e *eval) record(name string) (*Record, outcome, bool) {
+	domain := name[:len(name)-1]
+	txts, err := e.c.r.LookupTXT(e.ctx, name)
 	e.step(Step{Kind: StepLookup, Domain: domain, Query: "TXT", Text: domain, Err: err, N: len(txts)})
 	if err != nil {
 		if isNotFound(err) {
@@ -359,7 +393,7 @@ func (e *eval) record(domain string) (*Record, outcome, bool) {
 		return nil, permErr(fmt.Errorf("%w at %s", ErrMultipleRecords, domain)), false
 	}
 	e.step(Step{Kind: StepRecord, Domain: domain, Text: found})
-	rec, err := Parse(found)
+	rec, err := e.c.parse(found)
 	if err != nil {
 		return nil, permErr(fmt.Errorf("%w (in the record of %s)", err, domain)), false
 	}
@@ -378,18 +412,21 @@ func isNotFound(err error) bool {
 	return errors.As(err, &de) && de.IsNotFound
 }
 
-// target is the expanded domain-spec of t, or domain when t has none
-// (RFC 7208 §4.8).
-func (e *eval) target(t *Term, domain string) string {
-	if t.macro == nil {
-		return domain
+// target is the expanded domain-spec of t as an absolute name, or name
+// (the current domain) when t has none (RFC 7208 §4.8).
+func (e *eval) target(t *Term, name string) string {
+	switch {
+	case t.Domain == "":
+		return name
+	case t.macro == nil:
+		return t.fqdn
 	}
-	return truncateDomain(t.macro.expand(e, domain))
+	return fqdn(truncateDomain(t.macro.expand(e, name[:len(name)-1])))
 }
 
 // match evaluates one mechanism (RFC 7208 §5). ok is false when the
 // evaluation ends with o (temperror or permerror).
-func (e *eval) match(t *Term, domain string, depth int) (match bool, o outcome, ok bool) {
+func (e *eval) match(t *Term, name string, depth int) (match bool, o outcome, ok bool) {
 	switch t.Mechanism {
 	case MechAll:
 		return true, o, true
@@ -408,29 +445,29 @@ func (e *eval) match(t *Term, domain string, depth int) (match bool, o outcome, 
 		}
 		return e.ip.Is6() && t.Prefix().Contains(e.ip), o, true
 	case MechA:
-		target := e.target(t, domain)
+		target := e.target(t, name)
 		addrs, err := e.lookupIP(target, e.network())
 		if err != nil {
 			return e.lookupFailed(err)
 		}
 		return e.anyInCIDR(addrs, t), o, true
 	case MechMX:
-		return e.matchMX(t, e.target(t, domain))
+		return e.matchMX(t, e.target(t, name))
 	case MechPTR:
-		return e.matchPTR(e.target(t, domain))
+		return e.matchPTR(e.target(t, name))
 	case MechExists:
 		// RFC 7208 §5.7: always an A query, whatever the client's family.
-		addrs, err := e.lookupIP(e.target(t, domain), "ip4")
+		addrs, err := e.lookupIP(e.target(t, name), "ip4")
 		if err != nil {
 			return e.lookupFailed(err)
 		}
 		return len(addrs) > 0, o, true
 	case MechInclude:
-		target := e.target(t, domain)
+		target := e.target(t, name)
 		if !validDomain(target) {
 			return false, permErr(fmt.Errorf("%w: include of invalid domain %q", ErrSyntax, target)), false
 		}
-		out := e.checkHost(strings.TrimSuffix(target, "."), depth+1, false)
+		out := e.checkHost(target, depth+1, false)
 		// RFC 7208 §5.2.
 		switch out.status {
 		case Pass:
@@ -470,7 +507,7 @@ func (e *eval) lookupIP(name, network string) ([]netip.Addr, error) {
 	if network == "ip6" {
 		q = "AAAA"
 	}
-	e.step(Step{Kind: StepLookup, Query: q, Text: name, Err: err, N: len(addrs)})
+	e.step(Step{Kind: StepLookup, Query: q, Text: strings.TrimSuffix(name, "."), Err: err, N: len(addrs)})
 	if err == nil && len(addrs) == 0 {
 		err = &net.DNSError{Err: "no addresses", Name: name, IsNotFound: true}
 	}
@@ -506,7 +543,7 @@ func (e *eval) anyInCIDR(addrs []netip.Addr, t *Term) bool {
 // matchMX implements the mx mechanism (RFC 7208 §5.4).
 func (e *eval) matchMX(t *Term, target string) (bool, outcome, bool) {
 	mxs, err := e.c.r.LookupMX(e.ctx, fqdn(target))
-	e.step(Step{Kind: StepLookup, Query: "MX", Text: target, Err: err, N: len(mxs)})
+	e.step(Step{Kind: StepLookup, Query: "MX", Text: strings.TrimSuffix(target, "."), Err: err, N: len(mxs)})
 	if err == nil && len(mxs) == 0 {
 		err = &net.DNSError{Err: "no MX records", Name: target, IsNotFound: true}
 	}
@@ -626,7 +663,7 @@ func (e *eval) matchPTR(target string) (bool, outcome, bool) {
 	if len(names) > e.c.opts.MaxPTRNames {
 		names = names[:e.c.opts.MaxPTRNames]
 	}
-	target = strings.TrimSuffix(target, ".")
+	target = target[:len(target)-1]
 	for _, n := range names {
 		n = strings.TrimSuffix(n, ".")
 		if !isSubdomain(n, target) {
@@ -653,13 +690,13 @@ func isSubdomain(name, domain string) bool {
 
 // explain computes the explanation of the exp modifier t (RFC 7208 §6.2);
 // any problem gives no explanation.
-func (e *eval) explain(t *Term, domain string) string {
-	target := e.target(t, domain)
+func (e *eval) explain(t *Term, name string) string {
+	target := e.target(t, name)
 	if !validDomain(target) {
 		return ""
 	}
-	txts, err := e.c.r.LookupTXT(e.ctx, fqdn(target))
-	e.step(Step{Kind: StepLookup, Query: "TXT", Text: target, Err: err, N: len(txts)})
+	txts, err := e.c.r.LookupTXT(e.ctx, target)
+	e.step(Step{Kind: StepLookup, Query: "TXT", Text: target[:len(target)-1], Err: err, N: len(txts)})
 	if err != nil || len(txts) != 1 {
 		return ""
 	}
@@ -667,7 +704,7 @@ func (e *eval) explain(t *Term, domain string) string {
 	if err != nil {
 		return ""
 	}
-	return m.expand(e, domain)
+	return m.expand(e, name[:len(name)-1])
 }
 
 // macroValue returns the value of a macro letter (RFC 7208 §7.2).

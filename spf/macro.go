@@ -151,18 +151,29 @@ func parseMacroExpand(body string, exp bool) (macroSeg, error) {
 }
 
 // parseDomainSpec parses domain-spec = macro-string domain-end, domain-end =
-// ( "." toplabel [ "." ] ) / macro-expand (RFC 7208 §7.1).
+// ( "." toplabel [ "." ] ) / macro-expand (RFC 7208 §7.1). The macro-string
+// is nil when s holds no macro (it is then a plain name).
 func parseDomainSpec(s string, exp bool) (*macroString, error) {
 	if s == "" {
 		return nil, fmt.Errorf("%w: empty domain-spec", errMacro)
 	}
-	m, err := parseMacroString(s, exp)
-	if err != nil {
-		return nil, err
-	}
-	last := m.segs[len(m.segs)-1]
-	if last.expand {
-		return m, nil
+	var m *macroString
+	last := macroSeg{lit: s}
+	if strings.IndexByte(s, '%') >= 0 {
+		var err error
+		if m, err = parseMacroString(s, exp); err != nil {
+			return nil, err
+		}
+		last = m.segs[len(m.segs)-1]
+		if last.expand {
+			return m, nil
+		}
+	} else {
+		for i := 0; i < len(s); i++ {
+			if s[i] < 0x21 || s[i] > 0x7e {
+				return nil, fmt.Errorf("%w: character %q not allowed", errMacro, s[i])
+			}
+		}
 	}
 	// The trailing literal must hold "." toplabel [ "." ].
 	t := strings.TrimSuffix(s, ".")

@@ -71,7 +71,18 @@ type Term struct {
 	// (RFC 7208 §5.6); -1 when not written.
 	CIDR4, CIDR6 int
 
-	macro *macroString // parsed Domain, nil when empty
+	macro *macroString // parsed Domain when it holds a macro, else nil
+	fqdn  string       // Domain with a final dot, when it has no macro
+	raw   string       // the term as written in the record
+}
+
+// text is the term as written, or its String form for a Term built by
+// hand.
+func (t *Term) text() string {
+	if t.raw != "" {
+		return t.raw
+	}
+	return t.String()
 }
 
 // IsModifier reports whether t is a modifier rather than a directive.
@@ -195,13 +206,7 @@ func Parse(record string) (*Record, error) {
 		return nil, fmt.Errorf("%w: record does not start with \"v=spf1\"", ErrSyntax)
 	}
 	rest := record[6:]
-	n := 0
-	for _, f := range strings.Split(rest, " ") {
-		if f != "" {
-			n++
-		}
-	}
-	r := &Record{Terms: make([]Term, 0, n)}
+	r := &Record{Terms: make([]Term, 0, strings.Count(rest, " "))}
 	for len(rest) > 0 {
 		if rest[0] == ' ' {
 			rest = rest[1:]
@@ -217,6 +222,7 @@ func Parse(record string) (*Record, error) {
 		if err != nil {
 			return nil, err
 		}
+		t.raw = field
 		r.Terms = append(r.Terms, t)
 	}
 	for i := range r.Terms {
@@ -259,11 +265,9 @@ func parseTerm(s string) (Term, error) {
 		switch lower {
 		case ModRedirect, ModExp:
 			t.Modifier = lower
-			m, err := parseDomainSpec(t.Domain, false)
-			if err != nil {
+			if err := t.setDomain(t.Domain); err != nil {
 				return t, syntaxErr(s, "%v", err)
 			}
-			t.macro = m
 		default:
 			m, err := parseMacroString(t.Domain, false)
 			if err != nil {
@@ -378,6 +382,12 @@ func (t *Term) setDomain(spec string) error {
 		return err
 	}
 	t.Domain, t.macro = spec, m
+	if m == nil {
+		t.fqdn = spec
+		if !strings.HasSuffix(spec, ".") {
+			t.fqdn += "."
+		}
+	}
 	return nil
 }
 
