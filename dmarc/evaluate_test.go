@@ -421,3 +421,22 @@ type txtOnly struct{ r Resolver }
 func (t txtOnly) LookupTXT(ctx context.Context, name string) ([]string, error) {
 	return t.r.LookupTXT(ctx, name)
 }
+
+func TestULabels(t *testing.T) {
+	// RFC 3492 §7.1 sample (L) and well-known names.
+	for in, want := range map[string]string{
+		"bücher.example":   "xn--bcher-kva.example",
+		"MÜNCHEN.de":       "xn--mnchen-3ya.de",
+		"例え.テスト":           "xn--r8jz45g.xn--zckzah",
+		"ascii.example":    "ascii.example",
+		"3年b組金八先生.example": "xn--3b-ww4c5e180e575a65lsy2b.example",
+	} {
+		ds, err := FromDomains("<a@" + in + ">")
+		if err != nil || len(ds) != 1 || ds[0] != want {
+			t.Errorf("%s: got %v %v, want %s", in, ds, err, want)
+		}
+	}
+	if _, err := FromDomains("a@b\xff.example"); err == nil {
+		t.Error("invalid UTF-8 accepted")
+	}
+}

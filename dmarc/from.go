@@ -3,6 +3,7 @@ package dmarc
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxFromLen bounds the From field value examined, against abuse.
@@ -15,8 +16,8 @@ const maxFromLen = 64 << 10
 // skipped, the address of an angle-addr is preferred, a leading "From:" or
 // "Mail From:" is tolerated. It fails, wrapping ErrFrom, when no address
 // with a valid domain is found (RFC 9989 §5.3.1: DMARC validation is then
-// not possible). Domains in U-label form are returned as written; see
-// Evaluate.
+// not possible). Domains in U-label form are returned as A-labels (RFC 9989
+// §5.3.1), by Punycode after lower-casing.
 func FromDomains(value string) ([]string, error) {
 	if len(value) > maxFromLen {
 		return nil, fmt.Errorf("%w: From field longer than %d bytes", ErrFrom, maxFromLen)
@@ -28,8 +29,9 @@ func FromDomains(value string) ([]string, error) {
 			continue
 		}
 		i := strings.LastIndexByte(addr, '@')
-		d := normalizeDomain(addr[i+1:])
-		if !validDomain(d) {
+		d, ok := toALabels(normalizeDomain(addr[i+1:]))
+		ok = ok && utf8.ValidString(addr)
+		if !ok || !validDomain(d) || len(d) > 253 {
 			return nil, fmt.Errorf("%w: malformed address %q", ErrFrom, addr)
 		}
 		dup := false
