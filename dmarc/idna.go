@@ -102,7 +102,7 @@ func punycode(s string) (string, bool) {
 				m = int(r)
 			}
 		}
-		if (m-n) > (maxInt-delta)/(h+1) {
+		if (m - n) > (maxInt-delta)/(h+1) {
 			return "", false
 		}
 		delta += (m - n) * (h + 1)
