@@ -28,7 +28,7 @@ var rfcChoices = map[string]map[string]dkim.Status{
 	// RFC 6376 §3.6.1 defines p= for k=rsa as "an ASN.1 DER-encoded
 	// RSAPublicKey": a bare PKCS#1 key is valid, as dkimpy finds (OpenDKIM
 	// says permerror, mailauth neutral).
-	"go-msgauth/raw-rsa-pkcs1-signed.eml|go-msgauth/keys.zone": {"newengland": dkim.StatusPass},
+	"go-msgauth/raw-rsa-pkcs1-signed.eml|go-msgauth/keys.zone":     {"newengland": dkim.StatusPass},
 	"stalwart-mail-auth/002.txt|(embedded at top of message file)": {"newengland": dkim.StatusPass},
 	// RFC 6376 §6.1.2 step 6: a key whose h= does not list the a= hash is
 	// refused (PERMFAIL, inappropriate hash algorithm), as OpenDKIM does;
@@ -196,4 +196,3 @@ func tagValue(t testing.TB, msg, name string) string {
 	t.Fatalf("no %s= in %q", name, f[:end])
 	return ""
 }
-

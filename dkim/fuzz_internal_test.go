@@ -1,0 +1,211 @@
+package dkim
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// refBody is a plain, line-by-line body canonicalizer written straight from
+// RFC 6376 §3.4.3 and §3.4.4, to check the streaming one against. Line
+// breaks are CRLF or a lone LF; a lone CR is an ordinary byte.
+func refBody(in []byte, relaxed bool) []byte {
+	s := strings.ReplaceAll(string(in), "\r\n", "\n")
+	lines := strings.Split(s, "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		if relaxed {
+			l = wspRun.ReplaceAllString(l, " ")
+			l = strings.TrimRight(l, " ")
+		}
+		b.WriteString(l + "\r\n")
+	}
+	out := b.String()
+	for strings.HasSuffix(out, "\r\n\r\n") {
+		out = out[:len(out)-2]
+	}
+	if out == "\r\n" || out == "" {
+		if relaxed {
+			return nil
+		}
+		return []byte("\r\n")
+	}
+	return []byte(out)
+}
+
+var wspRun = regexp.MustCompile(`[ \t]+`)
+
+// canonChunks runs the streaming canonicalizer over in, cut into pieces.
+func canonChunks(in []byte, relaxed bool, cuts []int) []byte {
+	var out bytes.Buffer
+	h := &bodyHash{h: &captureHash{&out}, limit: -1}
+	c := &bodyCanon{relaxed: relaxed, dst: []*bodyHash{h}}
+	prev := 0
+	for _, k := range cuts {
+		if k > prev && k <= len(in) {
+			c.Write(in[prev:k])
+			prev = k
+		}
+	}
+	c.Write(in[prev:])
+	c.Close()
+	return out.Bytes()
+}
+
+// captureHash is a hash.Hash that records what it is given.
+type captureHash struct{ b *bytes.Buffer }
+
+func (c *captureHash) Write(p []byte) (int, error) { return c.b.Write(p) }
+func (c *captureHash) Sum(b []byte) []byte         { return append(b, c.b.Bytes()...) }
+func (c *captureHash) Reset()                      { c.b.Reset() }
+func (c *captureHash) Size() int                   { return sha256.Size }
+func (c *captureHash) BlockSize() int              { return 64 }
+
+var bodySeeds = []string{
+	"", "\r\n", "\n", "\r", "abc", "abc\r\n", "abc\r\n\r\n\r\n", " \t \r\n", "a  b\t\tc \r\n",
+	"a\rb", "a \rb", "a\r\r\nb", "x\n\ny\n", "  lead\r\n\r\n mid \t\r\n\r\n", "tail  ",
+	"a\r", "a \r", "\r\n\r\nx", strings.Repeat("word ", 40) + "\r\n", strings.Repeat("A", 200) + "  \r\n",
+	"é 8-bit\xff\x00\x01 \x0c\r\n",
+}
+
+func FuzzBodyCanon(f *testing.F) {
+	for _, s := range bodySeeds {
+		f.Add([]byte(s), uint16(3), uint16(7))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, c1, c2 uint16) {
+		cuts := []int{int(c1) % (len(in) + 1), int(c2) % (len(in) + 1)}
+		if cuts[0] > cuts[1] {
+			cuts[0], cuts[1] = cuts[1], cuts[0]
+		}
+		for _, relaxed := range []bool{false, true} {
+			want := refBody(in, relaxed)
+			if got := canonChunks(in, relaxed, cuts); !bytes.Equal(got, want) {
+				t.Fatalf("relaxed=%v cuts=%v in=%q\n got %q\nwant %q", relaxed, cuts, in, got, want)
+			}
+		}
+	})
+}
+
+func TestBodyCanonSeedsEveryCut(t *testing.T) {
+	t.Parallel()
+	for _, s := range bodySeeds {
+		in := []byte(s)
+		for relaxed := range 2 {
+			want := refBody(in, relaxed == 1)
+			for i := 0; i <= len(in); i++ {
+				for j := i; j <= len(in); j++ {
+					if got := canonChunks(in, relaxed == 1, []int{i, j}); !bytes.Equal(got, want) {
+						t.Fatalf("relaxed=%d cuts=%d,%d in=%q: got %q want %q", relaxed, i, j, in, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestBodyCanonRFCExamples checks RFC 6376 §3.4.5's examples.
+func TestBodyCanonRFCExamples(t *testing.T) {
+	t.Parallel()
+	in := " C \r\nD \t E\r\n\r\n\r\n"
+	if got := string(canonChunks([]byte(in), true, nil)); got != " C\r\nD E\r\n" {
+		t.Errorf("relaxed: %q", got)
+	}
+	if got := string(canonChunks([]byte(in), false, nil)); got != " C \r\nD \t E\r\n" {
+		t.Errorf("simple: %q", got)
+	}
+}
+
+func TestHeaderCanonRFCExample(t *testing.T) {
+	t.Parallel()
+	// RFC 6376 §3.4.5
+	fields, err := parseHeader([]byte("A: X\r\nB : Y\t\r\n\tZ  \r\n\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var relaxed, simple []byte
+	for _, f := range fields {
+		relaxed = canonHeader(relaxed, f, Relaxed)
+		simple = canonHeader(simple, f, Simple)
+	}
+	if string(relaxed) != "a:X\r\nb:Y Z\r\n" {
+		t.Errorf("relaxed: %q", relaxed)
+	}
+	if string(simple) != "A: X\r\nB : Y\t\r\n\tZ  \r\n" {
+		t.Errorf("simple: %q", simple)
+	}
+}
+
+func FuzzTagList(f *testing.F) {
+	for _, s := range []string{
+		"v=1; a=rsa-sha256; d=example.net; s=brisbane;", "a=b;;c=d", "=x", "a", "a=b; a=c",
+		"k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", " h = from : to ;\r\n\tb= abc\r\n def",
+		"x=\x00", "1a=b", "a_1=;",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tags, err := parseTagList(s)
+		if err != nil {
+			return
+		}
+		seen := map[string]bool{}
+		for _, tg := range tags {
+			if seen[tg.name] || !validTagName(tg.name) {
+				t.Fatalf("bad or duplicate tag %q", tg.name)
+			}
+			seen[tg.name] = true
+			if tg.start < 0 || tg.end > len(s) || tg.start > tg.end {
+				t.Fatalf("value span %d..%d of %d", tg.start, tg.end, len(s))
+			}
+			if strings.TrimSpace(s[tg.start:tg.end]) != strings.TrimSpace(tg.value) {
+				t.Fatalf("span %q does not hold value %q", s[tg.start:tg.end], tg.value)
+			}
+		}
+	})
+}
+
+func FuzzHeader(f *testing.F) {
+	for _, s := range []string{
+		"From: a\r\nTo: b\r\n\r\nbody", "From: a\n folded\n\n", "no colon\r\n\r\n", " cont\r\n\r\n",
+		"A: X\r\nB : Y\t\r\n\tZ  \r\n\r\n", "\r\n", "X:\r\rY\r\n\r\n", "a:b", ":empty\r\n\r\n",
+	} {
+		f.Add([]byte(s), uint16(5))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, cut uint16) {
+		hc := headerCollector{max: 1 << 16}
+		k := int(cut) % (len(in) + 1)
+		n1, err := hc.feed(in[:k])
+		if err != nil {
+			return
+		}
+		n := n1
+		if !hc.done {
+			n2, err := hc.feed(in[k:])
+			if err != nil {
+				return
+			}
+			n += n2
+		}
+		if !bytes.Equal(hc.buf, in[:n]) {
+			t.Fatal("collector kept other bytes than it consumed")
+		}
+		fields, err := parseHeader(hc.buf)
+		if err != nil {
+			return
+		}
+		for _, f := range fields {
+			if !strings.HasSuffix(f.raw, "\r\n") || f.raw[f.colon] != ':' {
+				t.Fatalf("bad field %q", f.raw)
+			}
+			r := canonHeader(nil, f, Relaxed)
+			if !bytes.HasSuffix(r, []byte("\r\n")) || bytes.Contains(r[:len(r)-2], []byte("\r\n")) {
+				t.Fatalf("relaxed form %q of %q", r, f.raw)
+			}
+		}
+	})
+}
