@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"strings"
 
@@ -96,7 +95,6 @@ type found struct {
 // of the author domain and the identifiers share queries.
 type lookupState struct {
 	res     Resolver
-	log     *slog.Logger
 	cache   map[string]lookupAnswer
 	queries int
 }
@@ -106,8 +104,8 @@ type lookupAnswer struct {
 	err error // ErrNoRecord, ErrMultipleRecords or an ErrDNS error
 }
 
-func newLookupState(res Resolver, log *slog.Logger) *lookupState {
-	return &lookupState{res: res, log: log, cache: map[string]lookupAnswer{}}
+func newLookupState(res Resolver) *lookupState {
+	return &lookupState{res: res, cache: map[string]lookupAnswer{}}
 }
 
 // lookup asks for the DMARC record at _dmarc.domain. Records that do not
@@ -116,6 +114,9 @@ func newLookupState(res Resolver, log *slog.Logger) *lookupState {
 func (s *lookupState) lookup(ctx context.Context, domain string) (*Record, error) {
 	if a, ok := s.cache[domain]; ok {
 		return a.rec, a.err
+	}
+	if s.res == nil {
+		return nil, errNoResolver
 	}
 	s.queries++
 	name := "_dmarc." + domain
@@ -144,9 +145,6 @@ func (s *lookupState) lookup(ctx context.Context, domain string) (*Record, error
 		default:
 			a.err = fmt.Errorf("%w at %s", ErrMultipleRecords, name)
 		}
-	}
-	if s.log != nil {
-		s.log.Debug("dmarc lookup", "name", name, "found", a.rec != nil, "err", a.err)
 	}
 	s.cache[domain] = a
 	return a.rec, a.err
@@ -235,9 +233,18 @@ type Discovery struct {
 // error wraps ErrNoRecord when no record applies, ErrMultipleRecords when
 // RFC 7489 discovery stops at several records, and ErrDNS on a DNS failure.
 func (e *Evaluator) Lookup(ctx context.Context, authorDomain string) (*Discovery, error) {
-	s := newLookupState(e.Resolver, e.Logger)
-	return e.discover(ctx, s, normalizeDomain(authorDomain))
+	if e.Resolver == nil {
+		return &Discovery{AuthorDomain: normalizeDomain(authorDomain)}, errNoResolver
+	}
+	s := newLookupState(e.Resolver)
+	d, err := e.discover(ctx, s, normalizeDomain(authorDomain))
+	if e.Logger != nil {
+		e.Logger.DebugContext(ctx, "dmarc lookup", "domain", d.AuthorDomain, "found_at", d.Domain, "org_domain", d.OrgDomain, "queries", d.Queries, "err", err)
+	}
+	return d, err
 }
+
+var errNoResolver = fmt.Errorf("%w: the Evaluator has no Resolver", ErrDNS)
 
 func (e *Evaluator) discover(ctx context.Context, s *lookupState, d string) (*Discovery, error) {
 	disc := &Discovery{AuthorDomain: d}
@@ -291,7 +298,7 @@ func (e *Evaluator) discover(ctx context.Context, s *lookupState, d string) (*Di
 // the Evaluator's Rules: by DNS Tree Walk (RFC 9989 §4.10.2) or by the
 // public suffix list (RFC 7489 §3.2). The error wraps ErrDNS.
 func (e *Evaluator) OrganizationalDomain(ctx context.Context, domain string) (string, error) {
-	return newLookupState(e.Resolver, e.Logger).orgDomain(ctx, e.Rules, domain)
+	return newLookupState(e.Resolver).orgDomain(ctx, e.Rules, domain)
 }
 
 // Aligned reports whether an authenticated identifier (an SPF domain or a
@@ -310,7 +317,7 @@ func (e *Evaluator) Aligned(ctx context.Context, mode Alignment, authorDomain, i
 	if mode == Strict {
 		return false, nil
 	}
-	s := newLookupState(e.Resolver, e.Logger)
+	s := newLookupState(e.Resolver)
 	oa, err := s.orgDomain(ctx, e.Rules, a)
 	if err != nil {
 		return false, err

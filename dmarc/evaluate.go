@@ -193,7 +193,10 @@ func (e *Evaluator) Evaluate(ctx context.Context, p *Params) *Result {
 		e.log(ctx, "", StatusPermError, err)
 		return &Result{Status: StatusPermError, Err: err, SPF: StatusNone, DKIM: StatusNone, Disposition: PolicyNone}
 	}
-	s := newLookupState(e.Resolver, e.Logger)
+	if e.Resolver == nil {
+		return &Result{Status: StatusTempError, Err: errNoResolver, AuthorDomain: domains[0], AuthorDomains: domains, SPF: StatusNone, DKIM: StatusNone, Disposition: PolicyNone}
+	}
+	s := newLookupState(e.Resolver)
 	var best *Result
 	for _, d := range domains {
 		r := e.evaluateDomain(ctx, s, d, p)

@@ -440,3 +440,20 @@ func TestULabels(t *testing.T) {
 		t.Error("invalid UTF-8 accepted")
 	}
 }
+
+func TestNoResolver(t *testing.T) {
+	var e Evaluator
+	if r := e.Evaluate(context.Background(), &Params{Header: header("a@example.com")}); r.Status != StatusTempError || !errors.Is(r.Err, ErrDNS) {
+		t.Errorf("%+v", r)
+	}
+	if _, err := e.Lookup(context.Background(), "example.com"); !errors.Is(err, ErrDNS) {
+		t.Errorf("%v", err)
+	}
+	if _, err := e.OrganizationalDomain(context.Background(), "a.example.com"); !errors.Is(err, ErrDNS) {
+		t.Errorf("%v", err)
+	}
+	e.Rules = RFC7489
+	if org, err := e.OrganizationalDomain(context.Background(), "a.b.example.co.uk"); err != nil || org != "example.co.uk" {
+		t.Errorf("%q %v", org, err)
+	}
+}

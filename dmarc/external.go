@@ -17,6 +17,9 @@ import (
 // DNS failure gives an error wrapping ErrDNS: the receiver may try again
 // later (§7.1 step 4).
 func (e *Evaluator) ExternalAuthorized(ctx context.Context, policyDomain, destHost string) (bool, *Record, error) {
+	if e.Resolver == nil {
+		return false, nil, errNoResolver
+	}
 	name := normalizeDomain(policyDomain) + "._report._dmarc." + normalizeDomain(destHost)
 	txts, err := e.Resolver.LookupTXT(ctx, name)
 	if err != nil {
@@ -43,7 +46,7 @@ func (e *Evaluator) ExternalAuthorized(ctx context.Context, policyDomain, destHo
 // are kept; other schemes are ignored (RFC 9989 §4.7). A temporary DNS
 // failure stops with an error wrapping ErrDNS.
 func (e *Evaluator) ReportDestinations(ctx context.Context, policyDomain string, uris []URI, aggregate bool) ([]URI, error) {
-	s := newLookupState(e.Resolver, e.Logger)
+	s := newLookupState(e.Resolver)
 	org, err := s.orgDomain(ctx, e.Rules, policyDomain)
 	if err != nil {
 		return nil, err

@@ -143,9 +143,6 @@ type Record struct {
 	Invalid []string
 }
 
-// EffectivePolicy returns p=, or "" if absent or invalid.
-func (r *Record) EffectivePolicy() Policy { return r.Policy }
-
 // Pct returns the effective pct= (100 when absent).
 func (r *Record) Pct() int {
 	if r.Percent == nil {
