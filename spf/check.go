@@ -269,10 +269,14 @@ type eval struct {
 	ptrDone  bool
 	ptrErr   error
 	valid    map[string]bool // validated PTR names
+	inExp    bool            // computing an explanation
 }
 
 func (e *eval) step(s Step) {
 	s.Depth = e.depth
+	if e.inExp && s.Kind == StepLookup {
+		s.Note = NoteExplanation
+	}
 	e.trace = append(e.trace, s)
 }
 
@@ -558,11 +562,10 @@ func (e *eval) matchMX(t *Term, target string) (bool, outcome, bool) {
 		hosts = append(hosts, mx.Host)
 	}
 	// RFC 7208 §4.6.4: evaluating an mx mechanism must not query more
-	// than MaxMXNames address records; reaching the next name is
-	// permerror, a match before it is not.
-	over := len(hosts) > e.c.opts.MaxMXNames
-	if over {
-		hosts = hosts[:e.c.opts.MaxMXNames]
+	// than MaxMXNames address records; more names is permerror, before
+	// any address lookup (as the openspf mx-limit case and pyspf have it).
+	if len(hosts) > e.c.opts.MaxMXNames {
+		return false, permErr(fmt.Errorf("%w: %s has %d MX names, over %d", ErrTooManyLookups, target[:len(target)-1], len(hosts), e.c.opts.MaxMXNames)), false
 	}
 	type answer struct {
 		addrs []netip.Addr
@@ -607,9 +610,6 @@ func (e *eval) matchMX(t *Term, target string) (bool, outcome, bool) {
 		if e.anyInCIDR(a.addrs, t) {
 			return true, outcome{}, true
 		}
-	}
-	if over {
-		return false, permErr(fmt.Errorf("%w: %s has more than %d MX names", ErrTooManyLookups, target, e.c.opts.MaxMXNames)), false
 	}
 	return false, outcome{}, true
 }
@@ -691,12 +691,14 @@ func isSubdomain(name, domain string) bool {
 // explain computes the explanation of the exp modifier t (RFC 7208 §6.2);
 // any problem gives no explanation.
 func (e *eval) explain(t *Term, name string) string {
+	e.inExp = true
 	target := e.target(t, name)
+	e.inExp = false
 	if !validDomain(target) {
 		return ""
 	}
 	txts, err := e.c.r.LookupTXT(e.ctx, target)
-	e.step(Step{Kind: StepLookup, Query: "TXT", Text: target[:len(target)-1], Err: err, N: len(txts)})
+	e.step(Step{Kind: StepLookup, Query: "TXT", Text: target[:len(target)-1], Note: NoteExplanation, Err: err, N: len(txts)})
 	if err != nil || len(txts) != 1 {
 		return ""
 	}
@@ -704,6 +706,8 @@ func (e *eval) explain(t *Term, name string) string {
 	if err != nil {
 		return ""
 	}
+	e.inExp = true
+	defer func() { e.inExp = false }()
 	return m.expand(e, name[:len(name)-1])
 }
 

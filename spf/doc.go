@@ -29,9 +29,10 @@
 // Where a case allows several results, the suite's preferred one is
 // returned, except in 12 cases where RFC 4408 and RFC 7208 differ (type SPF
 // records are no longer queried, mx-limit is permerror, ...); there, and
-// in 2 pyspf-only extensions and 5 stalwart cases that contradict RFC 7208
+// in 2 pyspf-only extensions and 6 stalwart cases that contradict RFC 7208
 // (a syntax error after a match, exists matching AAAA, no void-lookup
-// limit), RFC 7208's result is expected. The runner names each of them.
+// limit, MX names looked up past the limit), RFC 7208's result is
+// expected. The runner names each of them.
 //
 // Two choices beyond the RFC text: the void-lookup limit counts terms whose
 // own lookup is void (RFC 7208 §4.6.4), not the address lookups of an mx

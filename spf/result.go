@@ -102,6 +102,10 @@ const (
 	StepResult                     // the result of one record
 )
 
+// NoteExplanation is the Note of the lookups made to compute an exp=
+// explanation (RFC 7208 §6.2): the TXT lookup and any %{p} lookups.
+const NoteExplanation = "explanation"
+
 // Step is one entry of a Trace.
 type Step struct {
 	Kind   StepKind
@@ -138,6 +142,11 @@ func (s Step) appendTo(b *strings.Builder) {
 		b.WriteString(s.Query)
 		b.WriteByte(' ')
 		b.WriteString(s.Text)
+		if s.Note != "" {
+			b.WriteString(" (")
+			b.WriteString(s.Note)
+			b.WriteByte(')')
+		}
 	case StepResult:
 		b.WriteString("result ")
 		b.WriteString(s.Domain)

@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/miekg/dns v1.1.73
 	github.com/smarthost-go/smarthost v0.0.0
+	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (
