@@ -31,6 +31,9 @@
 // the older behaviour for receivers that must match it exactly: public
 // suffix list, pct= sampling, no np=, psd= or t=.
 //
+// RFC 9989 is cited by the section numbers of draft-ietf-dmarc-dmarcbis-41,
+// the last draft, whose text this package follows.
+//
 // The package imports neither the spf nor the dkim package of this module:
 // results come in as plain values, so any verifier can feed it.
 package dmarc

@@ -184,9 +184,6 @@ func (r *Record) invalid(tag string) bool {
 	return false
 }
 
-// isWSP reports RFC 5234 WSP.
-func isWSP(c byte) bool { return c == ' ' || c == '\t' }
-
 func trimWSP(s string) string {
 	return strings.TrimFunc(s, func(r rune) bool { return r == ' ' || r == '\t' || r == '\r' || r == '\n' })
 }

@@ -157,7 +157,7 @@ func (p *ReportParser) parseMessage(b []byte, depth int) (*Feedback, error) {
 	}
 	var found *Feedback
 	var firstErr error
-	walkErr := e.Walk(func(path []int, part *message.Entity, err error) error {
+	walkErr := e.Walk(func(_ []int, part *message.Entity, _ error) error {
 		if found != nil || part == nil || part.MultipartReader() != nil {
 			return nil
 		}
