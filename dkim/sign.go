@@ -187,15 +187,20 @@ func Sign(ctx context.Context, w io.Writer, r io.Reader, signers ...*Signer) err
 	return err
 }
 
-// copyCtx copies with a fixed buffer, checking ctx between chunks.
+// copyCtx copies r to w, checking ctx between chunks. A reader that is
+// an io.WriterTo (bytes.Reader, strings.Reader) writes itself without a
+// copy buffer.
 func copyCtx(ctx context.Context, w io.Writer, r io.Reader) (int64, error) {
-	var buf [32 << 10]byte
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if wt, ok := r.(io.WriterTo); ok {
+		return wt.WriteTo(w)
+	}
+	buf := make([]byte, 16<<10)
 	var n int64
 	for {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-		k, err := r.Read(buf[:])
+		k, err := r.Read(buf)
 		if k > 0 {
 			m, werr := w.Write(buf[:k])
 			n += int64(m)
@@ -207,6 +212,9 @@ func copyCtx(ctx context.Context, w io.Writer, r io.Reader) (int64, error) {
 			return n, nil
 		}
 		if err != nil {
+			return n, err
+		}
+		if err := ctx.Err(); err != nil {
 			return n, err
 		}
 	}
