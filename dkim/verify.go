@@ -242,7 +242,31 @@ func newHash(h crypto.Hash) hash.Hash {
 	return sha256.New()
 }
 
-// permerror ends a signature with StatusPermError.
+// failErr ends a signature with a status and an error.
+func (s *sigState) failErr(st Status, err error) *sigState {
+	s.final = true
+	s.res.Status = st
+	s.res.Err = err
+	return s
+}
+
+// wrapped is an error with its own text that still matches its cause with
+// errors.Is.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (w *wrapped) Error() string { return w.msg }
+func (w *wrapped) Unwrap() error { return w.err }
+
+// wrap prefixes an error of this package with context, keeping one
+// "dkim: " at the front.
+func wrap(prefix string, err error) error {
+	return &wrapped{msg: "dkim: " + prefix + strings.TrimPrefix(err.Error(), "dkim: "), err: err}
+}
+
+// fail ends a signature with a status and a formatted reason.
 func (s *sigState) fail(st Status, format string, args ...any) *sigState {
 	s.final = true
 	s.res.Status = st
@@ -256,7 +280,7 @@ func (v *Verifier) parseSignature(f field, now time.Time) *sigState {
 	value := f.raw[f.colon+1 : len(f.raw)-2]
 	tags, err := parseTagList(value)
 	if err != nil {
-		return s.fail(StatusPermError, "signature: %v", strings.TrimPrefix(err.Error(), "dkim: "))
+		return s.failErr(StatusPermError, wrap("signature: ", err))
 	}
 	get := func(n string) string { x, _ := lookupTag(tags, n); return x }
 	s.res.Domain = strings.TrimSuffix(get("d"), ".")
@@ -272,15 +296,15 @@ func (v *Verifier) parseSignature(f field, now time.Time) *sigState {
 		return s.fail(StatusPermError, "signature v=%q is not 1", clip(get("v")))
 	}
 	if err := checkDomain(s.res.Domain); err != nil {
-		return s.fail(StatusPermError, "signature d=: %v", err)
+		return s.failErr(StatusPermError, wrap("signature d=: ", err))
 	}
 	if err := checkSelector(s.res.Selector); err != nil {
-		return s.fail(StatusPermError, "signature s=: %v", err)
+		return s.failErr(StatusPermError, wrap("signature s=: ", err))
 	}
 	s.res.Identifier = "@" + s.res.Domain
 	if i, ok := lookupTag(tags, "i"); ok {
 		if err := checkIdentifier(i, s.res.Domain, false); err != nil {
-			return s.fail(StatusPermError, "signature i=: %v", err)
+			return s.failErr(StatusPermError, wrap("signature i=: ", err))
 		}
 		s.res.Identifier = i
 	}
@@ -301,7 +325,7 @@ func (v *Verifier) parseSignature(f field, now time.Time) *sigState {
 		return s.fail(StatusPermError, "From is not signed (RFC 6376 §6.1.1)")
 	}
 	if s.hc, s.bc, err = ParseCanonicalization(get("c")); err != nil {
-		return s.fail(StatusPermError, "signature c=: %v", err)
+		return s.failErr(StatusPermError, wrap("signature c=: ", err))
 	}
 	if q, ok := lookupTag(tags, "q"); ok {
 		dnsTXT := false
@@ -410,7 +434,7 @@ func (v *Verifier) check(ctx context.Context, s *sigState, picker *headerPicker)
 	s.res.BodySize = s.body.n
 	key, st, err := v.lookupKey(ctx, s.res.Selector, s.res.Domain)
 	if err != nil {
-		s.fail(st, "%v", strings.TrimPrefix(err.Error(), "dkim: "))
+		s.failErr(st, err)
 		return
 	}
 	s.res.Testing = key.Testing()
@@ -436,7 +460,7 @@ func (v *Verifier) check(ctx context.Context, s *sigState, picker *headerPicker)
 	}
 	if key.Strict() {
 		if err := checkIdentifier(s.res.Identifier, s.res.Domain, true); err != nil {
-			s.fail(StatusPermError, "%v", strings.TrimPrefix(err.Error(), "dkim: "))
+			s.failErr(StatusPermError, err)
 			return
 		}
 	}
@@ -515,5 +539,5 @@ func (v *Verifier) lookupKey(ctx context.Context, sel, domain string) (*KeyRecor
 	if len(txts) > 1 {
 		return nil, StatusPermError, fmt.Errorf("%w at %s, none usable: %w", ErrMultipleRecords, name, first)
 	}
-	return nil, StatusPermError, fmt.Errorf("key %s: %w", name, first)
+	return nil, StatusPermError, wrap("key "+name+": ", first)
 }
