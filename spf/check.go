@@ -177,7 +177,8 @@ func (c *Checker) check(ctx context.Context, ip netip.Addr, domain, sender, helo
 	}
 	ip = ip.Unmap()
 	e := &eval{c: c, ctx: ctx, ip: ip, sender: sender, helo: helo}
-	e.trace = make(Trace, 0, 48)
+	e.trace = make(Trace, 0, 96)
+	e.stack = e.stackBuf[:0]
 	if sender == "" {
 		sender = "postmaster@" + domain
 	}
@@ -262,6 +263,7 @@ type eval struct {
 	terms, voids        int
 	trace               Trace
 	stack               []string // domains being evaluated, for loops
+	stackBuf            [12]string
 	depth               int
 
 	ipDots   string   // %{i}
