@@ -132,7 +132,7 @@ func (rp *Reporter) Add(p *Params, r *Result) {
 	if pp.SP == "" {
 		pp.SP = pp.P
 	}
-	row := Row{SourceIP: p.SourceIP.Unmap(), SourceIPText: p.SourceIP.String(), Count: 1}
+	row := Row{SourceIP: p.SourceIP.Unmap(), SourceIPText: p.SourceIP.Unmap().String(), Count: 1}
 	pe := &row.PolicyEvaluated
 	pe.Disposition = string(r.Disposition)
 	if pe.Disposition == "" {
