@@ -485,3 +485,58 @@ func TestPostsrsdDivergences(t *testing.T) {
 		}
 	}
 }
+
+// TestPostsrsdLocalPolicy compares always-rewrite (-A) and excluded domains
+// (-X, our LocalDomains) with postsrsd 1.10.
+func TestPostsrsdLocalPolicy(t *testing.T) {
+	ctx := context.Background()
+	const secret = "policy s3cret"
+	t.Run("always-rewrite", func(t *testing.T) {
+		p := startPostsrsd(t, "example.com", []string{secret}, "-A")
+		r, err := srs.New(&srs.Options{Domain: "example.com", Secrets: []string{secret}, Alphabet: srs.Base64Std, AlwaysRewrite: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range []string{"me@example.com", "Me@EXAMPLE.COM", "you@other.example"} {
+			code, theirs := p.fwd.get(t, a)
+			got, err := r.Forward(ctx, a)
+			if code != 200 || err != nil || got != theirs || got == a {
+				t.Errorf("forward %q: postsrsd %d %q, ours %q %v", a, code, theirs, got, err)
+			}
+			if back, err := r.Reverse(ctx, theirs); err != nil || back != a {
+				t.Errorf("reverse %q: %q %v", theirs, back, err)
+			}
+		}
+	})
+	t.Run("excluded-domains", func(t *testing.T) {
+		p := startPostsrsd(t, "example.com", []string{secret}, "-X.corp.example,other.example")
+		r, err := srs.New(&srs.Options{Domain: "example.com", Secrets: []string{secret}, Alphabet: srs.Base64Std,
+			LocalDomains: []string{".corp.example", "other.example"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			addr     string
+			excluded bool
+		}{
+			{"a@x.corp.example", true}, {"a@X.Y.CORP.EXAMPLE", true}, {"a@other.example", true}, {"a@OTHER.example", true},
+			{"a@corp.example", false}, {"a@another.example", false}, {"a@other.example.net", false},
+		} {
+			code, theirs := p.fwd.get(t, tc.addr)
+			got, err := r.Forward(ctx, tc.addr)
+			if err != nil {
+				t.Errorf("Forward(%q): %v", tc.addr, err)
+				continue
+			}
+			if tc.excluded {
+				if code != 500 || !strings.Contains(theirs, "excluded") || got != tc.addr {
+					t.Errorf("excluded %q: postsrsd %d %q, ours %q", tc.addr, code, theirs, got)
+				}
+				continue
+			}
+			if code != 200 || got != theirs {
+				t.Errorf("forward %q: postsrsd %d %q, ours %q", tc.addr, code, theirs, got)
+			}
+		}
+	})
+}
