@@ -30,7 +30,9 @@ import (
 // between hop and opaque part) leave the hash valid, e.g. a valid
 // "...=2V=gmail.co=mvictim@relay" also reverses as
 // "...=2V=gmail.com=victim@relay". A forwarder exposed to this should keep
-// MaxAge short, or use a Store with StoreAll, whose keys are not malleable.
+// MaxAge short, or use a Store with StoreAll: there the only movable
+// boundary is between "1" and the SHA-1-derived key, so a shifted address
+// names no domain an attacker can choose.
 //
 // Errors are *AddressError values wrapping ErrNotSRS, ErrSyntax, ErrExpired,
 // ErrBadHash, ErrTooLong (over 1024 octets), ErrNoStore, ErrUnknownAlias or
