@@ -89,7 +89,11 @@ func loadCases(t testing.TB, files []string) []*suiteCase {
 
 // runCase evaluates one case with a fresh Checker.
 func runCase(c *suiteCase) spf.Result {
-	chk, err := spf.NewChecker(c.Resolver, &spf.Options{Hostname: "receiver.example"})
+	return runCaseWith(c, &spf.Options{Hostname: "receiver.example"})
+}
+
+func runCaseWith(c *suiteCase, opts *spf.Options) spf.Result {
+	chk, err := spf.NewChecker(c.Resolver, opts)
 	if err != nil {
 		panic(err)
 	}
@@ -154,6 +158,13 @@ func TestConformance(t *testing.T) {
 			t.Run(c.File+"/"+c.Name, func(t *testing.T) {
 				t.Parallel()
 				r := runCase(c)
+				// Concurrent MX address lookups give the same result
+				// and the same counts.
+				if rc := runCaseWith(c, &spf.Options{Hostname: "receiver.example", ConcurrentMX: true}); rc.Status != r.Status ||
+					rc.DNSTerms != r.DNSTerms || rc.VoidLookups != r.VoidLookups || rc.Explanation != r.Explanation {
+					t.Errorf("ConcurrentMX: %s %d/%d %q, sequential %s %d/%d %q", rc.Status, rc.DNSTerms, rc.VoidLookups, rc.Explanation,
+						r.Status, r.DNSTerms, r.VoidLookups, r.Explanation)
+				}
 				if msg := checkCase(c, r); msg != "" {
 					failed.Add(1)
 					t.Errorf("%s: %s\n%s", c.Scenario, msg, r.Trace)
