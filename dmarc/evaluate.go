@@ -342,7 +342,9 @@ func (e *Evaluator) evaluateDomain(ctx context.Context, s *lookupState, d string
 	return r
 }
 
-// draw returns a uniform random number from 0 to 99 (RFC 7489 §6.6.4).
+// draw returns a uniform random number from 0 to 99; a message is in the
+// pct= sample when it is below pct (RFC 7489 §6.3: "if (random mod 100) <
+// pct then selected"), otherwise the next policy down applies (§6.6.4).
 func (e *Evaluator) draw() int {
 	src := e.Rand
 	if src == nil {
