@@ -150,6 +150,15 @@ func TestConformance(t *testing.T) {
 	custom := os.Getenv("SPF_SUITE")
 	if custom != "" {
 		files = strings.Split(custom, ",")
+		for i, f := range files {
+			// Paths may be relative to the module root as well as to
+			// the package directory (where go test runs).
+			if _, err := os.Stat(f); err != nil && !filepath.IsAbs(f) {
+				if _, err := os.Stat(filepath.Join("..", f)); err == nil {
+					files[i] = filepath.Join("..", f)
+				}
+			}
+		}
 	}
 	cases := loadCases(t, files)
 	var passed, failed atomic.Int64
@@ -191,5 +200,18 @@ func TestConformance(t *testing.T) {
 			}
 		}
 	}
-	fmt.Printf("%d passed, %d failed\n", passed.Load(), failed.Load())
+	conformanceSummary = fmt.Sprintf("%d passed, %d failed", passed.Load(), failed.Load())
+	t.Log(conformanceSummary)
+}
+
+// conformanceSummary is TestConformance's count, printed by TestMain as
+// the last line of the run (after go test's per-test lines).
+var conformanceSummary string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if conformanceSummary != "" {
+		fmt.Println(conformanceSummary)
+	}
+	os.Exit(code)
 }
