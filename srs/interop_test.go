@@ -35,7 +35,7 @@ type lookupConn struct {
 	r *bufio.Reader
 }
 
-func (l *lookupConn) get(t *testing.T, addr string) (code int, value string) {
+func (l *lookupConn) get(t testing.TB, addr string) (code int, value string) {
 	t.Helper()
 	l.c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := fmt.Fprintf(l.c, "get %s\n", tcpTableEncode(addr)); err != nil {
@@ -76,7 +76,7 @@ func tcpTableEncode(s string) string {
 	return b.String()
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -88,7 +88,7 @@ func freePort(t *testing.T) int {
 
 // startPostsrsd runs postsrsd on 127.0.0.1 with the given secrets and extra
 // flags; it is killed (by its pid) when the test ends.
-func startPostsrsd(t *testing.T, domain string, secrets []string, flags ...string) *postsrsd {
+func startPostsrsd(t testing.TB, domain string, secrets []string, flags ...string) *postsrsd {
 	t.Helper()
 	if _, err := os.Stat(postsrsdPath); err != nil {
 		t.Skipf("postsrsd not installed (%v): apt-get install postsrsd to run the interop test", err)
