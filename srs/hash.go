@@ -62,7 +62,6 @@ func newHasher() any {
 // sum returns HMAC-SHA1(key, lc(a) || lc(b) || lc(c)).
 func (r *Rewriter) sum(k *hmacKey, a, b, c string) [sha1.Size]byte {
 	hs := r.hashers.Get().(*hasher)
-	defer r.hashers.Put(hs)
 	if err := hs.u.UnmarshalBinary(k.inner); err != nil {
 		panic("srs: crypto/sha1 state cannot be restored: " + err.Error()) // cannot happen
 	}
@@ -78,24 +77,30 @@ func (r *Rewriter) sum(k *hmacKey, a, b, c string) [sha1.Size]byte {
 		panic("srs: crypto/sha1 state cannot be restored: " + err.Error()) // cannot happen
 	}
 	hs.h.Write(inner)
-	return [sha1.Size]byte(hs.h.Sum(hs.sum[:0]))
+	d := [sha1.Size]byte(hs.h.Sum(hs.sum[:0]))
+	r.hashers.Put(hs)
+	return d
 }
 
 // lowerCopy copies as much of s as fits into dst, mapping ASCII upper case
 // to lower case only (C isupper/tolower in the "C" locale).
 func lowerCopy(dst []byte, s string) int {
-	if len(s) > len(dst) {
-		s = s[:len(dst)]
+	n := copy(dst, s)
+	for i, c := range dst[:n] {
+		dst[i] = asciiLower[c]
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		dst[i] = c
-	}
-	return len(s)
+	return n
 }
+
+var asciiLower = func() (t [256]byte) {
+	for i := range t {
+		t[i] = byte(i)
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = byte(c + 'a' - 'A')
+	}
+	return t
+}()
 
 var (
 	base64StdChars = [64]byte([]byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"))
