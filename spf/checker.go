@@ -191,8 +191,8 @@ func (c *Checker) check(ctx context.Context, ip netip.Addr, domain, sender, helo
 		// RFC 7208 §4.3: no local-part means "postmaster".
 		e.local = "postmaster"
 		sender = "postmaster@" + e.senderDomain
-		e.sender = sender
 	}
+	e.sender = sender
 	domain = strings.TrimSuffix(domain, ".")
 	res := Result{Domain: domain, Sender: sender, HELO: helo, IP: ip, Identity: id}
 	var out outcome

@@ -303,6 +303,23 @@ helo.example.com.  A   198.51.100.1
 	}
 }
 
+// TestCheckHostSender: check_host() with an empty sender uses
+// postmaster@domain, and one without a local-part gets "postmaster"
+// (RFC 7208 §4.3).
+func TestCheckHostSender(t *testing.T) {
+	t.Parallel()
+	z := dnstest.NewZone()
+	z.AddTXT("example.com", "v=spf1 -all exp=e.example.com")
+	z.AddTXT("e.example.com", "%{s}/%{l}/%{o}")
+	c := mustChecker(t, z, nil)
+	for _, s := range []string{"", "@example.com"} {
+		r := c.CheckHost(context.Background(), netip.MustParseAddr("192.0.2.1"), "example.com", s)
+		if want := "postmaster@example.com/postmaster/example.com"; r.Explanation != want || r.Sender != "postmaster@example.com" {
+			t.Errorf("sender %q: explanation %q sender %q, want %q", s, r.Explanation, r.Sender, want)
+		}
+	}
+}
+
 // TestNullSender: a null reverse-path is checked as postmaster@helo
 // (RFC 7208 §2.4).
 func TestNullSender(t *testing.T) {
