@@ -176,9 +176,16 @@ func fqdn(name string) string {
 	return name + "."
 }
 
+// isNotFound reports a not-found answer (NXDOMAIN or NODATA). A
+// *net.AddrError is *net.Resolver's "no suitable address" when a name has
+// addresses only of the other family: not found too.
 func isNotFound(err error) bool {
 	var de *net.DNSError
-	return errors.As(err, &de) && de.IsNotFound
+	if errors.As(err, &de) {
+		return de.IsNotFound
+	}
+	var ae *net.AddrError
+	return errors.As(err, &ae)
 }
 
 // target is the expanded domain-spec of t as an absolute name, or name
