@@ -1,7 +1,6 @@
 package spf
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -243,7 +242,6 @@ func Parse(record string) (*Record, error) {
 	return r, nil
 }
 
-var errNotMechanism = errors.New("not a mechanism")
 
 func syntaxErr(term, format string, args ...any) error {
 	return fmt.Errorf("%w: %q: %s", ErrSyntax, term, fmt.Sprintf(format, args...))
