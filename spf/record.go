@@ -242,7 +242,6 @@ func Parse(record string) (*Record, error) {
 	return r, nil
 }
 
-
 func syntaxErr(term, format string, args ...any) error {
 	return fmt.Errorf("%w: %q: %s", ErrSyntax, term, fmt.Sprintf(format, args...))
 }
