@@ -412,6 +412,18 @@ _dmarc.example.com. TXT "v=DMARC1; p=quarantine"`)
 		if r.Policy != PolicyNone || r.PolicyTag != "np" {
 			t.Errorf("%+v", r)
 		}
+		// A name with only a TXT record exists (RFC 9989 Appendix A.4).
+		z.AddTXT("txtonly.example.com", "hello")
+		r = (&Evaluator{Resolver: z}).Evaluate(ctx, &Params{Header: header("a@txtonly.example.com")})
+		if r.PolicyTag != "sp" {
+			t.Errorf("TXT-only name: %+v", r)
+		}
+		// When existence cannot be told (SERVFAIL), sp= applies.
+		z.Fail("broken.example.com", dns.TypeANY, dnstest.ServFail)
+		r = (&Evaluator{Resolver: z}).Evaluate(ctx, &Params{Header: header("a@broken.example.com")})
+		if r.PolicyTag != "sp" || r.Status != StatusFail {
+			t.Errorf("SERVFAIL: %+v", r)
+		}
 	})
 }
 
