@@ -185,33 +185,49 @@ const (
 	one = 0x0101010101010101
 )
 
+// specialTop maps a byte to the top bit of a word when it is special.
+var specialTop = [256]uint64{' ': 1 << 63, '\t': 1 << 63, '\r': 1 << 63, '\n': 1 << 63}
+
 // special reports a byte that relaxed canonicalization may change.
 func special(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 // scanRelaxed returns the end of the run of p starting at i that relaxed
 // canonicalization leaves unchanged when nothing is pending: ordinary
 // bytes, single SPs followed by an ordinary byte, lone CRs, and CRLFs
-// followed by an ordinary byte. It reads eight bytes at a time and only
-// looks closer at words holding a byte below 0x21.
+// followed by an ordinary byte. It reads 32 bytes at a time while no byte
+// is below 0x21, then eight at a time with exact byte masks; line breaks
+// and other rare bytes are looked at one by one.
 func scanRelaxed(p []byte, i int) int {
+	const k21 = 0x2121212121212121
 	n := len(p)
 	for {
-		for i+8 <= n {
-			w := binary.LittleEndian.Uint64(p[i:])
-			if (w-0x2121212121212121)&^w&hi8 == 0 {
-				i += 8 // no byte below 0x21
-				continue
+		for i+32 <= n {
+			q := p[i : i+32]
+			w0 := binary.LittleEndian.Uint64(q)
+			w1 := binary.LittleEndian.Uint64(q[8:])
+			w2 := binary.LittleEndian.Uint64(q[16:])
+			w3 := binary.LittleEndian.Uint64(q[24:])
+			if ((w0-k21)&^w0|(w1-k21)&^w1|(w2-k21)&^w2|(w3-k21)&^w3)&hi8 != 0 {
+				break
 			}
-			// Exact masks: bytes below 0x21, and SP bytes.
+			i += 32
+		}
+		for i+9 <= n {
+			w := binary.LittleEndian.Uint64(p[i:])
+			// Exact masks: bytes below 0x21, SP bytes, the others.
 			lt := ^(((w & lo7) + 0x5f5f5f5f5f5f5f5f) | w) & hi8
 			x := w ^ (' ' * one)
 			sp := ^(((x & lo7) + lo7) | x | lo7)
-			if lt == sp && sp&(sp<<8) == 0 && sp>>63 == 0 {
-				i += 8 // only single SPs, each followed by an ordinary byte
-				continue
+			other := lt &^ sp
+			// Where the slow path must look: a byte other than SP, an SP
+			// followed by SP or by another such byte, in this word or
+			// (for its last byte) in the next one.
+			bad := other | sp&(sp>>8) | sp&(other>>8) | sp&specialTop[p[i+8]]
+			if bad != 0 {
+				i += bits.TrailingZeros64(bad) >> 3
+				break
 			}
-			i += bits.TrailingZeros64(lt) >> 3
-			break
+			i += 8
 		}
 		for i < n && p[i] > 0x20 {
 			i++

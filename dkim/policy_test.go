@@ -80,7 +80,7 @@ func TestKeyRecordPolicies(t *testing.T) {
 		{"v=DKIM1; k=rsa; " + p, dkim.StatusPermError, "neither"},
 		{"k=ed25519; v=DKIM1; " + p, dkim.StatusPermError, "must be first"},
 		{"v=DKIM2; k=ed25519; " + p, dkim.StatusPermError, "DKIM1"},
-		{"v=DKIM1; k=ed25519; t=s; " + p, dkim.StatusPermError, "t=s"},                                  // i= is a subdomain
+		{"v=DKIM1; k=ed25519; t=s; " + p, dkim.StatusPermError, "t=s"},                                             // i= is a subdomain
 		{"v=DKIM1; k=ed25519; t=y; p=22qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", dkim.StatusNeutral, "testing"}, // t=y turns fail into neutral
 		{"v=DKIM1; k=ed25519; t=y; " + p, dkim.StatusPass, ""},
 		{"v=DKIM1; k=ed25519", dkim.StatusPermError, "no p="},
