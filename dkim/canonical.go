@@ -207,10 +207,31 @@ func scanRelaxed(p []byte, i int) int {
 			w1 := binary.LittleEndian.Uint64(q[8:])
 			w2 := binary.LittleEndian.Uint64(q[16:])
 			w3 := binary.LittleEndian.Uint64(q[24:])
-			if ((w0-k21)&^w0|(w1-k21)&^w1|(w2-k21)&^w2|(w3-k21)&^w3)&hi8 != 0 {
-				break
+			t0, t1, t2, t3 := (w0-k21)&^w0&hi8, (w1-k21)&^w1&hi8, (w2-k21)&^w2&hi8, (w3-k21)&^w3&hi8
+			if t0|t1|t2|t3 == 0 {
+				i += 32
+				continue
 			}
-			i += 32
+			// The lowest flagged byte of a word is exact: j is the first
+			// byte below 0x21. A CRLF followed by an ordinary byte (the
+			// end of a base64 line) passes here without the word loop.
+			j := i
+			switch {
+			case t0 != 0:
+				j += bits.TrailingZeros64(t0) >> 3
+			case t1 != 0:
+				j += 8 + bits.TrailingZeros64(t1)>>3
+			case t2 != 0:
+				j += 16 + bits.TrailingZeros64(t2)>>3
+			default:
+				j += 24 + bits.TrailingZeros64(t3)>>3
+			}
+			if j+2 < n && p[j] == '\r' && p[j+1] == '\n' && !special(p[j+2]) {
+				i = j + 2
+				continue
+			}
+			i = j
+			break
 		}
 		for i+9 <= n {
 			w := binary.LittleEndian.Uint64(p[i:])
