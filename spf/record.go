@@ -251,7 +251,7 @@ func parseTerm(s string) (Term, error) {
 	// A modifier: name "=" macro-string, name = ALPHA *( ALPHA / DIGIT /
 	// "-" / "_" / "." ) (RFC 7208 §4.6.1). A mechanism never contains "="
 	// before ":" or "/".
-	if i := strings.IndexAny(s, "=:/"); i > 0 && s[i] == '=' {
+	if i := indexTermSep(s); i > 0 && s[i] == '=' {
 		name := s[:i]
 		if !isModifierName(name) {
 			return t, syntaxErr(s, "invalid modifier name")
@@ -280,27 +280,27 @@ func parseTerm(s string) (Term, error) {
 		s = s[1:]
 	}
 	name := s
-	if i := strings.IndexAny(s, ":/"); i >= 0 {
+	if i := indexTermSep(s); i >= 0 {
 		name, s = s[:i], s[i:]
 	} else {
 		s = ""
 	}
-	switch {
-	case strings.EqualFold(name, MechAll):
+	switch lowerASCII(name) {
+	case MechAll:
 		t.Mechanism = MechAll
-	case strings.EqualFold(name, MechInclude):
+	case MechInclude:
 		t.Mechanism = MechInclude
-	case strings.EqualFold(name, MechA):
+	case MechA:
 		t.Mechanism = MechA
-	case strings.EqualFold(name, MechMX):
+	case MechMX:
 		t.Mechanism = MechMX
-	case strings.EqualFold(name, MechPTR):
+	case MechPTR:
 		t.Mechanism = MechPTR
-	case strings.EqualFold(name, MechIP4):
+	case MechIP4:
 		t.Mechanism = MechIP4
-	case strings.EqualFold(name, MechIP6):
+	case MechIP6:
 		t.Mechanism = MechIP6
-	case strings.EqualFold(name, MechExists):
+	case MechExists:
 		t.Mechanism = MechExists
 	default:
 		return t, syntaxErr(name, "unknown mechanism")
@@ -458,6 +458,28 @@ func parseCIDRLen(s string, max int) (int, error) {
 		return 0, fmt.Errorf("CIDR length %d over %d", n, max)
 	}
 	return n, nil
+}
+
+// indexTermSep returns the index of the first "=", ":" or "/" in s, or -1.
+func indexTermSep(s string) int {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '=', ':', '/':
+			return i
+		}
+	}
+	return -1
+}
+
+// lowerASCII returns s in lower case, without allocating when it already
+// is.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
 }
 
 func isModifierName(s string) bool {
