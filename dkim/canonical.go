@@ -207,11 +207,12 @@ func scanRelaxed(p []byte, i int) int {
 			w1 := binary.LittleEndian.Uint64(q[8:])
 			w2 := binary.LittleEndian.Uint64(q[16:])
 			w3 := binary.LittleEndian.Uint64(q[24:])
-			t0, t1, t2, t3 := (w0-k21)&^w0&hi8, (w1-k21)&^w1&hi8, (w2-k21)&^w2&hi8, (w3-k21)&^w3&hi8
-			if t0|t1|t2|t3 == 0 {
+			u0, u1, u2, u3 := (w0-k21)&^w0, (w1-k21)&^w1, (w2-k21)&^w2, (w3-k21)&^w3
+			if (u0|u1|u2|u3)&hi8 == 0 {
 				i += 32
 				continue
 			}
+			t0, t1, t2, t3 := u0&hi8, u1&hi8, u2&hi8, u3&hi8
 			// The lowest flagged byte of a word is exact: j is the first
 			// byte below 0x21. A CRLF followed by an ordinary byte (the
 			// end of a base64 line) passes here without the word loop.

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -307,6 +308,18 @@ func TestSignerOptions(t *testing.T) {
 	} {
 		if !strings.Contains(field, want) {
 			t.Errorf("signature %s\nlacks %s", field, want)
+		}
+	}
+}
+
+// TestSignerHidesKey: printing a Signer shows no key material.
+func TestSignerHidesKey(t *testing.T) {
+	t.Parallel()
+	s := edSigner(t, dkim.SignOptions{})
+	seed := strings.TrimSpace(string(readFile(t, "testdata/rfc8463/ed25519-private-seed.b64")))
+	for _, out := range []string{fmt.Sprint(s), fmt.Sprintf("%+v", s), fmt.Sprintf("%#v", s)} {
+		if out != "dkim.Signer{d=football.example.com s=brisbane a=ed25519-sha256}" || strings.Contains(out, seed) {
+			t.Errorf("printed as %q", out)
 		}
 	}
 }

@@ -138,6 +138,14 @@ func NewSigner(o *SignOptions) (*Signer, error) {
 	return s, nil
 }
 
+// String describes the signer without its key.
+func (s *Signer) String() string {
+	return "dkim.Signer{d=" + s.o.Domain + " s=" + s.o.Selector + " a=" + s.alg + "}"
+}
+
+// GoString is String, so that %#v does not print the key either.
+func (s *Signer) GoString() string { return s.String() }
+
 // Algorithm returns the a= value: "rsa-sha256" or "ed25519-sha256".
 func (s *Signer) Algorithm() string { return s.alg }
 
