@@ -17,7 +17,7 @@ const maxFromLen = 64 << 10
 // "Mail From:" is tolerated. It fails, wrapping ErrFrom, when no address
 // with a valid domain is found (RFC 9989 §5.3.1: DMARC validation is then
 // not possible). Domains in U-label form are returned as A-labels (RFC 9989
-// §5.3.1), by Punycode after lower-casing.
+// §5.3.1), with the IDNA lookup mapping.
 func FromDomains(value string) ([]string, error) {
 	if len(value) > maxFromLen {
 		return nil, fmt.Errorf("%w: From field longer than %d bytes", ErrFrom, maxFromLen)
