@@ -11,17 +11,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// DefaultHeaders are the fields a Signer signs when SignOptions.Headers is
-// nil (RFC 6376 §5.4.1 recommends the fields that carry the message's
+// DefaultHeaders returns the fields a Signer signs when SignOptions.Headers
+// is nil (RFC 6376 §5.4.1 recommends the fields that carry the message's
 // meaning). Each is oversigned: listed in h= once more than the message
 // holds it, so no instance can be added after signing (RFC 6376 §8.15).
 // List-* fields not named here are signed the same way when present.
-var DefaultHeaders = []string{
+func DefaultHeaders() []string { return slices.Clone(defaultHeaders) }
+
+var defaultHeaders = []string{
 	"From", "To", "Cc", "Subject", "Date", "Message-ID", "Reply-To",
 	"In-Reply-To", "References", "MIME-Version", "Content-Type",
 	"Content-Transfer-Encoding", "List-Id", "List-Help", "List-Unsubscribe",
@@ -47,7 +50,7 @@ type SignOptions struct {
 	HeaderCanonicalization, BodyCanonicalization Canonicalization
 	// Headers is the h= list, used as given (a name listed n times signs n
 	// instances). It must include From (RFC 6376 §5.4). Default nil:
-	// DefaultHeaders, oversigned.
+	// DefaultHeaders(), oversigned.
 	Headers []string
 	// Expiration, when positive, adds x= = t= + Expiration (RFC 6376 §3.5).
 	// Default 0: no x=.
@@ -348,7 +351,7 @@ func (s *Signer) headerNames(p *headerPicker) []string {
 			names = append(names, n)
 		}
 	}
-	for _, n := range DefaultHeaders {
+	for _, n := range defaultHeaders {
 		add(n)
 	}
 	for _, f := range p.fields {
