@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/smarthost-go/smarthost/internal/dnsname"
 )
 
@@ -16,6 +18,7 @@ type cacheKey struct {
 // temporary error is never cached.
 type entry struct {
 	answer  *Answer
+	txt     []string // for TXT answers: each record's strings joined, once
 	err     error
 	ttl     time.Duration // how long it may be cached; 0: not at all
 	expires time.Time
@@ -58,6 +61,9 @@ func (r *Resolver) cached(ctx context.Context, abs string, qtype uint16) (*entry
 
 func (r *Resolver) fill(ctx context.Context, k cacheKey, abs string, c *call) {
 	e := r.resolve(ctx, abs, k.qtype, "")
+	if e.answer != nil && k.qtype == dns.TypeTXT {
+		e.txt = joinTXT(e.answer.Records)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.inflight, k)

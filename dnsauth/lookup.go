@@ -15,15 +15,22 @@ import (
 // each record joined into one string (RFC 7208 §3.3, RFC 6376 §3.6.2.2),
 // one string per record.
 func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	a, err := r.Lookup(ctx, name, dns.TypeTXT)
+	e, err := r.lookup(ctx, name, dns.TypeTXT)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, 0, len(a.Records))
-	for _, rr := range a.Records {
-		out = append(out, strings.Join(rr.(*dns.TXT).Txt, ""))
+	return slices.Clone(e.txt), nil
+}
+
+// joinTXT joins the character-strings of each TXT record.
+func joinTXT(rrs []dns.RR) []string {
+	out := make([]string, 0, len(rrs))
+	for _, rr := range rrs {
+		if t, ok := rr.(*dns.TXT); ok {
+			out = append(out, strings.Join(t.Txt, ""))
+		}
 	}
-	return out, nil
+	return out
 }
 
 // LookupMX returns the MX records of name sorted by preference, hosts

@@ -165,6 +165,16 @@ type Answer struct {
 // following CNAMEs. Not found and temporary failures are errors of the
 // package contract.
 func (r *Resolver) Lookup(ctx context.Context, name string, qtype uint16) (*Answer, error) {
+	e, err := r.lookup(ctx, name, qtype)
+	if err != nil {
+		return nil, err
+	}
+	return e.answer, nil
+}
+
+// lookup is Lookup giving the cache entry, which is never nil without an
+// error and always has an answer.
+func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) (*entry, error) {
 	abs, err := dnsname.Absolute(name)
 	if err != nil {
 		return nil, dnsname.Invalid(name, err)
@@ -176,7 +186,7 @@ func (r *Resolver) Lookup(ctx context.Context, name string, qtype uint16) (*Answ
 	if e.err != nil {
 		return nil, e.err
 	}
-	return e.answer, nil
+	return e, nil
 }
 
 // LookupAt asks one server (host:port) directly for the records of type
