@@ -9,10 +9,7 @@ import (
 
 // The suite loaders live in internal/spfsuite, shared with the
 // benchmark-comparison module.
-type (
-	suiteCase = spfsuite.Case
-	resolver  = spfsuite.Resolver
-)
+type suiteCase = spfsuite.Case
 
 func loadSuiteFile(path string) ([]*suiteCase, error) { return spfsuite.LoadFile(path) }
 
