@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/smarthost-go/smarthost/internal/dnsname"
 )
 
 // LookupTXT returns the TXT records of name, the character-strings of
@@ -85,48 +87,31 @@ func (r *Resolver) LookupCNAME(ctx context.Context, host string) (string, error)
 // LookupNetIP returns the addresses of host: network "ip4" asks for A,
 // "ip6" for AAAA, "ip" for both. An IP literal is returned as it is.
 func (r *Resolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
-	if ip, err := netip.ParseAddr(host); err == nil {
-		return []netip.Addr{ip}, nil
-	}
-	var types []uint16
-	switch network {
-	case "ip":
-		types = []uint16{dns.TypeA, dns.TypeAAAA}
-	case "ip4":
-		types = []uint16{dns.TypeA}
-	case "ip6":
-		types = []uint16{dns.TypeAAAA}
-	default:
-		return nil, &net.DNSError{Err: "unknown network " + network, Name: host}
-	}
-	var out []netip.Addr
-	var firstErr error
-	for _, t := range types {
+	return dnsname.LookupNetIP(network, host, func(t uint16) ([]netip.Addr, error) {
 		a, err := r.Lookup(ctx, host, t)
 		if err != nil {
-			// A temporary failure says more than a not-found.
-			if firstErr == nil || isNotFound(firstErr) && !isNotFound(err) {
-				firstErr = err
-			}
-			continue
+			return nil, err
 		}
-		for _, rr := range a.Records {
-			switch rr := rr.(type) {
-			case *dns.A:
-				if ip, ok := netip.AddrFromSlice(rr.A.To4()); ok {
-					out = append(out, ip)
-				}
-			case *dns.AAAA:
-				if ip, ok := netip.AddrFromSlice(rr.AAAA.To16()); ok {
-					out = append(out, ip)
-				}
+		return addrs(a.Records), nil
+	})
+}
+
+// addrs returns the addresses of the A and AAAA records among rrs.
+func addrs(rrs []dns.RR) []netip.Addr {
+	var out []netip.Addr
+	for _, rr := range rrs {
+		switch rr := rr.(type) {
+		case *dns.A:
+			if ip, ok := netip.AddrFromSlice(rr.A.To4()); ok {
+				out = append(out, ip)
+			}
+		case *dns.AAAA:
+			if ip, ok := netip.AddrFromSlice(rr.AAAA.To16()); ok {
+				out = append(out, ip)
 			}
 		}
 	}
-	if len(out) == 0 {
-		return nil, firstErr
-	}
-	return out, nil
+	return out
 }
 
 // LookupAddr returns the names of addr from its PTR records (RFC 1035
@@ -145,9 +130,4 @@ func (r *Resolver) LookupAddr(ctx context.Context, addr string) ([]string, error
 		out = append(out, rr.(*dns.PTR).Ptr)
 	}
 	return out, nil
-}
-
-func isNotFound(err error) bool {
-	de, ok := err.(*net.DNSError)
-	return ok && de.IsNotFound
 }

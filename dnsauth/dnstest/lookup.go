@@ -131,45 +131,28 @@ func (z *Zone) LookupCNAME(ctx context.Context, host string) (string, error) {
 // LookupNetIP returns the addresses of host: network "ip4" asks for A,
 // "ip6" for AAAA, "ip" for both. An IP literal is returned as it is.
 func (z *Zone) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
-	if ip, err := netip.ParseAddr(host); err == nil {
-		return []netip.Addr{ip}, nil
-	}
-	var types []uint16
-	switch network {
-	case "ip":
-		types = []uint16{dns.TypeA, dns.TypeAAAA}
-	case "ip4":
-		types = []uint16{dns.TypeA}
-	case "ip6":
-		types = []uint16{dns.TypeAAAA}
-	default:
-		return nil, &net.DNSError{Err: "unknown network " + network, Name: host}
-	}
-	var out []netip.Addr
-	var firstErr error
-	for _, t := range types {
+	return dnsname.LookupNetIP(network, host, func(t uint16) ([]netip.Addr, error) {
 		rrs, err := z.lookup(ctx, host, t)
-		if err != nil {
-			if firstErr == nil || isNotFound(firstErr) && !isNotFound(err) {
-				firstErr = err
+		return addrs(rrs), err
+	})
+}
+
+// addrs returns the addresses of the A and AAAA records among rrs.
+func addrs(rrs []dns.RR) []netip.Addr {
+	var out []netip.Addr
+	for _, rr := range rrs {
+		switch rr := rr.(type) {
+		case *dns.A:
+			if ip, ok := netip.AddrFromSlice(rr.A.To4()); ok {
+				out = append(out, ip)
 			}
-			continue
-		}
-		for _, rr := range rrs {
-			switch rr := rr.(type) {
-			case *dns.A:
-				a, _ := netip.AddrFromSlice(rr.A.To4())
-				out = append(out, a)
-			case *dns.AAAA:
-				a, _ := netip.AddrFromSlice(rr.AAAA)
-				out = append(out, a)
+		case *dns.AAAA:
+			if ip, ok := netip.AddrFromSlice(rr.AAAA.To16()); ok {
+				out = append(out, ip)
 			}
 		}
 	}
-	if len(out) == 0 {
-		return nil, firstErr
-	}
-	return out, nil
+	return out
 }
 
 // LookupAddr returns the names of addr from its PTR records, absolute.
@@ -187,9 +170,4 @@ func (z *Zone) LookupAddr(ctx context.Context, addr string) ([]string, error) {
 		out = append(out, rr.(*dns.PTR).Ptr)
 	}
 	return out, nil
-}
-
-func isNotFound(err error) bool {
-	de, ok := err.(*net.DNSError)
-	return ok && de.IsNotFound
 }

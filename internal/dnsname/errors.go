@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 )
 
 // The error contract of every resolver of the module: "not found"
@@ -53,4 +54,54 @@ func Temporary(name, server, text string) error {
 // errors.Is(err, ctx.Err()) holds.
 func Context(name string, err error) error {
 	return &net.DNSError{Err: err.Error(), Name: name, IsTimeout: errors.Is(err, context.DeadlineExceeded), IsTemporary: true, UnwrapErr: err}
+}
+
+// LookupNetIP is the LookupNetIP of every resolver of the module, over its
+// lookup of one address type: network "ip4" asks for A, "ip6" for AAAA,
+// "ip" for both; an IP literal is returned as it is. When nothing is found,
+// a temporary failure of either type says more than a not-found, and is
+// returned.
+func LookupNetIP(network, host string, lookup func(qtype uint16) ([]netip.Addr, error)) ([]netip.Addr, error) {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return []netip.Addr{ip}, nil
+	}
+	var types []uint16
+	switch network {
+	case "ip":
+		types = []uint16{typeA, typeAAAA}
+	case "ip4":
+		types = []uint16{typeA}
+	case "ip6":
+		types = []uint16{typeAAAA}
+	default:
+		return nil, &net.DNSError{Err: "unknown network " + network, Name: host}
+	}
+	var out []netip.Addr
+	var firstErr error
+	for _, t := range types {
+		ips, err := lookup(t)
+		if err != nil {
+			if firstErr == nil || IsNotFound(firstErr) && !IsNotFound(err) {
+				firstErr = err
+			}
+			continue
+		}
+		out = append(out, ips...)
+	}
+	if len(out) == 0 {
+		return nil, firstErr
+	}
+	return out, nil
+}
+
+// The RR types of RFC 1035 §3.2.2 and RFC 3596 §2.1.
+const (
+	typeA    = 1
+	typeAAAA = 28
+)
+
+// IsNotFound reports whether err is a *net.DNSError with IsNotFound.
+func IsNotFound(err error) bool {
+	var de *net.DNSError
+	return errors.As(err, &de) && de.IsNotFound
 }
