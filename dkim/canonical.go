@@ -179,30 +179,116 @@ func (c *bodyCanon) Close() error {
 	return nil
 }
 
-const (
-	lo7 = 0x7f7f7f7f7f7f7f7f
-	hi8 = 0x8080808080808080
-	one = 0x0101010101010101
-)
-
-// specialTop maps a byte to the top bit of a word when it is special.
-var specialTop = [256]uint64{' ': 1 << 63, '\t': 1 << 63, '\r': 1 << 63, '\n': 1 << 63}
-
 // special reports a byte that relaxed canonicalization may change.
 func special(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 // scanRelaxed returns the end of the run of p starting at i that relaxed
-// canonicalization leaves unchanged when nothing is pending: ordinary
-// bytes, single SPs followed by an ordinary byte, lone CRs, and CRLFs
-// followed by an ordinary byte. It reads 32 bytes at a time while no byte
-// is below 0x21, then eight at a time with exact byte masks; line breaks
-// and other rare bytes are looked at one by one.
+// body canonicalization (RFC 6376 §3.4.4) leaves unchanged, given that
+// nothing is pending at i: no WSP, line break or CR waits for a decision,
+// so the last byte emitted before i, if any, is not WSP.
+//
+// Inside a line, §3.4.4 changes only a tab, a run of two or more WSP bytes
+// (both become one SP) and WSP at the end of the line (removed); a single
+// SP between two other bytes stays. So the run holds ordinary bytes, lone
+// CRs (ordinary bytes here), single SPs followed by such a byte, and CRLFs
+// followed by an ordinary byte (the next line is not empty, so the CRLF is
+// not part of trailing empty lines). It stops, and the byte-level state
+// machine takes over, at:
+//   - a tab or a lone LF (canonicalized as CRLF);
+//   - an SP followed by WSP, CR or LF (a WSP run, or trailing WSP), or
+//     ending p (its fate depends on the next write);
+//   - a CRLF followed by WSP, a line break or the end of p;
+//   - a CR at the end of p, whose meaning depends on the next write.
 func scanRelaxed(p []byte, i int) int {
-	const k21 = 0x2121212121212121
 	n := len(p)
 	for {
-		for i+32 <= n {
-			q := p[i : i+32]
+		i = nextCandidate(p, i)
+		if i >= n {
+			return n
+		}
+		switch p[i] {
+		case ' ':
+			if i+1 == n || special(p[i+1]) {
+				return i
+			}
+		case '\t', '\n':
+			return i
+		case '\r':
+			if i+1 == n {
+				return i
+			}
+			if p[i+1] == '\n' {
+				if i+2 == n || special(p[i+2]) {
+					return i
+				}
+				i++ // a CRLF followed by an ordinary byte
+			}
+		}
+		// An ordinary byte: a lone CR, another control byte, a single SP
+		// or one of nextCandidate's false hits.
+		i++
+	}
+}
+
+const (
+	one = 0x0101010101010101
+	hi8 = 0x8080808080808080
+)
+
+// nextCandidate returns the position of the first byte of p at or after i
+// that may need the attention of scanRelaxed, or len(p) if there is none:
+// every byte below 0x0E (tab, LF, CR and rarer control bytes) and every
+// byte up to 0x20 (SP and the others) that is followed by another such byte
+// or ends p. That covers a double SP and an SP before a line break or a
+// tab. It may return a few other bytes (rarely, an SP followed by "!"),
+// which scanRelaxed passes over; it never skips a candidate. It passes over
+// a CRLF followed by an ordinary byte itself, as scanRelaxed would.
+//
+// It reads 32 bytes at a time with SWAR masks: (w - k*one) &^ w & hi8 flags
+// the bytes of w below k. Its lowest flag is exact and the higher ones may
+// be false (a borrow), so only the first flag is used. Blocks with no byte
+// up to 0x20 at all (base64 lines) cost one such mask per word.
+func nextCandidate(p []byte, i int) int {
+	const (
+		k0e = 0x0e * one
+		k21 = 0x21 * one
+	)
+	n := len(p)
+outer:
+	for i+32 < n {
+		q := p[i : i+32]
+		w0 := binary.LittleEndian.Uint64(q)
+		w1 := binary.LittleEndian.Uint64(q[8:])
+		w2 := binary.LittleEndian.Uint64(q[16:])
+		w3 := binary.LittleEndian.Uint64(q[24:])
+		t0, t1, t2, t3 := (w0-k21)&^w0&hi8, (w1-k21)&^w1&hi8, (w2-k21)&^w2&hi8, (w3-k21)&^w3&hi8
+		if t0|t1|t2|t3 == 0 {
+			i += 32 // no byte up to 0x20
+			continue
+		}
+		// The first byte up to 0x20 (the lowest flag is exact). When it
+		// starts a CRLF followed by an ordinary byte (the end of a base64
+		// line), pass it here.
+		j := i
+		switch {
+		case t0 != 0:
+			j += bits.TrailingZeros64(t0) >> 3
+		case t1 != 0:
+			j += 8 + bits.TrailingZeros64(t1)>>3
+		case t2 != 0:
+			j += 16 + bits.TrailingZeros64(t2)>>3
+		default:
+			j += 24 + bits.TrailingZeros64(t3)>>3
+		}
+		if j+2 < n && p[j] == '\r' && p[j+1] == '\n' && !special(p[j+2]) {
+			i = j + 2
+			continue
+		}
+		i = j
+		// The exact search, in its own loop so that the quick one above
+		// keeps its words in registers.
+		for i+32 < n {
+			q := p[i : i+33]
 			w0 := binary.LittleEndian.Uint64(q)
 			w1 := binary.LittleEndian.Uint64(q[8:])
 			w2 := binary.LittleEndian.Uint64(q[16:])
@@ -210,75 +296,45 @@ func scanRelaxed(p []byte, i int) int {
 			u0, u1, u2, u3 := (w0-k21)&^w0, (w1-k21)&^w1, (w2-k21)&^w2, (w3-k21)&^w3
 			if (u0|u1|u2|u3)&hi8 == 0 {
 				i += 32
+				continue outer // back to the quick search
+			}
+			// The byte after the block, flagged (0x80) when up to 0x20.
+			u4 := (uint64(q[32]) - 0x21) >> 56 & 0x80
+			// Bytes below 0x0E, and bytes up to 0x20 followed by another.
+			m0 := ((w0-k0e)&^w0 | u0&(u0>>8|u1<<56)) & hi8
+			m1 := ((w1-k0e)&^w1 | u1&(u1>>8|u2<<56)) & hi8
+			m2 := ((w2-k0e)&^w2 | u2&(u2>>8|u3<<56)) & hi8
+			m3 := ((w3-k0e)&^w3 | u3&(u3>>8|u4<<56)) & hi8
+			if m0|m1|m2|m3 == 0 {
+				i += 32
 				continue
 			}
-			t0, t1, t2, t3 := u0&hi8, u1&hi8, u2&hi8, u3&hi8
-			// The lowest flagged byte of a word is exact: j is the first
-			// byte below 0x21. A CRLF followed by an ordinary byte (the
-			// end of a base64 line) passes here without the word loop.
 			j := i
 			switch {
-			case t0 != 0:
-				j += bits.TrailingZeros64(t0) >> 3
-			case t1 != 0:
-				j += 8 + bits.TrailingZeros64(t1)>>3
-			case t2 != 0:
-				j += 16 + bits.TrailingZeros64(t2)>>3
+			case m0 != 0:
+				j += bits.TrailingZeros64(m0) >> 3
+			case m1 != 0:
+				j += 8 + bits.TrailingZeros64(m1)>>3
+			case m2 != 0:
+				j += 16 + bits.TrailingZeros64(m2)>>3
 			default:
-				j += 24 + bits.TrailingZeros64(t3)>>3
+				j += 24 + bits.TrailingZeros64(m3)>>3
 			}
+			// The end of a line followed by an ordinary byte, passed over
+			// here as scanRelaxed would.
 			if j+2 < n && p[j] == '\r' && p[j+1] == '\n' && !special(p[j+2]) {
 				i = j + 2
 				continue
 			}
-			i = j
-			break
+			return j
 		}
-		for i+9 <= n {
-			w := binary.LittleEndian.Uint64(p[i:])
-			// Exact masks: bytes below 0x21, SP bytes, the others.
-			lt := ^(((w & lo7) + 0x5f5f5f5f5f5f5f5f) | w) & hi8
-			x := w ^ (' ' * one)
-			sp := ^(((x & lo7) + lo7) | x | lo7)
-			other := lt &^ sp
-			// Where the slow path must look: a byte other than SP, an SP
-			// followed by SP or by another such byte, in this word or
-			// (for its last byte) in the next one.
-			bad := other | sp&(sp>>8) | sp&(other>>8) | sp&specialTop[p[i+8]]
-			if bad != 0 {
-				i += bits.TrailingZeros64(bad) >> 3
-				break
-			}
-			i += 8
-		}
-		for i < n && p[i] > 0x20 {
-			i++
-		}
-		if i >= n {
-			return n
-		}
-		switch p[i] {
-		case ' ':
-			if i+1 < n && !special(p[i+1]) {
-				i++
-				continue
-			}
-		case '\r':
-			if i+1 < n && p[i+1] != '\n' {
-				i++ // lone CR
-				continue
-			}
-			if i+2 < n && p[i+1] == '\n' && !special(p[i+2]) {
-				i += 2
-				continue
-			}
-		case '\t', '\n':
-		default:
-			i++ // another control byte: ordinary
-			continue
-		}
-		return i
 	}
+	for ; i < n; i++ {
+		if b := p[i]; b < 0x0e || b <= 0x20 && (i+1 == n || p[i+1] <= 0x20) {
+			return i
+		}
+	}
+	return n
 }
 
 // scanSimple is scanRelaxed for simple canonicalization, where only line

@@ -71,6 +71,8 @@ var bodySeeds = []string{
 	"a\rb", "a \rb", "a\r\r\nb", "x\n\ny\n", "  lead\r\n\r\n mid \t\r\n\r\n", "tail  ",
 	"a\r", "a \r", "\r\n\r\nx", strings.Repeat("word ", 40) + "\r\n", strings.Repeat("A", 200) + "  \r\n",
 	"é 8-bit\xff\x00\x01 \x0c\r\n",
+	// Long enough for the scanner's 32-byte blocks.
+	strings.Repeat("ab ", 10) + "c  d \r\n" + strings.Repeat("QUJD", 10) + " \r\n\te\nf !  g\r\r\n \r\n",
 }
 
 func FuzzBodyCanon(f *testing.F) {
@@ -208,4 +210,55 @@ func FuzzHeader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestBodyCanonWriteBoundaries checks relaxed body canonicalization (RFC
+// 6376 §3.4.4: WSP runs become one SP, WSP at the end of a line goes,
+// trailing empty lines go) where the spots it changes meet a Write
+// boundary or a 32-byte block edge of the scanner. The expected forms are
+// worked out by hand from the RFC rules.
+func TestBodyCanonWriteBoundaries(t *testing.T) {
+	t.Parallel()
+	x31 := strings.Repeat("x", 31)
+	b64 := strings.Repeat("QUJD", 19) // a 76-column base64 line
+	for _, tc := range []struct {
+		writes []string
+		want   string
+	}{
+		{[]string{"a ", "b\r\n"}, "a b\r\n"},                   // SP at a boundary
+		{[]string{"a ", " b\r\n"}, "a b\r\n"},                  // double SP across two writes
+		{[]string{"a", "\tb\r\n"}, "a b\r\n"},                  // tab at the start of a write
+		{[]string{"a\tb\r\n"}, "a b\r\n"},                      // tab between words
+		{[]string{"a \t", "b\r\n"}, "a b\r\n"},                 // SP tab across writes
+		{[]string{"a ", "\r\nb\r\n"}, "a\r\nb\r\n"},            // trailing SP, CRLF in the next write
+		{[]string{"a \r", "\nb\r\n"}, "a\r\nb\r\n"},            // trailing SP, CR | LF
+		{[]string{"a\r", "\nb"}, "a\r\nb\r\n"},                 // CR | LF
+		{[]string{"a\r", "b"}, "a\rb\r\n"},                     // a lone CR is an ordinary byte
+		{[]string{"a \r", "b"}, "a \rb\r\n"},                   // SP before a lone CR stays
+		{[]string{"a\nb"}, "a\r\nb\r\n"},                       // lone LF
+		{[]string{"a\r\n", " b\r\n"}, "a\r\n b\r\n"},           // a line starting with one SP
+		{[]string{"a\r\n", "\r\n"}, "a\r\n"},                   // trailing empty line
+		{[]string{"a\r\n \r\n", "\t\r\n"}, "a\r\n"},            // trailing WSP-only lines
+		{[]string{"a !  b\r\n"}, "a ! b\r\n"},                  // SP before "!", then a double SP
+		{[]string{x31 + "  y\r\n"}, x31 + " y\r\n"},            // double SP across a block edge
+		{[]string{x31 + " \r\nz\r\n"}, x31 + "\r\nz\r\n"},      // trailing SP at a block edge
+		{[]string{x31 + "x \tz\r\n"}, x31 + "x z\r\n"},         // SP tab at a block edge
+		{[]string{x31 + x31 + "\nz"}, x31 + x31 + "\r\nz\r\n"}, // lone LF after long text
+		{[]string{b64 + "\r\n" + b64 + "\r\n\r\n"}, b64 + "\r\n" + b64 + "\r\n"},
+		{[]string{b64 + "\r\n" + b64[:40] + "\t" + b64[40:] + " \r\n"}, b64 + "\r\n" + b64[:40] + " " + b64[40:] + "\r\n"},
+		{[]string{b64 + "\r\n" + x31 + " the  end  \r\n\r\n"}, b64 + "\r\n" + x31 + " the end\r\n"},
+	} {
+		var out bytes.Buffer
+		c := &bodyCanon{relaxed: true, dst: []*bodyHash{{h: &captureHash{&out}, limit: -1}}}
+		for _, w := range tc.writes {
+			c.Write([]byte(w))
+		}
+		c.Close()
+		if got := out.String(); got != tc.want {
+			t.Errorf("writes %q:\n got %q\nwant %q", tc.writes, got, tc.want)
+		}
+		if want := string(refBody([]byte(strings.Join(tc.writes, "")), true)); want != tc.want {
+			t.Errorf("reference disagrees on %q: %q", tc.writes, want)
+		}
+	}
 }
