@@ -62,7 +62,7 @@ func (r *Resolver) cached(ctx context.Context, abs string, qtype uint16) (*entry
 func (r *Resolver) fill(ctx context.Context, k cacheKey, abs string, c *call) {
 	e := r.resolve(ctx, abs, k.qtype, "")
 	if e.answer != nil && k.qtype == dns.TypeTXT {
-		e.txt = joinTXT(e.answer.Records)
+		e.txt = dnsname.TXTs(e.answer.Records)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

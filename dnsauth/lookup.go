@@ -1,12 +1,10 @@
 package dnsauth
 
 import (
-	"cmp"
 	"context"
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/miekg/dns"
 
@@ -24,17 +22,6 @@ func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, error)
 	return slices.Clone(e.txt), nil
 }
 
-// joinTXT joins the character-strings of each TXT record.
-func joinTXT(rrs []dns.RR) []string {
-	out := make([]string, 0, len(rrs))
-	for _, rr := range rrs {
-		if t, ok := rr.(*dns.TXT); ok {
-			out = append(out, strings.Join(t.Txt, ""))
-		}
-	}
-	return out
-}
-
 // LookupMX returns the MX records of name sorted by preference, hosts
 // absolute, like *net.Resolver.
 func (r *Resolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
@@ -42,13 +29,7 @@ func (r *Resolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*net.MX, 0, len(a.Records))
-	for _, rr := range a.Records {
-		mx := rr.(*dns.MX)
-		out = append(out, &net.MX{Host: mx.Mx, Pref: mx.Preference})
-	}
-	slices.SortStableFunc(out, func(a, b *net.MX) int { return cmp.Compare(a.Pref, b.Pref) })
-	return out, nil
+	return dnsname.MXs(a.Records), nil
 }
 
 // LookupNS returns the NS records of name.
@@ -57,11 +38,7 @@ func (r *Resolver) LookupNS(ctx context.Context, name string) ([]*net.NS, error)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*net.NS, 0, len(a.Records))
-	for _, rr := range a.Records {
-		out = append(out, &net.NS{Host: rr.(*dns.NS).Ns})
-	}
-	return out, nil
+	return dnsname.NSs(a.Records), nil
 }
 
 // LookupCNAME returns the canonical name of host, like *net.Resolver: the
@@ -92,26 +69,8 @@ func (r *Resolver) LookupNetIP(ctx context.Context, network, host string) ([]net
 		if err != nil {
 			return nil, err
 		}
-		return addrs(a.Records), nil
+		return dnsname.Addrs(a.Records), nil
 	})
-}
-
-// addrs returns the addresses of the A and AAAA records among rrs.
-func addrs(rrs []dns.RR) []netip.Addr {
-	var out []netip.Addr
-	for _, rr := range rrs {
-		switch rr := rr.(type) {
-		case *dns.A:
-			if ip, ok := netip.AddrFromSlice(rr.A.To4()); ok {
-				out = append(out, ip)
-			}
-		case *dns.AAAA:
-			if ip, ok := netip.AddrFromSlice(rr.AAAA.To16()); ok {
-				out = append(out, ip)
-			}
-		}
-	}
-	return out
 }
 
 // LookupAddr returns the names of addr from its PTR records (RFC 1035
@@ -125,9 +84,5 @@ func (r *Resolver) LookupAddr(ctx context.Context, addr string) ([]string, error
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, 0, len(a.Records))
-	for _, rr := range a.Records {
-		out = append(out, rr.(*dns.PTR).Ptr)
-	}
-	return out, nil
+	return dnsname.PTRs(a.Records), nil
 }

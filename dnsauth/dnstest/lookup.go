@@ -1,12 +1,9 @@
 package dnstest
 
 import (
-	"cmp"
 	"context"
 	"net"
 	"net/netip"
-	"slices"
-	"strings"
 
 	"github.com/miekg/dns"
 
@@ -57,11 +54,7 @@ func (z *Zone) LookupTXT(ctx context.Context, name string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, 0, len(rrs))
-	for _, rr := range rrs {
-		out = append(out, strings.Join(rr.(*dns.TXT).Txt, ""))
-	}
-	return out, nil
+	return dnsname.TXTs(rrs), nil
 }
 
 // LookupMX returns the MX records of name sorted by preference; hosts are
@@ -71,13 +64,7 @@ func (z *Zone) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*net.MX, 0, len(rrs))
-	for _, rr := range rrs {
-		mx := rr.(*dns.MX)
-		out = append(out, &net.MX{Host: mx.Mx, Pref: mx.Preference})
-	}
-	slices.SortStableFunc(out, func(a, b *net.MX) int { return cmp.Compare(a.Pref, b.Pref) })
-	return out, nil
+	return dnsname.MXs(rrs), nil
 }
 
 // LookupNS returns the NS records of name.
@@ -86,11 +73,7 @@ func (z *Zone) LookupNS(ctx context.Context, name string) ([]*net.NS, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*net.NS, 0, len(rrs))
-	for _, rr := range rrs {
-		out = append(out, &net.NS{Host: rr.(*dns.NS).Ns})
-	}
-	return out, nil
+	return dnsname.NSs(rrs), nil
 }
 
 // LookupCNAME returns the canonical name of host: the end of its CNAME
@@ -133,26 +116,8 @@ func (z *Zone) LookupCNAME(ctx context.Context, host string) (string, error) {
 func (z *Zone) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
 	return dnsname.LookupNetIP(network, host, func(t uint16) ([]netip.Addr, error) {
 		rrs, err := z.lookup(ctx, host, t)
-		return addrs(rrs), err
+		return dnsname.Addrs(rrs), err
 	})
-}
-
-// addrs returns the addresses of the A and AAAA records among rrs.
-func addrs(rrs []dns.RR) []netip.Addr {
-	var out []netip.Addr
-	for _, rr := range rrs {
-		switch rr := rr.(type) {
-		case *dns.A:
-			if ip, ok := netip.AddrFromSlice(rr.A.To4()); ok {
-				out = append(out, ip)
-			}
-		case *dns.AAAA:
-			if ip, ok := netip.AddrFromSlice(rr.AAAA.To16()); ok {
-				out = append(out, ip)
-			}
-		}
-	}
-	return out
 }
 
 // LookupAddr returns the names of addr from its PTR records, absolute.
@@ -165,9 +130,5 @@ func (z *Zone) LookupAddr(ctx context.Context, addr string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, 0, len(rrs))
-	for _, rr := range rrs {
-		out = append(out, rr.(*dns.PTR).Ptr)
-	}
-	return out, nil
+	return dnsname.PTRs(rrs), nil
 }

@@ -1,0 +1,80 @@
+package dnsname
+
+import (
+	"cmp"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// The conversions from resource records to the values *net.Resolver
+// returns, shared by every resolver of the module. Records of other types
+// are skipped.
+
+// TXTs joins the character-strings of each TXT record into one string
+// (RFC 7208 §3.3, RFC 6376 §3.6.2.2), one string per record.
+func TXTs(rrs []dns.RR) []string {
+	out := make([]string, 0, len(rrs))
+	for _, rr := range rrs {
+		if t, ok := rr.(*dns.TXT); ok {
+			out = append(out, strings.Join(t.Txt, ""))
+		}
+	}
+	return out
+}
+
+// MXs returns the MX records sorted by preference (RFC 5321 §5.1), hosts
+// absolute.
+func MXs(rrs []dns.RR) []*net.MX {
+	out := make([]*net.MX, 0, len(rrs))
+	for _, rr := range rrs {
+		if mx, ok := rr.(*dns.MX); ok {
+			out = append(out, &net.MX{Host: mx.Mx, Pref: mx.Preference})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *net.MX) int { return cmp.Compare(a.Pref, b.Pref) })
+	return out
+}
+
+// NSs returns the hosts of the NS records.
+func NSs(rrs []dns.RR) []*net.NS {
+	out := make([]*net.NS, 0, len(rrs))
+	for _, rr := range rrs {
+		if ns, ok := rr.(*dns.NS); ok {
+			out = append(out, &net.NS{Host: ns.Ns})
+		}
+	}
+	return out
+}
+
+// PTRs returns the names of the PTR records, absolute.
+func PTRs(rrs []dns.RR) []string {
+	out := make([]string, 0, len(rrs))
+	for _, rr := range rrs {
+		if p, ok := rr.(*dns.PTR); ok {
+			out = append(out, p.Ptr)
+		}
+	}
+	return out
+}
+
+// Addrs returns the addresses of the A and AAAA records.
+func Addrs(rrs []dns.RR) []netip.Addr {
+	var out []netip.Addr
+	for _, rr := range rrs {
+		switch rr := rr.(type) {
+		case *dns.A:
+			if ip, ok := netip.AddrFromSlice(rr.A.To4()); ok {
+				out = append(out, ip)
+			}
+		case *dns.AAAA:
+			if ip, ok := netip.AddrFromSlice(rr.AAAA.To16()); ok {
+				out = append(out, ip)
+			}
+		}
+	}
+	return out
+}
