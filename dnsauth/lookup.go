@@ -2,6 +2,7 @@ package dnsauth
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -50,15 +51,29 @@ func (r *Resolver) LookupCNAME(ctx context.Context, host string) (string, error)
 	if err == nil {
 		return a.Canonical, nil
 	}
-	// A chain may end at a name without addresses: ask for the CNAME alone.
-	if c, cerr := r.Lookup(ctx, host, dns.TypeCNAME); cerr == nil {
-		target := c.Records[0].(*dns.CNAME).Target
-		if t, terr := r.LookupCNAME(ctx, target); terr == nil {
-			return t, nil
-		}
-		return target, nil
+	if !dnsname.IsNotFound(err) {
+		return "", err // a loop or an over-long chain is found here too
 	}
-	return "", err
+	// The chain may end at a name without addresses (a DKIM selector's
+	// TXT-only target): follow its CNAME records one at a time.
+	name := host
+	for links := 0; ; links++ {
+		c, cerr := r.Lookup(ctx, name, dns.TypeCNAME)
+		if dnsname.IsNotFound(cerr) {
+			break
+		}
+		if cerr != nil {
+			return "", cerr
+		}
+		if links == maxChain {
+			return "", dnsname.Temporary(host, c.Server, fmt.Sprintf("CNAME chain longer than %d", maxChain))
+		}
+		name = c.Records[0].(*dns.CNAME).Target
+	}
+	if name == host {
+		return "", err
+	}
+	return name, nil
 }
 
 // LookupNetIP returns the addresses of host: network "ip4" asks for A,

@@ -239,6 +239,12 @@ func TestCNAMEChains(t *testing.T) {
 	if _, err := r.LookupTXT(ctx, "loop1.example.com"); !isTemporary(err, "CNAME loop") {
 		t.Errorf("loop: %v", err)
 	}
+	if _, err := r.LookupCNAME(ctx, "loop1.example.com"); !isTemporary(err, "CNAME loop") {
+		t.Errorf("LookupCNAME on a loop: %v", err)
+	}
+	if _, err := r.LookupCNAME(ctx, "c0.example.com"); !isTemporary(err, "CNAME chain longer than 8") {
+		t.Errorf("LookupCNAME on 9 links: %v", err)
+	}
 }
 
 func TestCache(t *testing.T) {

@@ -91,6 +91,9 @@ func TestZoneLookups(t *testing.T) {
 	if _, err := z.LookupTXT(ctx, "loop1.example.com"); !temporary(err) {
 		t.Errorf("CNAME loop: %v, want a temporary error", err)
 	}
+	if _, err := z.LookupCNAME(ctx, "loop1.example.com"); !temporary(err) {
+		t.Errorf("LookupCNAME on a loop: %v, want a temporary error", err)
+	}
 }
 
 func TestZoneFailuresAndLog(t *testing.T) {
