@@ -69,17 +69,14 @@ func (r *Rewriter) reverse(ctx context.Context, addr string) (string, error) {
 		if rest == "" {
 			return "", addrErr(op, addr, ErrSyntax, "no hash in SRS1 address")
 		}
-		i := strings.IndexByte(rest, '=')
-		if i < 0 {
+		hash, rest, ok := strings.Cut(rest, "=")
+		if !ok {
 			return "", addrErr(op, addr, ErrSyntax, "no host in SRS1 address")
 		}
-		hash := rest[:i]
-		rest = rest[i+1:]
-		j := strings.IndexByte(rest, '=')
-		if j < 0 {
+		hop, opaque, ok := strings.Cut(rest, "=")
+		if !ok {
 			return "", addrErr(op, addr, ErrSyntax, "no user in SRS1 address")
 		}
-		hop, opaque := rest[:j], rest[j+1:]
 		if hop == "" {
 			return "", addrErr(op, addr, ErrSyntax, "no host in SRS1 address")
 		}
@@ -93,23 +90,18 @@ func (r *Rewriter) reverse(ctx context.Context, addr string) (string, error) {
 	if rest == "" {
 		return "", addrErr(op, addr, ErrSyntax, "no hash in SRS0 address")
 	}
-	i := strings.IndexByte(rest, '=')
-	if i < 0 {
+	hash, rest, ok := strings.Cut(rest, "=")
+	if !ok {
 		return "", addrErr(op, addr, ErrSyntax, "no timestamp in SRS0 address")
 	}
-	hash := rest[:i]
-	rest = rest[i+1:]
-	j := strings.IndexByte(rest, '=')
-	if j < 0 {
+	stamp, rest, ok := strings.Cut(rest, "=")
+	if !ok {
 		return "", addrErr(op, addr, ErrSyntax, "no host in SRS0 address")
 	}
-	stamp := rest[:j]
-	rest = rest[j+1:]
-	k := strings.IndexByte(rest, '=')
-	if k < 0 {
+	host, user, ok := strings.Cut(rest, "=")
+	if !ok {
 		return "", addrErr(op, addr, ErrSyntax, "no user in SRS0 address")
 	}
-	host, user := rest[:k], rest[k+1:]
 	if host == "" {
 		return "", addrErr(op, addr, ErrSyntax, "no host in SRS0 address")
 	}
