@@ -37,3 +37,33 @@ func TestKey(t *testing.T) {
 		t.Error("Key does not fold case")
 	}
 }
+
+// FuzzAbsolute: an accepted name is absolute, within the RFC 1035 limits,
+// and accepted again unchanged.
+func FuzzAbsolute(f *testing.F) {
+	for _, s := range []string{"example.com", "a..b", ".", "", strings.Repeat("a.", 130), "x\\.y.com."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		abs, err := Absolute(name)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		if !strings.HasSuffix(abs, ".") || len(abs) > MaxName+1 {
+			t.Fatalf("Absolute(%q) = %q", name, abs)
+		}
+		if abs != "." {
+			for _, l := range strings.Split(strings.TrimSuffix(abs, "."), ".") {
+				if len(l) == 0 || len(l) > MaxLabel {
+					t.Fatalf("Absolute(%q) = %q has label %q", name, abs, l)
+				}
+			}
+		}
+		if again, err := Absolute(abs); err != nil || again != abs {
+			t.Fatalf("Absolute(%q) = %q, %v; not stable", abs, again, err)
+		}
+	})
+}
