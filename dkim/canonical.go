@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"hash"
 	"math/bits"
+	"runtime"
 )
 
 // bodyHash receives canonical body bytes: a hash, with an optional length
@@ -46,11 +47,35 @@ type bodyCanon struct {
 	wsp   bool // relaxed: a WSP run seen and not yet emitted
 	any   bool // relaxed: some byte was emitted (the body is not empty)
 
+	inline int64     // bytes hashed in line, before the pipe started
+	pipe   *hashPipe // hashes on another goroutine, once the body is large
+
+	inlineOnly bool // never start the pipe
+
 	on   int
 	obuf [2048]byte
 }
 
 func (c *bodyCanon) emit(p []byte) {
+	if c.pipe != nil {
+		c.pipe.write(p)
+		return
+	}
+	if c.inline >= pipeAfter && !c.inlineOnly {
+		if runtime.GOMAXPROCS(0) < 2 {
+			c.inlineOnly = true // no second processor to hash on
+			c.direct(p)
+			return
+		}
+		c.pipe = newHashPipe(c.dst)
+		c.pipe.write(p)
+		return
+	}
+	c.direct(p)
+}
+
+func (c *bodyCanon) direct(p []byte) {
+	c.inline += int64(len(p))
 	for _, d := range c.dst {
 		d.write(p)
 	}
@@ -104,11 +129,17 @@ func (c *bodyCanon) Write(p []byte) (int, error) {
 	i := 0
 	for i < len(p) {
 		if c.clean() {
+			// Runs are cut at pipeChunk so that a pipe's goroutine can
+			// hash one while the next is scanned.
+			q := p
+			if len(q)-i > pipeChunk {
+				q = p[:i+pipeChunk]
+			}
 			var j int
 			if c.relaxed {
-				j = scanRelaxed(p, i)
+				j = scanRelaxed(q, i)
 			} else {
-				j = scanSimple(p, i)
+				j = scanSimple(q, i)
 			}
 			if j > i {
 				c.out(p[i:j])
@@ -163,8 +194,17 @@ func (c *bodyCanon) content(b byte) {
 }
 
 // Close ends the body: trailing empty lines are dropped, and the body
-// ends with one CRLF (simple: always; relaxed: unless it is empty).
+// ends with one CRLF (simple: always; relaxed: unless it is empty). When it
+// returns, the hashes have seen the whole body.
 func (c *bodyCanon) Close() error {
+	c.finish()
+	c.wait()
+	return nil
+}
+
+// finish is Close without waiting for the hashes, so that other work can
+// overlap the end of the hashing; wait must follow before they are read.
+func (c *bodyCanon) finish() {
 	if c.cr {
 		c.cr = false
 		c.content('\r')
@@ -176,7 +216,14 @@ func (c *bodyCanon) Close() error {
 		c.outByte('\n')
 	}
 	c.flush()
-	return nil
+}
+
+// wait returns when every byte emitted has been hashed.
+func (c *bodyCanon) wait() {
+	if c.pipe != nil {
+		c.pipe.wait()
+		c.pipe = nil
+	}
 }
 
 // special reports a byte that relaxed canonicalization may change.

@@ -6,6 +6,17 @@
 // canonicalizer that feeds the hash directly, so signing and verifying hold
 // only the header block and a fixed buffer, however large the body.
 //
+// Both use a second processor when there is one. Past the first 64 KiB of
+// a body, the canonical bytes are copied into six 8 KiB buffers that
+// another goroutine hashes while the canonicalizer reads on, so a large
+// body costs little more than SHA-256 alone; a verifier also fetches each
+// key and checks the signature over the header fields on its own
+// goroutine as soon as the header block is complete, overlapping DNS
+// latency and the public-key operation with the body. A goroutine waiting
+// for the other yields the processor (runtime.Gosched) rather than sleep,
+// which costs CPU time only when nothing else is runnable. With
+// GOMAXPROCS=1 everything runs on the caller's goroutine.
+//
 // Sign signs a message with one or more Signers; NewSigningWriter is the
 // streaming form for a relay that hashes while it spools. Verify checks
 // every DKIM-Signature of a message and gives one Result per signature.

@@ -3,7 +3,9 @@ package dkim
 import (
 	"bytes"
 	"crypto/sha256"
+	"math/rand/v2"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -259,6 +261,55 @@ func TestBodyCanonWriteBoundaries(t *testing.T) {
 		}
 		if want := string(refBody([]byte(strings.Join(tc.writes, "")), true)); want != tc.want {
 			t.Errorf("reference disagrees on %q: %q", tc.writes, want)
+		}
+	}
+}
+
+// TestBodyCanonPipe checks large bodies, whose hashing moves to another
+// goroutine part way through, against the line-by-line reference: random
+// writes, every kind of line, runs of empty lines across the switch, and
+// an l= limit beside a whole-body hash.
+func TestBodyCanonPipe(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(7, 9))
+	pieces := []string{
+		strings.Repeat("QUJD", 19) + "\r\n", "word  word\t \r\n", "a b c\n", "lone\rCR\r\n",
+		" lead\r\n", "\r\n", "\r\n\r\n\r\n", "8bit \xe9\xff  \r\n", strings.Repeat("x", 900) + " \r\n",
+	}
+	for round := range 8 {
+		var body bytes.Buffer
+		for body.Len() < 300<<10+r.IntN(300<<10) {
+			if r.IntN(50) == 0 {
+				body.WriteString(strings.Repeat("\r\n", 20000)) // an empty-line run
+			}
+			body.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		if round%2 == 0 {
+			body.WriteString("tail  \r\n\r\n\r\n")
+		}
+		in := body.Bytes()
+		for _, relaxed := range []bool{false, true} {
+			want := refBody(in, relaxed)
+			limit := int64(len(want) / 3)
+			var all, part bytes.Buffer
+			c := &bodyCanon{relaxed: relaxed, dst: []*bodyHash{
+				{h: &captureHash{&all}, limit: -1}, {h: &captureHash{&part}, limit: limit}}}
+			for rest := in; len(rest) > 0; {
+				k := min(len(rest), 1+r.IntN(70000))
+				c.Write(rest[:k])
+				rest = rest[k:]
+			}
+			piped := c.pipe != nil
+			c.Close()
+			if runtime.GOMAXPROCS(0) > 1 && !piped {
+				t.Fatalf("round %d: a %d-byte body was hashed without the pipe", round, len(in))
+			}
+			if !bytes.Equal(all.Bytes(), want) {
+				t.Fatalf("round %d relaxed=%v: canonical body differs from the reference (%d vs %d bytes)", round, relaxed, all.Len(), len(want))
+			}
+			if !bytes.Equal(part.Bytes(), want[:limit]) || c.dst[1].n != int64(len(want)) {
+				t.Fatalf("round %d relaxed=%v: l=%d hash got %d bytes, counted %d", round, relaxed, limit, part.Len(), c.dst[1].n)
+			}
 		}
 	}
 }

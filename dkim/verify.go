@@ -101,22 +101,32 @@ func (r *Result) Reason() string {
 // the limit, a malformed header field. A message without signatures gives
 // no results and no error.
 func Verify(ctx context.Context, r io.Reader, o *VerifyOptions) ([]Result, error) {
-	v := NewVerifier(o)
+	v := NewVerifier(ctx, o)
 	if _, err := copyCtx(ctx, v, r); err != nil {
+		v.Results() // lets the key lookups end
 		return nil, err
 	}
-	return v.Results(ctx)
+	return v.Results()
 }
 
 // Verifier is the streaming form of Verify: write the message to it, then
 // call Results. It keeps the header block and hashes the body as it comes.
+//
+// As soon as the header block is complete, each signature's key is looked
+// up and the signature over the header fields is checked on a goroutine of
+// its own, so that DNS latency and the public-key operation overlap the
+// body. A large body is hashed on another goroutine while it is
+// canonicalized. Results waits for all of them; a Verifier that is dropped
+// without Results leaves them to end by themselves.
 type Verifier struct {
+	ctx    context.Context
 	o      VerifyOptions
 	hdr    headerCollector
 	err    error
 	sigs   []*sigState
 	canons []*bodyCanon
 	fields []field
+	picker *headerPicker
 	ended  bool
 }
 
@@ -128,11 +138,23 @@ type sigState struct {
 	bh, b    []byte
 	body     *bodyHash
 	unsigned string // the field with the b= value removed, no final CRLF
+
+	keyDone chan struct{} // closed when key is set
+	key     keyOutcome
 }
 
-// NewVerifier returns a Verifier. o may be nil.
-func NewVerifier(o *VerifyOptions) *Verifier {
-	v := &Verifier{}
+// keyOutcome is what the key record and the header fields decide about a
+// signature, before its body hash is known.
+type keyOutcome struct {
+	status  Status // set when the key alone decides
+	err     error
+	testing bool // the key has t=y
+	sigOK   bool // b= verifies over the header fields
+}
+
+// NewVerifier returns a Verifier. ctx bounds the key lookups; o may be nil.
+func NewVerifier(ctx context.Context, o *VerifyOptions) *Verifier {
+	v := &Verifier{ctx: ctx}
 	if o != nil {
 		v.o = *o
 	}
@@ -159,6 +181,9 @@ func NewVerifier(o *VerifyOptions) *Verifier {
 func (v *Verifier) Write(p []byte) (int, error) {
 	if v.err != nil {
 		return 0, v.err
+	}
+	if v.ended {
+		return 0, errors.New("dkim: write after Results")
 	}
 	n := len(p)
 	if !v.hdr.done {
@@ -231,6 +256,16 @@ func (v *Verifier) startBody() error {
 			c.dst = append(c.dst, bh)
 		}
 		s.body = bh
+	}
+	v.picker = newHeaderPicker(fields)
+	for _, s := range v.sigs {
+		if !s.final {
+			s.keyDone = make(chan struct{})
+			go func() {
+				defer close(s.keyDone)
+				s.key = v.checkKey(v.ctx, s)
+			}()
+		}
 	}
 	return nil
 }
@@ -392,35 +427,44 @@ func unixTag(tags []tag, name string) (time.Time, error) {
 	return time.Unix(n, 0), nil
 }
 
-// Results ends the message and returns one Result per signature. It looks
-// up the keys, so it takes a context.
-func (v *Verifier) Results(ctx context.Context) ([]Result, error) {
-	if v.err != nil {
-		return nil, v.err
-	}
+// Results ends the message and returns one Result per signature, once the
+// key lookups have ended.
+func (v *Verifier) Results() ([]Result, error) {
 	if !v.ended {
 		v.ended = true
-		if !v.hdr.done {
+		if v.err == nil && !v.hdr.done {
 			v.hdr.done = true
 			if err := v.startBody(); err != nil {
 				v.err = err
-				return nil, err
 			}
 		}
 		for _, c := range v.canons {
-			c.Close()
+			c.finish()
 		}
-		picker := newHeaderPicker(v.fields)
+		for _, c := range v.canons {
+			c.wait()
+		}
 		for _, s := range v.sigs {
+			if s.keyDone != nil {
+				<-s.keyDone
+			}
+		}
+		for _, s := range v.sigs {
+			if v.err != nil {
+				break
+			}
 			if !s.final {
-				v.check(ctx, s, picker)
+				v.check(s)
 			}
 			if l := v.o.Logger; l != nil {
-				l.LogAttrs(ctx, slog.LevelDebug, "dkim verify",
+				l.LogAttrs(v.ctx, slog.LevelDebug, "dkim verify",
 					slog.String("d", s.res.Domain), slog.String("s", s.res.Selector),
 					slog.String("result", string(s.res.Status)), slog.String("reason", s.res.Reason()))
 			}
 		}
+	}
+	if v.err != nil {
+		return nil, v.err
 	}
 	out := make([]Result, len(v.sigs))
 	for i, s := range v.sigs {
@@ -429,61 +473,50 @@ func (v *Verifier) Results(ctx context.Context) ([]Result, error) {
 	return out, nil
 }
 
-// check finishes one signature (RFC 6376 §6.1.2, §6.1.3).
-func (v *Verifier) check(ctx context.Context, s *sigState, picker *headerPicker) {
-	s.res.BodySize = s.body.n
+// checkKey decides what the key record and the header fields can decide
+// about a signature (RFC 6376 §6.1.2, and the header part of §6.1.3).
+// It runs on its own goroutine: it reads s and v but writes neither.
+func (v *Verifier) checkKey(ctx context.Context, s *sigState) (o keyOutcome) {
 	key, st, err := v.lookupKey(ctx, s.res.Selector, s.res.Domain)
 	if err != nil {
-		s.failErr(st, err)
-		return
+		o.status, o.err = st, err
+		return o
 	}
-	s.res.Testing = key.Testing()
-	verdict := func(st Status, format string, args ...any) {
-		if st == StatusFail && s.res.Testing {
+	o.testing = key.Testing()
+	decide := func(st Status, format string, args ...any) keyOutcome {
+		if st == StatusFail && o.testing {
 			st = StatusNeutral
 			format += " (key in testing mode, t=y)"
 		}
-		s.fail(st, format, args...)
+		o.status, o.err = st, fmt.Errorf("dkim: "+format, args...)
+		return o
 	}
 	if key.Revoked {
-		verdict(StatusFail, "key %s is revoked (empty p=)", RecordName(s.res.Selector, s.res.Domain))
-		return
+		return decide(StatusFail, "key %s is revoked (empty p=)", RecordName(s.res.Selector, s.res.Domain))
 	}
 	keyAlg, hashName, _ := strings.Cut(s.res.Algorithm, "-")
 	if keyAlg != key.KeyType {
-		s.fail(StatusPermError, "key type k=%s does not match a=%s", key.KeyType, s.res.Algorithm)
-		return
+		return decide(StatusPermError, "key type k=%s does not match a=%s", key.KeyType, s.res.Algorithm)
 	}
 	if !key.allowsHash(hashName) {
-		verdict(StatusFail, "key h=%s does not allow %s (RFC 6376 §6.1.2)", strings.Join(key.HashAlgorithms, ":"), hashName)
-		return
+		return decide(StatusFail, "key h=%s does not allow %s (RFC 6376 §6.1.2)", strings.Join(key.HashAlgorithms, ":"), hashName)
 	}
 	if key.Strict() {
 		if err := checkIdentifier(s.res.Identifier, s.res.Domain, true); err != nil {
-			s.failErr(StatusPermError, err)
-			return
+			o.status, o.err = StatusPermError, err
+			return o
 		}
 	}
 	if rk, ok := key.PublicKey.(*rsa.PublicKey); ok {
 		if n := rk.N.BitLen(); n < MinRSABits {
-			s.fail(StatusPermError, "RSA key of %d bits, under %d (RFC 8301 §3.2)", n, MinRSABits)
-			return
+			return decide(StatusPermError, "RSA key of %d bits, under %d (RFC 8301 §3.2)", n, MinRSABits)
 		} else if n < v.o.MinRSABits {
-			s.fail(StatusPolicy, "RSA key of %d bits, under the local minimum of %d", n, v.o.MinRSABits)
-			return
+			return decide(StatusPolicy, "RSA key of %d bits, under the local minimum of %d", n, v.o.MinRSABits)
 		}
-	}
-	if s.res.BodyLength > s.body.n {
-		verdict(StatusFail, "body is shorter (%d octets) than l=%d", s.body.n, s.res.BodyLength)
-		return
-	}
-	if !bytes.Equal(s.body.h.Sum(nil), s.bh) {
-		verdict(StatusFail, "body hash did not verify")
-		return
 	}
 	h := newHash(s.hashAlg)
 	var buf []byte
-	for _, f := range picker.pick(s.res.HeaderKeys) {
+	for _, f := range v.picker.pick(s.res.HeaderKeys) {
 		buf = canonHeader(buf[:0], f, s.hc)
 		h.Write(buf)
 	}
@@ -493,13 +526,39 @@ func (v *Verifier) check(ctx context.Context, s *sigState, picker *headerPicker)
 	digest := h.Sum(nil)
 	switch k := key.PublicKey.(type) {
 	case *rsa.PublicKey:
-		err = rsa.VerifyPKCS1v15(k, s.hashAlg, digest, s.b)
+		o.sigOK = rsa.VerifyPKCS1v15(k, s.hashAlg, digest, s.b) == nil
 	case ed25519.PublicKey:
-		if !ed25519.Verify(k, digest, s.b) {
-			err = errors.New("bad signature")
-		}
+		o.sigOK = ed25519.Verify(k, digest, s.b)
 	}
-	if err != nil {
+	return o
+}
+
+// check finishes one signature once its key outcome and its body hash are
+// known (RFC 6376 §6.1.3). A key that decides alone comes first, then the
+// body hash, then the signature, as §6.1 orders them.
+func (v *Verifier) check(s *sigState) {
+	s.res.BodySize = s.body.n
+	s.res.Testing = s.key.testing
+	if s.key.err != nil {
+		s.failErr(s.key.status, s.key.err)
+		return
+	}
+	verdict := func(st Status, format string, args ...any) {
+		if st == StatusFail && s.res.Testing {
+			st = StatusNeutral
+			format += " (key in testing mode, t=y)"
+		}
+		s.fail(st, format, args...)
+	}
+	if s.res.BodyLength > s.body.n {
+		verdict(StatusFail, "body is shorter (%d octets) than l=%d", s.body.n, s.res.BodyLength)
+		return
+	}
+	if !bytes.Equal(s.body.h.Sum(nil), s.bh) {
+		verdict(StatusFail, "body hash did not verify")
+		return
+	}
+	if !s.key.sigOK {
 		verdict(StatusFail, "signature did not verify")
 		return
 	}

@@ -1,0 +1,101 @@
+package dkim_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smarthost-go/smarthost/dkim"
+)
+
+// signalResolver reports each key lookup on a channel before answering.
+type signalResolver struct {
+	dkim.Resolver
+	asked chan string
+}
+
+func (r *signalResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	r.asked <- name
+	return r.Resolver.LookupTXT(ctx, name)
+}
+
+// TestVerifierStreaming writes a large message with two signatures in small
+// pieces. The key lookups must begin once the header block is complete,
+// before the body arrives (so DNS latency overlaps the body), and the
+// results must equal those of Verify on the whole message, with a
+// tampered copy failing on its body hash.
+func TestVerifierStreaming(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var body strings.Builder
+	for body.Len() < 400<<10 {
+		body.WriteString("line of text  with\ttabs and runs \r\n")
+	}
+	unsigned := []byte("From: Joe <joe@football.example.com>\r\nSubject: big\r\n\r\n" + body.String())
+	var signed bytes.Buffer
+	if err := dkim.Sign(ctx, &signed, bytes.NewReader(unsigned),
+		edSigner(t, dkim.SignOptions{}), edSigner(t, dkim.SignOptions{Selector: "other"})); err != nil {
+		t.Fatal(err)
+	}
+	zone := zoneWith(map[string]string{
+		"brisbane._domainkey.football.example.com": rfc8463Ed,
+		"other._domainkey.football.example.com":    rfc8463Ed,
+	})
+	msg := signed.Bytes()
+	tampered := bytes.Clone(msg)
+	tampered[len(tampered)-10] ^= 1
+
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+		want dkim.Status
+	}{{"intact", msg, dkim.StatusPass}, {"tampered", tampered, dkim.StatusFail}} {
+		res := &signalResolver{Resolver: zone, asked: make(chan string, 4)}
+		v := dkim.NewVerifier(ctx, &dkim.VerifyOptions{Resolver: res})
+		head := bytes.Index(tc.msg, []byte("\r\n\r\n")) + 4
+		for i := 0; i < head+100; i += 7 {
+			if _, err := v.Write(tc.msg[i:min(i+7, head+100)]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 2 {
+			select {
+			case <-res.asked:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s: no key lookup after the header block was written", tc.name)
+			}
+		}
+		for rest := tc.msg[head+100:]; len(rest) > 0; {
+			k := min(len(rest), 1000)
+			if _, err := v.Write(rest[:k]); err != nil {
+				t.Fatal(err)
+			}
+			rest = rest[k:]
+		}
+		got, err := v.Results()
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole, err := dkim.Verify(ctx, bytes.NewReader(tc.msg), &dkim.VerifyOptions{Resolver: zone})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || len(whole) != 2 {
+			t.Fatalf("%s: %d and %d results, want 2", tc.name, len(got), len(whole))
+		}
+		for i := range got {
+			if got[i].Status != tc.want || whole[i].Status != tc.want || got[i].Reason() != whole[i].Reason() {
+				t.Errorf("%s sig %d: streaming %s (%s), whole %s (%s), want %s", tc.name, i,
+					got[i].Status, got[i].Reason(), whole[i].Status, whole[i].Reason(), tc.want)
+			}
+		}
+		if tc.want == dkim.StatusFail && got[0].Reason() != "body hash did not verify" {
+			t.Errorf("tampered: reason %q, want the body hash", got[0].Reason())
+		}
+		if _, err := v.Write([]byte("more")); err == nil {
+			t.Error("Write after Results was accepted")
+		}
+	}
+}
