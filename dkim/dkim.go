@@ -15,7 +15,7 @@
 // latency and the public-key operation with the body. A goroutine waiting
 // for the other yields the processor (runtime.Gosched) rather than sleep,
 // which costs CPU time only when nothing else is runnable. With
-// GOMAXPROCS=1 everything runs on the caller's goroutine.
+// GOMAXPROCS=1 the body is hashed on the caller's goroutine.
 //
 // Sign signs a message with one or more Signers; NewSigningWriter is the
 // streaming form for a relay that hashes while it spools. Verify checks

@@ -78,7 +78,7 @@ func ExampleVerify() {
 	// Output:
 	// d=football.example.com s=brisbane pass
 	// d=football.example.com s=test permerror (no key record for test._domainkey.football.example.com)
-	// mx.example.net; dkim=pass header.d=football.example.com header.i=@football.example.com
+	// mx.example.net; dkim=pass header.a=ed25519-sha256 header.b=/gCrinpc header.d=football.example.com header.i=@football.example.com header.s=brisbane
 }
 
 func ExampleNewSigningWriter() {
