@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,6 +67,9 @@ type SignOptions struct {
 	Now func() time.Time
 	// Rand is the randomness handed to Key.Sign. Default crypto/rand.
 	Rand io.Reader
+	// Logger gets one debug record per signature made: d=, s=, a= and
+	// the canonical body length; never the key. Default: none.
+	Logger *slog.Logger
 }
 
 // Signer makes one DKIM-Signature. It is safe for concurrent use.
@@ -156,10 +161,12 @@ func (s *Signer) Algorithm() string { return s.alg }
 // DKIM-Signature field per signer, in the order given. The body is hashed
 // once per distinct body canonicalization.
 //
-// When r is an io.ReadSeeker (a file, a bytes.Reader) Sign reads it twice
-// and holds only the header block; otherwise it must keep the message to
-// write it after the signatures: use NewSigningWriter to stream without
-// that copy.
+// The signatures come before the message, so the message is read twice.
+// When r is an io.ReadSeeker (a file, a bytes.Reader) Sign rewinds it and
+// holds only the header block. Otherwise it keeps what it reads: the first
+// SpoolMemory bytes in memory, the rest in a temporary file of
+// os.TempDir, removed before Sign returns. NewSigningWriter streams
+// without either.
 func Sign(ctx context.Context, w io.Writer, r io.Reader, signers ...*Signer) error {
 	if len(signers) == 0 {
 		return errors.New("dkim: no signers")
@@ -174,7 +181,8 @@ func Sign(ctx context.Context, w io.Writer, r io.Reader, signers ...*Signer) err
 			seekable = false
 		}
 	}
-	var kept strings.Builder
+	var kept spool
+	defer kept.close()
 	if !seekable {
 		src = io.TeeReader(r, &kept)
 	}
@@ -188,14 +196,66 @@ func Sign(ctx context.Context, w io.Writer, r io.Reader, signers ...*Signer) err
 		return err
 	}
 	if !seekable {
-		_, err := io.WriteString(w, kept.String())
-		return err
+		return kept.writeTo(ctx, w)
 	}
 	if _, err := rs.Seek(start, io.SeekStart); err != nil {
 		return fmt.Errorf("dkim: rewind message: %w", err)
 	}
 	_, err := copyCtx(ctx, w, rs)
 	return err
+}
+
+// SpoolMemory is how much of a message that cannot be rewound Sign keeps
+// in memory before it moves it to a temporary file.
+const SpoolMemory = 64 << 10
+
+// spool keeps the message Sign reads from a reader it cannot rewind.
+type spool struct {
+	mem  []byte
+	file *os.File
+}
+
+func (s *spool) Write(p []byte) (int, error) {
+	if s.file == nil && len(s.mem)+len(p) <= SpoolMemory {
+		s.mem = append(s.mem, p...)
+		return len(p), nil
+	}
+	if s.file == nil {
+		f, err := os.CreateTemp("", "dkim-sign-*")
+		if err != nil {
+			return 0, fmt.Errorf("dkim: spool the message: %w", err)
+		}
+		s.file = f
+		if _, err := f.Write(s.mem); err != nil {
+			return 0, fmt.Errorf("dkim: spool the message: %w", err)
+		}
+		s.mem = nil
+	}
+	n, err := s.file.Write(p)
+	if err != nil {
+		err = fmt.Errorf("dkim: spool the message: %w", err)
+	}
+	return n, err
+}
+
+func (s *spool) writeTo(ctx context.Context, w io.Writer) error {
+	if s.file == nil {
+		_, err := w.Write(s.mem)
+		return err
+	}
+	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("dkim: spool the message: %w", err)
+	}
+	_, err := copyCtx(ctx, w, struct{ io.Reader }{s.file})
+	return err
+}
+
+func (s *spool) close() {
+	if s.file != nil {
+		s.file.Close()
+		os.Remove(s.file.Name())
+		s.file = nil
+	}
 }
 
 // copyCtx copies r to w, checking ctx between chunks. A reader that is
@@ -297,10 +357,15 @@ func (w *SigningWriter) Close() error {
 	w.closed = true
 	for _, c := range w.canons {
 		if c != nil {
-			c.Close()
+			c.finish()
 		}
 	}
-	fields, err := parseHeader(w.hdr.buf)
+	fields, err := parseHeader(w.hdr.buf) // while the body's last bytes are hashed
+	for _, c := range w.canons {
+		if c != nil {
+			c.wait()
+		}
+	}
 	if err != nil {
 		w.err = err
 		return err
@@ -318,6 +383,14 @@ func (w *SigningWriter) Close() error {
 			i = 1
 		}
 		f, err := s.sign(picker, bh[i], w.hashes[i].n)
+		if l := s.o.Logger; l != nil {
+			attrs := []slog.Attr{slog.String("d", s.o.Domain), slog.String("s", s.o.Selector),
+				slog.String("a", s.alg), slog.Int64("body", w.hashes[i].n)}
+			if err != nil {
+				attrs = append(attrs, slog.String("error", err.Error()))
+			}
+			l.LogAttrs(context.Background(), slog.LevelDebug, "dkim sign", attrs...)
+		}
 		if err != nil {
 			w.err = err
 			return err
