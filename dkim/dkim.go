@@ -7,7 +7,7 @@
 // only the header block and a fixed buffer, however large the body.
 //
 // Both use a second processor when there is one. Past the first 64 KiB of
-// a body, the canonical bytes are copied into six 8 KiB buffers that
+// a body, the canonical bytes are copied into a ring of four 8 KiB buffers that
 // another goroutine hashes while the canonicalizer reads on, so a large
 // body costs little more than SHA-256 alone; a verifier also fetches each
 // key and checks the signature over the header fields on its own
@@ -33,7 +33,9 @@ import (
 // Resolver is the DNS interface dkim needs: the TXT records of a name, each
 // record's character-strings joined. *net.Resolver satisfies it. A name that
 // does not exist, or has no TXT record, must give a *net.DNSError with
-// IsNotFound set; other failures are temporary.
+// IsNotFound set; other failures are temporary. The keys of a message's
+// signatures are looked up concurrently, so it must be safe for concurrent
+// use.
 type Resolver interface {
 	LookupTXT(ctx context.Context, name string) ([]string, error)
 }

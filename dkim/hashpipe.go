@@ -2,174 +2,135 @@ package dkim
 
 import (
 	"runtime"
-	"sync"
+	"sync/atomic"
 )
 
 // Hashing the canonical body is the one step of signing and verifying a
 // large message that cannot be split: SHA-256 is sequential. Canonicalizing
-// costs a fifth to a third as much again. For a large body the two overlap:
-// the canonicalizer copies its output into a few fixed buffers, and a second
-// goroutine hashes them in order while the canonicalizer reads on. Small
-// bodies never start the goroutine.
+// costs a quarter as much again or more. For a large body the two overlap:
+// the canonicalizer copies its output into a ring of fixed buffers, and a
+// second goroutine hashes them in order while the canonicalizer reads on.
+// Small bodies never start the goroutine.
 const (
 	// pipeAfter is how many canonical body bytes are hashed in line
 	// before the pipe starts.
 	pipeAfter = 64 << 10
-	// pipeChunk is the size of one buffer, pipeBuffers how many there are.
+	// pipeChunk is the size of one buffer, pipeBuffers how many there
+	// are (a power of two).
 	pipeChunk   = 8 << 10
-	pipeBuffers = 6
-	pipeSpins   = 200
+	pipeBuffers = 4
+	// pipeSpins is how many times the hashing goroutine yields, waiting
+	// for a buffer, before it ends.
+	pipeSpins = 200
 )
 
-// chunkPool keeps pipe buffers between messages.
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, pipeChunk); return &b }}
-
-// hashPipe feeds body hashes from a goroutine. The goroutine runs only
-// while filled buffers wait: it ends when it empties the queue, so a
-// writer that is abandoned leaves nothing running.
+// hashPipe feeds body hashes from a goroutine, through a ring of buffers
+// with one writer and one reader.
+//
+// The writer fills ring[filled%pipeBuffers] and then advances filled; the
+// goroutine hashes ring[hashed%pipeBuffers] and then advances hashed. A
+// side that waits for the other yields the processor (runtime.Gosched)
+// instead of sleeping: the other side frees or fills a buffer within
+// microseconds, and waking a sleeping goroutine costs more than that. The
+// goroutine ends when it finds nothing to hash for a while, so a writer
+// that is abandoned leaves nothing running.
 //
 // All bytes given to write reach the hashes in order; after wait returns,
 // every byte written has been hashed and the hashes may be read.
 type hashPipe struct {
-	dst []*bodyHash
+	// The counters each have a cache line of their own, away from the
+	// writer's fields, which change on every write.
+	_       [64]byte
+	filled  atomic.Uint64
+	_       [56]byte
+	hashed  atomic.Uint64
+	_       [56]byte
+	running atomic.Bool
+	_       [63]byte
 
-	mu      sync.Mutex
-	cond    sync.Cond // signalled when a buffer is freed or the goroutine ends
-	queue   [pipeBuffers]*[]byte
-	head, n int // the queue of filled buffers, in order
-	free    []*[]byte
-	made    int
-	running bool
-	waiting bool // the writer waits in get
-	closing bool // the writer has no more to give
-
-	cur *[]byte // the buffer being filled, owned by the writer
+	dst  []*bodyHash
+	ring [pipeBuffers][]byte
+	cur  []byte // ring[filled%pipeBuffers] while the writer fills it
 }
 
 func newHashPipe(dst []*bodyHash) *hashPipe {
-	p := &hashPipe{dst: dst}
-	p.cond.L = &p.mu
-	return p
+	return &hashPipe{dst: dst}
 }
 
-// write copies b into the buffers, handing each full one to the goroutine.
+// write copies b into the ring, handing each full buffer to the goroutine.
 func (p *hashPipe) write(b []byte) {
 	for len(b) > 0 {
 		if p.cur == nil {
-			p.cur = p.get()
+			p.cur = p.next()
 		}
-		c := *p.cur
-		k := copy(c[len(c):cap(c)], b)
-		c = c[:len(c)+k]
-		*p.cur = c
+		k := copy(p.cur[len(p.cur):cap(p.cur)], b)
+		p.cur = p.cur[:len(p.cur)+k]
 		b = b[k:]
-		if len(c) == cap(c) {
+		if len(p.cur) == cap(p.cur) {
 			p.push()
 		}
 	}
 }
 
-// get returns an empty buffer, waiting for the goroutine to free one when
-// all are in use.
-func (p *hashPipe) get() *[]byte {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	spins := 0
-	for len(p.free) == 0 {
-		if p.made < pipeBuffers {
-			p.made++
-			return chunkPool.Get().(*[]byte)
-		}
-		if spins < pipeSpins {
-			// The goroutine frees a buffer within a few microseconds;
-			// waking a sleeping writer would cost it more than that.
-			spins++
-			p.mu.Unlock()
-			runtime.Gosched()
-			p.mu.Lock()
-			continue
-		}
-		p.waiting = true
-		p.cond.Wait()
-		p.waiting = false
+// next returns the next free buffer of the ring, emptied, waiting for the
+// goroutine to hash it when it is still queued.
+func (p *hashPipe) next() []byte {
+	f := p.filled.Load()
+	for f-p.hashed.Load() >= pipeBuffers {
+		runtime.Gosched()
 	}
-	b := p.free[len(p.free)-1]
-	p.free = p.free[:len(p.free)-1]
-	return b
+	i := f % pipeBuffers
+	if p.ring[i] == nil {
+		p.ring[i] = make([]byte, 0, pipeChunk)
+	}
+	return p.ring[i][:0]
 }
 
-// push queues the current buffer, starting the goroutine if it is not
-// running.
+// push hands the current buffer to the goroutine, starting it if it is
+// not running.
 func (p *hashPipe) push() {
-	p.mu.Lock()
-	p.queue[(p.head+p.n)%pipeBuffers] = p.cur
-	p.n++
+	p.ring[p.filled.Load()%pipeBuffers] = p.cur
 	p.cur = nil
-	if !p.running {
-		p.running = true
+	p.filled.Add(1)
+	if !p.running.Load() && p.running.CompareAndSwap(false, true) {
 		go p.drain()
 	}
-	p.mu.Unlock()
 }
 
-// drain hashes queued buffers until the queue is empty.
+// drain hashes filled buffers in order until none has come for a while.
 func (p *hashPipe) drain() {
-	p.mu.Lock()
-	for spins := 0; ; spins++ {
-		if p.n == 0 {
-			if spins >= pipeSpins || p.closing {
-				break
+	for {
+		for spins := 0; spins < pipeSpins; spins++ {
+			for h := p.hashed.Load(); h < p.filled.Load(); h++ {
+				b := p.ring[h%pipeBuffers]
+				for _, d := range p.dst {
+					d.write(b)
+				}
+				p.hashed.Store(h + 1)
+				spins = 0
 			}
-			// The writer is likely to fill a buffer soon; starting
-			// this goroutine again would cost more than waiting.
-			p.mu.Unlock()
 			runtime.Gosched()
-			p.mu.Lock()
-			continue
 		}
-		spins = 0
-		b := p.queue[p.head]
-		p.queue[p.head] = nil
-		p.head = (p.head + 1) % pipeBuffers
-		p.n--
-		p.mu.Unlock()
-		for _, d := range p.dst {
-			d.write(*b)
-		}
-		*b = (*b)[:0]
-		p.mu.Lock()
-		p.free = append(p.free, b)
-		if p.waiting && len(p.free) >= pipeBuffers/2 {
-			p.cond.Signal()
+		p.running.Store(false)
+		// A buffer pushed after the last check and before running was
+		// cleared found the goroutine still running: take it.
+		if p.hashed.Load() == p.filled.Load() || !p.running.CompareAndSwap(false, true) {
+			return
 		}
 	}
-	p.running = false
-	p.cond.Signal()
-	p.mu.Unlock()
 }
 
 // wait hands over the last partial buffer and returns when everything
-// written has been hashed. The buffers go back to the pool.
+// written has been hashed.
 func (p *hashPipe) wait() {
-	if p.cur != nil {
-		if len(*p.cur) > 0 {
-			p.push()
-		} else {
-			p.mu.Lock()
-			p.free = append(p.free, p.cur)
-			p.cur = nil
-			p.mu.Unlock()
+	if len(p.cur) > 0 {
+		p.push()
+	}
+	p.cur = nil
+	for p.hashed.Load() < p.filled.Load() {
+		if !p.running.Load() && p.running.CompareAndSwap(false, true) {
+			go p.drain() // it ended between a push and now: unlikely, not impossible
 		}
+		runtime.Gosched()
 	}
-	p.mu.Lock()
-	p.closing = true
-	for p.running {
-		p.cond.Wait()
-	}
-	for _, b := range p.free {
-		chunkPool.Put(b)
-	}
-	p.free = nil
-	p.made = 0
-	p.mu.Unlock()
 }
