@@ -39,7 +39,9 @@ func canonBenchBody(text bool) []byte {
 }
 
 // BenchmarkBodyCanon measures the canonicalizer alone (a hash that drops
-// its input) and with sha256, on base64 and on text lines.
+// its input) and with sha256, on base64 and on text lines, on the caller's
+// goroutine ("inline") and with the hashing piped to another goroutine as
+// Sign and Verify do.
 func BenchmarkBodyCanon(b *testing.B) {
 	for _, kind := range []string{"base64", "text"} {
 		body := canonBenchBody(kind == "text")
@@ -48,22 +50,28 @@ func BenchmarkBodyCanon(b *testing.B) {
 			if relaxed {
 				name = kind + "/relaxed"
 			}
-			b.Run(name+"/canon-only", func(b *testing.B) {
-				b.SetBytes(int64(len(body)))
-				for b.Loop() {
-					c := &bodyCanon{relaxed: relaxed, dst: []*bodyHash{{h: &nullHash{}, limit: -1}}}
-					c.Write(body)
-					c.Close()
+			for _, inline := range []bool{true, false} {
+				mode := "/piped"
+				if inline {
+					mode = "/inline"
 				}
-			})
-			b.Run(name+"/canon+sha256", func(b *testing.B) {
-				b.SetBytes(int64(len(body)))
-				for b.Loop() {
-					c := &bodyCanon{relaxed: relaxed, dst: []*bodyHash{{h: sha256.New(), limit: -1}}}
-					c.Write(body)
-					c.Close()
-				}
-			})
+				b.Run(name+"/canon-only"+mode, func(b *testing.B) {
+					b.SetBytes(int64(len(body)))
+					for b.Loop() {
+						c := &bodyCanon{relaxed: relaxed, inlineOnly: inline, dst: []*bodyHash{{h: &nullHash{}, limit: -1}}}
+						c.Write(body)
+						c.Close()
+					}
+				})
+				b.Run(name+"/canon+sha256"+mode, func(b *testing.B) {
+					b.SetBytes(int64(len(body)))
+					for b.Loop() {
+						c := &bodyCanon{relaxed: relaxed, inlineOnly: inline, dst: []*bodyHash{{h: sha256.New(), limit: -1}}}
+						c.Write(body)
+						c.Close()
+					}
+				})
+			}
 		}
 		b.Run(kind+"/sha256", func(b *testing.B) {
 			b.SetBytes(int64(len(body)))

@@ -313,3 +313,36 @@ func TestBodyCanonPipe(t *testing.T) {
 		}
 	}
 }
+
+// FuzzBodyCanonLarge repeats the input past pipeAfter, so that the hashing
+// moves to the pipe's goroutine, and checks the result against the
+// reference with the writes cut where the fuzzer says.
+func FuzzBodyCanonLarge(f *testing.F) {
+	for _, s := range bodySeeds {
+		if s != "" {
+			f.Add([]byte(s), uint32(pipeAfter-1), uint16(7))
+		}
+	}
+	f.Fuzz(func(t *testing.T, unit []byte, cut uint32, step uint16) {
+		if len(unit) == 0 || len(unit) > 4096 {
+			return
+		}
+		in := bytes.Repeat(unit, pipeAfter*2/len(unit)+1)
+		for _, relaxed := range []bool{false, true} {
+			want := refBody(in, relaxed)
+			var out bytes.Buffer
+			c := &bodyCanon{relaxed: relaxed, dst: []*bodyHash{{h: &captureHash{&out}, limit: -1}}}
+			k := int(cut) % len(in)
+			c.Write(in[:k])
+			for rest, n := in[k:], int(step)%9000+1; len(rest) > 0; {
+				m := min(n, len(rest))
+				c.Write(rest[:m])
+				rest = rest[m:]
+			}
+			c.Close()
+			if !bytes.Equal(out.Bytes(), want) {
+				t.Fatalf("relaxed=%v unit=%q cut=%d step=%d: differs from the reference", relaxed, unit, k, step)
+			}
+		}
+	})
+}
