@@ -151,7 +151,18 @@ func startPostsrsd(t testing.TB, domain string, secrets []string, flags ...strin
 			break
 		}
 		if p.fwd != nil {
-			if b, err := os.ReadFile(pidFile); err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(pid) {
+			// postsrsd may accept connections before it writes its pid
+			// file: wait for the file, which must name the process started.
+			var b []byte
+			var err error
+			for {
+				b, err = os.ReadFile(pidFile)
+				if err == nil && strings.TrimSpace(string(b)) != "" || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(pid) {
 				t.Fatalf("postsrsd pid file %q, %v; started pid %d", b, err, pid)
 			}
 			return p
