@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/smarthost-go/smarthost/dkim"
+	"github.com/smarthost-go/smarthost/internal/peertest"
 )
 
 // mailauthScript drives mailauth (Node.js): "verify ZONE FILE..." prints, per
@@ -62,25 +63,9 @@ const resolver = async (name, type) => {
 })().catch(e => { console.error(e); process.exit(1); });
 `
 
-// mailauthDir returns the node_modules directory that holds mailauth, as
-// "npm ci" in testdata/npm installs it, or skips.
-func mailauthDir(t *testing.T) string {
+func runMailauth(t *testing.T, script string, args ...string) []byte {
 	t.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("mailauth interop: node not found; install Node.js and run npm ci in testdata/npm")
-	}
-	dir, _ := filepath.Abs("../testdata/npm/node_modules")
-	if _, err := os.Stat(filepath.Join(dir, "mailauth", "package.json")); err != nil {
-		t.Skip("mailauth interop: mailauth not installed; run npm ci in testdata/npm")
-	}
-	return dir
-}
-
-func runMailauth(t *testing.T, modules, script string, args ...string) []byte {
-	t.Helper()
-	cmd := exec.Command("node", append([]string{script}, args...)...)
-	cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
-	out, err := cmd.Output()
+	out, err := peertest.Node(t, script, args...).Output()
 	if err != nil {
 		var stderr []byte
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -95,7 +80,6 @@ func runMailauth(t *testing.T, modules, script string, args ...string) []byte {
 // canonicalizations) mailauth verifies, and what mailauth signs we verify.
 func TestInteropMailauth(t *testing.T) {
 	t.Parallel()
-	modules := mailauthDir(t)
 	dir := t.TempDir()
 	script := filepath.Join(dir, "peer.js")
 	os.WriteFile(script, []byte(mailauthScript), 0o600)
@@ -116,7 +100,7 @@ func TestInteropMailauth(t *testing.T) {
 	signed := signOurs(t, msgs["rfc8463"], signers[0].s(dkim.Relaxed, dkim.Relaxed))
 	os.WriteFile(tampered, append(signed, "appended\r\n"...), 0o600)
 	var got [][]string
-	out := runMailauth(t, modules, script, append([]string{"verify", zoneFile, tampered}, files...)...)
+	out := runMailauth(t, script, append([]string{"verify", zoneFile, tampered}, files...)...)
 	if err := json.Unmarshal(out, &got); err != nil || len(got) != len(files)+1 {
 		t.Fatalf("mailauth output %q: %v", out, err)
 	}
@@ -144,7 +128,7 @@ func TestInteropMailauth(t *testing.T) {
 				os.WriteFile(f, m, 0o600)
 				in = append(in, f)
 			}
-			runMailauth(t, modules, script, append([]string{"sign", zoneFile, keyFile, k.sel, "football.example.com", k.alg, string(c[0]) + "/" + string(c[1])}, in...)...)
+			runMailauth(t, script, append([]string{"sign", zoneFile, keyFile, k.sel, "football.example.com", k.alg, string(c[0]) + "/" + string(c[1])}, in...)...)
 			for _, f := range in {
 				res := verifyOurs(t, readFile(t, f+".signed"))
 				if len(res) != 1 || res[0].Status != dkim.StatusPass {
