@@ -1,10 +1,8 @@
 package dkim_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -63,17 +61,11 @@ const resolver = async (name, type) => {
 })().catch(e => { console.error(e); process.exit(1); });
 `
 
-func runMailauth(t *testing.T, script string, args ...string) []byte {
+func runMailauth(t *testing.T, script string, args ...string) {
 	t.Helper()
-	out, err := peertest.Node(t, script, args...).Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("mailauth: %v\n%s", err, stderr)
+	if out, err := peertest.Node(t, script, args...).CombinedOutput(); err != nil {
+		t.Fatalf("mailauth: %v\n%s", err, out)
 	}
-	return out
 }
 
 // TestInteropMailauth: what we sign (two signatures, four
@@ -100,9 +92,9 @@ func TestInteropMailauth(t *testing.T) {
 	signed := signOurs(t, msgs["rfc8463"], signers[0].s(dkim.Relaxed, dkim.Relaxed))
 	os.WriteFile(tampered, append(signed, "appended\r\n"...), 0o600)
 	var got [][]string
-	out := runMailauth(t, script, append([]string{"verify", zoneFile, tampered}, files...)...)
-	if err := json.Unmarshal(out, &got); err != nil || len(got) != len(files)+1 {
-		t.Fatalf("mailauth output %q: %v", out, err)
+	peertest.RunJSON(t, peertest.Node(t, script, append([]string{"verify", zoneFile, tampered}, files...)...), nil, &got)
+	if len(got) != len(files)+1 {
+		t.Fatalf("mailauth gave %d results for %d files", len(got), len(files)+1)
 	}
 	if len(got[0]) != 1 || got[0][0] == "pass" {
 		t.Errorf("mailauth passes an altered body: %v", got[0])

@@ -1,9 +1,7 @@
 package spf_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -16,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
+	"github.com/smarthost-go/smarthost/internal/peertest"
 	"github.com/smarthost-go/smarthost/spf"
 )
 
@@ -220,21 +219,8 @@ func writeScript(t *testing.T, name, text string) string {
 // and returns its [result, explanation] pairs, one per case.
 func runDriver(t *testing.T, cmd *exec.Cmd, scenarios []genScenario) [][2]string {
 	t.Helper()
-	in, err := json.Marshal(scenarios)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s driver: %v\n%s", filepath.Base(cmd.Path), err, stderr.String())
-	}
 	var theirs [][2]string
-	if err := json.Unmarshal(out, &theirs); err != nil {
-		t.Fatalf("driver output: %v\n%s", err, out)
-	}
+	peertest.RunJSON(t, cmd, scenarios, &theirs)
 	n := 0
 	for _, sc := range scenarios {
 		n += len(sc.Cases)

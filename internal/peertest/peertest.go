@@ -3,6 +3,8 @@
 package peertest
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,5 +43,29 @@ func moduleRoot(t testing.TB) string {
 			t.Fatal("peertest: no go.mod above the test directory")
 		}
 		dir = parent
+	}
+}
+
+// RunJSON runs cmd with in, encoded as JSON, on its standard input (none
+// when in is nil) and decodes its standard output into out. It fails t,
+// with the peer's standard error, when the command fails or prints
+// something else.
+func RunJSON(t testing.TB, cmd *exec.Cmd, in, out any) {
+	t.Helper()
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdin = bytes.NewReader(b)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	b, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", filepath.Base(cmd.Path), err, stderr.String())
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		t.Fatalf("%s printed %q: %v\n%s", filepath.Base(cmd.Path), b, err, stderr.String())
 	}
 }
