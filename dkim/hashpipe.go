@@ -32,8 +32,8 @@ const (
 // side that waits for the other yields the processor (runtime.Gosched)
 // instead of sleeping: the other side frees or fills a buffer within
 // microseconds, and waking a sleeping goroutine costs more than that. The
-// goroutine ends when it finds nothing to hash for a while, so a writer
-// that is abandoned leaves nothing running.
+// goroutine ends when wait returns, or when it finds nothing to hash for a
+// while, so a writer that is abandoned leaves nothing running.
 //
 // All bytes given to write reach the hashes in order; after wait returns,
 // every byte written has been hashed and the hashes may be read.
@@ -46,7 +46,8 @@ type hashPipe struct {
 	hashed  atomic.Uint64
 	_       [56]byte
 	running atomic.Bool
-	_       [63]byte
+	closed  atomic.Bool // wait has returned: nothing more will come
+	_       [62]byte
 
 	dst  []*bodyHash
 	ring [pipeBuffers][]byte
@@ -100,7 +101,7 @@ func (p *hashPipe) push() {
 // drain hashes filled buffers in order until none has come for a while.
 func (p *hashPipe) drain() {
 	for {
-		for spins := 0; spins < pipeSpins; spins++ {
+		for spins := 0; spins < pipeSpins && !p.closed.Load(); spins++ {
 			for h := p.hashed.Load(); h < p.filled.Load(); h++ {
 				b := p.ring[h%pipeBuffers]
 				for _, d := range p.dst {
@@ -133,4 +134,5 @@ func (p *hashPipe) wait() {
 		}
 		runtime.Gosched()
 	}
+	p.closed.Store(true) // the goroutine ends now rather than wait for more
 }

@@ -3,6 +3,7 @@ package dkim_test
 import (
 	"bytes"
 	"context"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -97,5 +98,30 @@ func TestVerifierStreaming(t *testing.T) {
 		if _, err := v.Write([]byte("more")); err == nil {
 			t.Error("Write after Results was accepted")
 		}
+	}
+}
+
+// TestNoGoroutineLeft: the goroutines Sign and Verify start for a large
+// message (the hash pipe, the key lookups) are gone once they return. Not
+// parallel, so that other tests' goroutines do not move the count.
+func TestNoGoroutineLeft(t *testing.T) {
+	ctx := context.Background()
+	before := runtime.NumGoroutine()
+	msg := append(bytes.Clone(unsignedMsg), bytes.Repeat([]byte("a line of the body  \r\n"), 50000)...)
+	var signed bytes.Buffer
+	if err := dkim.Sign(ctx, &signed, bytes.NewReader(msg), edSigner(t, dkim.SignOptions{})); err != nil {
+		t.Fatal(err)
+	}
+	zone := zoneWith(map[string]string{"brisbane._domainkey.football.example.com": rfc8463Ed})
+	res, err := dkim.Verify(ctx, bytes.NewReader(signed.Bytes()), &dkim.VerifyOptions{Resolver: zone})
+	if err != nil || len(res) != 1 || res[0].Status != dkim.StatusPass {
+		t.Fatalf("%+v %v", res, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after Sign and Verify, %d before", n, before)
 	}
 }
