@@ -117,3 +117,32 @@ func ExampleKeyRecordText() {
 	// brisbane._domainkey.football.example.com
 	// v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=
 }
+
+func ExampleNewVerifier() {
+	zone := dnstest.NewZone()
+	zone.AddTXT("brisbane._domainkey.football.example.com.",
+		"v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=")
+	msg, err := os.Open("testdata/rfc8463/a3-signed.eml")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer msg.Close()
+
+	// A relay writes the message to its spool and to the verifier at once;
+	// the key lookups start as soon as the header block has passed.
+	var spool bytes.Buffer
+	v := dkim.NewVerifier(context.Background(), &dkim.VerifyOptions{Resolver: zone})
+	if _, err := io.Copy(io.MultiWriter(&spool, v), msg); err != nil {
+		log.Fatal(err)
+	}
+	results, err := v.Results()
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, r := range results {
+		fmt.Printf("s=%s %s\n", r.Selector, r.Status)
+	}
+	// Output:
+	// s=brisbane pass
+	// s=test permerror
+}
