@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -98,6 +99,19 @@ func ParseZone(text string) (*Zone, error) {
 	z := NewZone()
 	if err := z.AddText(text); err != nil {
 		return nil, err
+	}
+	return z, nil
+}
+
+// ReadZoneFile is ParseZone of the file at path; its errors name the file.
+func ReadZoneFile(path string) (*Zone, error) {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err // an *fs.PathError names the file
+	}
+	z, err := ParseZone(string(text))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return z, nil
 }

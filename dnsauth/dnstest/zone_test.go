@@ -3,9 +3,13 @@ package dnstest_test
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -155,5 +159,29 @@ func TestZoneBadInput(t *testing.T) {
 	}
 	if _, err := dnstest.ParseZone("example.com. IN TXT"); err == nil {
 		t.Error("bad zone text accepted")
+	}
+}
+
+// TestReadZoneFile: a zone file's records answer; a missing file and a bad
+// record give errors that name the file.
+func TestReadZoneFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.zone")
+	os.WriteFile(good, []byte("example.com. 300 IN TXT \"v=spf1 -all\"\n"), 0o600)
+	z, err := dnstest.ReadZoneFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if txt, err := z.LookupTXT(context.Background(), "example.com"); err != nil || len(txt) != 1 || txt[0] != "v=spf1 -all" {
+		t.Errorf("LookupTXT: %q %v", txt, err)
+	}
+	if _, err := dnstest.ReadZoneFile(filepath.Join(dir, "missing.zone")); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "missing.zone") {
+		t.Errorf("missing file: %v", err)
+	}
+	bad := filepath.Join(dir, "bad.zone")
+	os.WriteFile(bad, []byte("example.com. 300 IN A not-an-address\n"), 0o600)
+	if _, err := dnstest.ReadZoneFile(bad); err == nil || !strings.Contains(err.Error(), "bad.zone") {
+		t.Errorf("bad record: %v", err)
 	}
 }

@@ -58,12 +58,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	opts := &dkim.VerifyOptions{}
 	switch {
 	case *zoneFile != "":
-		text, err := os.ReadFile(*zoneFile)
-		if err != nil {
-			fmt.Fprintln(stderr, "dkim-verify:", err)
-			return 1
-		}
-		z, err := dnstest.ParseZone(string(text))
+		z, err := dnstest.ReadZoneFile(*zoneFile)
 		if err != nil {
 			fmt.Fprintln(stderr, "dkim-verify:", err)
 			return 1

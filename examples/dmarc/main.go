@@ -96,11 +96,7 @@ func (d *dnsFlags) evaluator() (*dmarc.Evaluator, error) {
 	case d.zone != "" && d.server != "":
 		return nil, usageError{"-zone and -dns are exclusive"}
 	case d.zone != "":
-		text, err := os.ReadFile(d.zone)
-		if err != nil {
-			return nil, err
-		}
-		z, err := dnstest.ParseZone(string(text))
+		z, err := dnstest.ReadZoneFile(d.zone)
 		if err != nil {
 			return nil, err
 		}

@@ -75,14 +75,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var r spf.Resolver = net.DefaultResolver
 	switch {
 	case *zoneFile != "":
-		text, err := os.ReadFile(*zoneFile)
+		z, err := dnstest.ReadZoneFile(*zoneFile)
 		if err != nil {
 			fmt.Fprintf(stderr, "spf-check: %v\n", err)
-			return 1
-		}
-		z, err := dnstest.ParseZone(string(text))
-		if err != nil {
-			fmt.Fprintf(stderr, "spf-check: %s: %v\n", *zoneFile, err)
 			return 1
 		}
 		r = z
