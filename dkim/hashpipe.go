@@ -128,10 +128,9 @@ func (p *hashPipe) wait() {
 		p.push()
 	}
 	p.cur = nil
+	// push left a goroutine running that takes every buffer pushed
+	// before it ends (see drain).
 	for p.hashed.Load() < p.filled.Load() {
-		if !p.running.Load() && p.running.CompareAndSwap(false, true) {
-			go p.drain() // it ended between a push and now: unlikely, not impossible
-		}
 		runtime.Gosched()
 	}
 	p.closed.Store(true) // the goroutine ends now rather than wait for more

@@ -1,7 +1,6 @@
 package dkim_test
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -79,14 +78,7 @@ func TestInteropMailauth(t *testing.T) {
 	msgs := interopMessages(t, false)
 	signers := interopSigners(t)
 
-	var files []string
-	for name, m := range msgs {
-		for _, c := range canonPairs {
-			f := filepath.Join(dir, fmt.Sprintf("%s-%s-%s.eml", name, c[0], c[1]))
-			os.WriteFile(f, signOurs(t, m, signers[0].s(c[0], c[1]), signers[1].s(c[0], c[1])), 0o600)
-			files = append(files, f)
-		}
-	}
+	files := signedByUs(t, dir, msgs, signers)
 	// A control: the same signatures over an altered body must not pass.
 	tampered := filepath.Join(dir, "tampered.eml")
 	signed := signOurs(t, msgs["rfc8463"], signers[0].s(dkim.Relaxed, dkim.Relaxed))
@@ -106,27 +98,7 @@ func TestInteropMailauth(t *testing.T) {
 		}
 	}
 
-	for _, k := range signers {
-		keyFile, _ := filepath.Abs(k.file)
-		if k.alg == "ed25519-sha256" {
-			keyFile, _ = filepath.Abs("testdata/rfc8463/ed25519-private-pkcs8.pem")
-		}
-		for _, c := range canonPairs {
-			sub := filepath.Join(dir, fmt.Sprintf("ma-%s-%s-%s", k.sel, c[0], c[1]))
-			os.Mkdir(sub, 0o700)
-			var in []string
-			for name, m := range msgs {
-				f := filepath.Join(sub, name+".eml")
-				os.WriteFile(f, m, 0o600)
-				in = append(in, f)
-			}
-			runMailauth(t, script, append([]string{"sign", zoneFile, keyFile, k.sel, "football.example.com", k.alg, string(c[0]) + "/" + string(c[1])}, in...)...)
-			for _, f := range in {
-				res := verifyOurs(t, readFile(t, f+".signed"))
-				if len(res) != 1 || res[0].Status != dkim.StatusPass {
-					t.Errorf("we do not verify mailauth's %s %s/%s %s: %+v", k.sel, c[0], c[1], filepath.Base(f), res)
-				}
-			}
-		}
-	}
+	checkPeerSigned(t, dir, "mailauth", msgs, signers, func(k interopSigner, c [2]dkim.Canonicalization, files []string) {
+		runMailauth(t, script, append([]string{"sign", zoneFile, k.pem, k.sel, "football.example.com", k.alg, string(c[0]) + "/" + string(c[1])}, files...)...)
+	})
 }

@@ -102,41 +102,79 @@ func interopMessages(t *testing.T, tame bool) map[string][]byte {
 	return msgs
 }
 
-func interopSigners(t *testing.T) []struct {
-	sel  string
-	alg  string
-	file string
-	s    func(hc, bc dkim.Canonicalization) *dkim.Signer
-} {
-	out := []struct {
-		sel  string
-		alg  string
-		file string
-		s    func(hc, bc dkim.Canonicalization) *dkim.Signer
-	}{}
-	for _, k := range []struct{ sel, alg, file string }{
-		{"brisbane", "ed25519-sha256", "testdata/rfc8463/ed25519-private-seed.b64"},
-		{"test", "rsa-sha256", "testdata/rfc8463/rsa-private.pem"},
-	} {
+// interopSigner is one of the two keys the peers share with us.
+type interopSigner struct {
+	sel, alg string
+	file     string // the key as this package reads it, for dkimpy too
+	pem      string // the key as PEM, for peers that read no other form
+	s        func(hc, bc dkim.Canonicalization) *dkim.Signer
+}
+
+func interopSigners(t *testing.T) []interopSigner {
+	out := []interopSigner{
+		{sel: "brisbane", alg: "ed25519-sha256", file: "testdata/rfc8463/ed25519-private-seed.b64", pem: "testdata/rfc8463/ed25519-private-pkcs8.pem"},
+		{sel: "test", alg: "rsa-sha256", file: "testdata/rfc8463/rsa-private.pem", pem: "testdata/rfc8463/rsa-private.pem"},
+	}
+	for i := range out {
+		k := &out[i]
 		key, err := dkim.ParsePrivateKey(readFile(t, k.file))
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, struct {
-			sel  string
-			alg  string
-			file string
-			s    func(hc, bc dkim.Canonicalization) *dkim.Signer
-		}{k.sel, k.alg, k.file, func(hc, bc dkim.Canonicalization) *dkim.Signer {
+		k.file, _ = filepath.Abs(k.file)
+		k.pem, _ = filepath.Abs(k.pem)
+		k.s = func(hc, bc dkim.Canonicalization) *dkim.Signer {
 			s, err := dkim.NewSigner(&dkim.SignOptions{Domain: "football.example.com", Selector: k.sel, Key: key,
 				HeaderCanonicalization: hc, BodyCanonicalization: bc})
 			if err != nil {
 				t.Fatal(err)
 			}
 			return s
-		}})
+		}
 	}
 	return out
+}
+
+// signedByUs writes every message, signed with both keys, once per
+// canonicalization pair, and returns the files.
+func signedByUs(t *testing.T, dir string, msgs map[string][]byte, signers []interopSigner) []string {
+	t.Helper()
+	var files []string
+	for name, m := range msgs {
+		for _, c := range canonPairs {
+			f := filepath.Join(dir, fmt.Sprintf("%s-%s-%s.eml", name, c[0], c[1]))
+			os.WriteFile(f, signOurs(t, m, signers[0].s(c[0], c[1]), signers[1].s(c[0], c[1])), 0o600)
+			files = append(files, f)
+		}
+	}
+	return files
+}
+
+// checkPeerSigned has a peer sign every message with each key, once per
+// canonicalization pair (sign writes FILE.signed beside each file it is
+// given), and verifies each signed file here.
+func checkPeerSigned(t *testing.T, dir, peer string, msgs map[string][]byte, signers []interopSigner,
+	sign func(k interopSigner, c [2]dkim.Canonicalization, files []string)) {
+	t.Helper()
+	for _, k := range signers {
+		for _, c := range canonPairs {
+			sub := filepath.Join(dir, fmt.Sprintf("%s-%s-%s-%s", peer, k.sel, c[0], c[1]))
+			os.Mkdir(sub, 0o700)
+			var in []string
+			for name, m := range msgs {
+				f := filepath.Join(sub, name+".eml")
+				os.WriteFile(f, m, 0o600)
+				in = append(in, f)
+			}
+			sign(k, c, in)
+			for _, f := range in {
+				res := verifyOurs(t, readFile(t, f+".signed"))
+				if len(res) != 1 || res[0].Status != dkim.StatusPass {
+					t.Errorf("we do not verify %s's %s %s/%s %s: %+v", peer, k.sel, c[0], c[1], filepath.Base(f), res)
+				}
+			}
+		}
+	}
 }
 
 var canonPairs = [][2]dkim.Canonicalization{{dkim.Relaxed, dkim.Relaxed}, {dkim.Simple, dkim.Simple}, {dkim.Relaxed, dkim.Simple}, {dkim.Simple, dkim.Relaxed}}
@@ -171,15 +209,7 @@ func TestInteropDkimpy(t *testing.T) {
 	signers := interopSigners(t)
 
 	// Ours -> dkimpy: both signatures on every message, four canonicalizations.
-	var files []string
-	for name, m := range msgs {
-		for _, c := range canonPairs {
-			f := filepath.Join(dir, fmt.Sprintf("%s-%s-%s.eml", name, c[0], c[1]))
-			signed := signOurs(t, m, signers[0].s(c[0], c[1]), signers[1].s(c[0], c[1]))
-			os.WriteFile(f, signed, 0o600)
-			files = append(files, f)
-		}
-	}
+	files := signedByUs(t, dir, msgs, signers)
 	out, err := exec.Command(py, append([]string{script, "verify", zoneFile}, files...)...).Output()
 	if err != nil {
 		t.Fatalf("dkimpy: %v", err)
@@ -195,30 +225,12 @@ func TestInteropDkimpy(t *testing.T) {
 	}
 
 	// dkimpy -> ours.
-	for _, k := range signers {
-		for _, c := range canonPairs {
-			sub := filepath.Join(dir, fmt.Sprintf("py-%s-%s-%s", k.sel, c[0], c[1]))
-			os.Mkdir(sub, 0o700)
-			var in []string
-			for name, m := range msgs {
-				f := filepath.Join(sub, name+".eml")
-				os.WriteFile(f, m, 0o600)
-				in = append(in, f)
-			}
-			keyFile, _ := filepath.Abs(k.file)
-			args := append([]string{script, "sign", zoneFile, keyFile, k.sel, "football.example.com", k.alg, string(c[0]) + "/" + string(c[1])}, in...)
-			if out, err := exec.Command(py, args...).CombinedOutput(); err != nil {
-				t.Fatalf("dkimpy sign: %v\n%s", err, out)
-			}
-			for _, f := range in {
-				signed := readFile(t, f+".signed")
-				res := verifyOurs(t, signed)
-				if len(res) != 1 || res[0].Status != dkim.StatusPass {
-					t.Errorf("we do not verify dkimpy's %s %s/%s %s: %+v", k.sel, c[0], c[1], filepath.Base(f), res)
-				}
-			}
+	checkPeerSigned(t, dir, "dkimpy", msgs, signers, func(k interopSigner, c [2]dkim.Canonicalization, files []string) {
+		args := append([]string{script, "sign", zoneFile, k.file, k.sel, "football.example.com", k.alg, string(c[0]) + "/" + string(c[1])}, files...)
+		if out, err := exec.Command(py, args...).CombinedOutput(); err != nil {
+			t.Fatalf("dkimpy sign: %v\n%s", err, out)
 		}
-	}
+	})
 }
 
 // TestInteropDkimpyLoneCR: dkimpy reads RFC 6376 §3.4.4 as we do for a CR
@@ -234,15 +246,15 @@ func TestInteropDkimpyLoneCR(t *testing.T) {
 	msg := []byte("From: a@football.example.com\r\nTo: b@example.net\r\nSubject: cr\r\n\r\nab  \rcd\r\nx \r\n")
 	f := filepath.Join(dir, "m.eml")
 	os.WriteFile(f, msg, 0o600)
-	keyFile, _ := filepath.Abs("testdata/rfc8463/ed25519-private-seed.b64")
-	if out, err := exec.Command(py, script, "sign", zoneFile, keyFile, "brisbane", "football.example.com", "ed25519-sha256", "relaxed/relaxed", f).CombinedOutput(); err != nil {
+	ed := interopSigners(t)[0]
+	if out, err := exec.Command(py, script, "sign", zoneFile, ed.file, ed.sel, "football.example.com", ed.alg, "relaxed/relaxed", f).CombinedOutput(); err != nil {
 		t.Fatalf("dkimpy sign: %v\n%s", err, out)
 	}
 	if res := verifyOurs(t, readFile(t, f+".signed")); len(res) != 1 || res[0].Status != dkim.StatusPass {
 		t.Errorf("dkimpy's lone-CR signature: %+v", res)
 	}
 	ours := filepath.Join(dir, "ours.eml")
-	os.WriteFile(ours, signOurs(t, msg, interopSigners(t)[0].s(dkim.Relaxed, dkim.Relaxed)), 0o600)
+	os.WriteFile(ours, signOurs(t, msg, ed.s(dkim.Relaxed, dkim.Relaxed)), 0o600)
 	out, err := exec.Command(py, script, "verify", zoneFile, ours).Output()
 	if err != nil || strings.TrimSpace(string(out)) != "[[true]]" {
 		t.Errorf("dkimpy on our lone-CR signature: %s %v", out, err)
@@ -294,15 +306,11 @@ func TestInteropOpenDKIM(t *testing.T) {
 	// hashed, so neither OpenDKIM itself nor dkimpy verify the reassembled
 	// message either.
 	for _, k := range signers {
-		keyFile, _ := filepath.Abs(k.file)
-		if k.alg == "ed25519-sha256" {
-			keyFile, _ = filepath.Abs("testdata/rfc8463/ed25519-private-pkcs8.pem")
-		}
 		for _, c := range canonPairs {
 			if c[0] == dkim.Simple {
 				continue
 			}
-			conf := fmt.Sprintf("Mode s\nDomain football.example.com\nSelector %s\nKeyFile %s\nSignatureAlgorithm %s\nCanonicalization %s/%s\n", k.sel, keyFile, k.alg, c[0], c[1])
+			conf := fmt.Sprintf("Mode s\nDomain football.example.com\nSelector %s\nKeyFile %s\nSignatureAlgorithm %s\nCanonicalization %s/%s\n", k.sel, k.pem, k.alg, c[0], c[1])
 			for name, m := range msgs {
 				f := filepath.Join(dir, name+".eml")
 				os.WriteFile(f, m, 0o600)

@@ -246,6 +246,8 @@ func (s *spool) writeTo(ctx context.Context, w io.Writer) error {
 	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("dkim: spool the message: %w", err)
 	}
+	// Hidden behind a plain io.Reader so that copyCtx does not hand the
+	// copy to (*os.File).WriteTo, which would not look at ctx.
 	_, err := copyCtx(ctx, w, struct{ io.Reader }{s.file})
 	return err
 }

@@ -103,8 +103,7 @@ func (r *Result) Reason() string {
 func Verify(ctx context.Context, r io.Reader, o *VerifyOptions) ([]Result, error) {
 	v := NewVerifier(ctx, o)
 	if _, err := copyCtx(ctx, v, r); err != nil {
-		v.Results() // lets the key lookups end
-		return nil, err
+		return nil, err // the lookups under way end with ctx or by themselves
 	}
 	return v.Results()
 }
@@ -484,11 +483,7 @@ func (v *Verifier) checkKey(ctx context.Context, s *sigState) (o keyOutcome) {
 	}
 	o.testing = key.Testing()
 	decide := func(st Status, format string, args ...any) keyOutcome {
-		if st == StatusFail && o.testing {
-			st = StatusNeutral
-			format += " (key in testing mode, t=y)"
-		}
-		o.status, o.err = st, fmt.Errorf("dkim: "+format, args...)
+		o.status, o.err = verdict(st, o.testing, format, args...)
 		return o
 	}
 	if key.Revoked {
@@ -533,6 +528,16 @@ func (v *Verifier) checkKey(ctx context.Context, s *sigState) (o keyOutcome) {
 	return o
 }
 
+// verdict is the status and reason of a decision; a fail under a key in
+// testing mode (t=y) is neutral instead (RFC 6376 §3.6.1).
+func verdict(st Status, testing bool, format string, args ...any) (Status, error) {
+	if st == StatusFail && testing {
+		st = StatusNeutral
+		format += " (key in testing mode, t=y)"
+	}
+	return st, fmt.Errorf("dkim: "+format, args...)
+}
+
 // check finishes one signature once its key outcome and its body hash are
 // known (RFC 6376 §6.1.3). A key that decides alone comes first, then the
 // body hash, then the signature, as §6.1 orders them.
@@ -543,23 +548,19 @@ func (v *Verifier) check(s *sigState) {
 		s.failErr(s.key.status, s.key.err)
 		return
 	}
-	verdict := func(st Status, format string, args ...any) {
-		if st == StatusFail && s.res.Testing {
-			st = StatusNeutral
-			format += " (key in testing mode, t=y)"
-		}
-		s.fail(st, format, args...)
+	failed := func(format string, args ...any) {
+		s.failErr(verdict(StatusFail, s.res.Testing, format, args...))
 	}
 	if s.res.BodyLength > s.body.n {
-		verdict(StatusFail, "body is shorter (%d octets) than l=%d", s.body.n, s.res.BodyLength)
+		failed("body is shorter (%d octets) than l=%d", s.body.n, s.res.BodyLength)
 		return
 	}
 	if !bytes.Equal(s.body.h.Sum(nil), s.bh) {
-		verdict(StatusFail, "body hash did not verify")
+		failed("body hash did not verify")
 		return
 	}
 	if !s.key.sigOK {
-		verdict(StatusFail, "signature did not verify")
+		failed("signature did not verify")
 		return
 	}
 	if s.res.BodyLength >= 0 && s.res.BodyLength < s.body.n && v.o.BodyLength == LengthRefuse {
