@@ -23,19 +23,11 @@ var fuzzNow = time.Unix(1577836860, 0) // 2020-01-01 00:01:00 UTC, day stamp "2W
 var fuzzSecrets = []string{"tops3cr3t", "an older secret"}
 
 func fuzzRewriter(t testing.TB, mod func(*srs.Options)) *srs.Rewriter {
-	opts := &srs.Options{
+	return mustNew(t, srs.Options{
 		Domain:  "example.com",
 		Secrets: fuzzSecrets,
 		Now:     func() time.Time { return fuzzNow },
-	}
-	if mod != nil {
-		mod(opts)
-	}
-	r, err := srs.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	}, mod)
 }
 
 func refVerify(hash string, fields ...string) bool {

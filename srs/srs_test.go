@@ -24,11 +24,17 @@ var vecNow = time.Unix(1577836860, 0) // stamp "2W" (day 18262, 18262 mod 1024 =
 
 func newR(t *testing.T, mod func(*srs.Options)) *srs.Rewriter {
 	t.Helper()
-	opts := &srs.Options{Domain: "example.com", Secrets: []string{"tops3cr3t"}, Now: func() time.Time { return vecNow }}
+	return mustNew(t, srs.Options{Domain: "example.com", Secrets: []string{"tops3cr3t"}, Now: func() time.Time { return vecNow }}, mod)
+}
+
+// mustNew returns a Rewriter of o after mod (when not nil) changes it, or
+// fails t.
+func mustNew(t testing.TB, o srs.Options, mod func(*srs.Options)) *srs.Rewriter {
+	t.Helper()
 	if mod != nil {
-		mod(opts)
+		mod(&o)
 	}
-	r, err := srs.New(opts)
+	r, err := srs.New(&o)
 	if err != nil {
 		t.Fatal(err)
 	}

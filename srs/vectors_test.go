@@ -66,21 +66,13 @@ func loadVectors(t *testing.T) *vectorFile {
 func vectorRewriter(t *testing.T, vf *vectorFile, mod func(*srs.Options)) *srs.Rewriter {
 	t.Helper()
 	now := time.Unix(vf.Config.Faketime, 0)
-	opts := &srs.Options{
+	return mustNew(t, srs.Options{
 		Domain:     vf.Config.Domain,
 		Secrets:    []string{vf.Config.Secret},
 		Separator:  vf.Config.Separator[0],
 		HashLength: vf.Config.HashLength,
 		Now:        func() time.Time { return now },
-	}
-	if mod != nil {
-		mod(opts)
-	}
-	r, err := srs.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	}, mod)
 }
 
 func runVector(t *testing.T, r *srs.Rewriter, v vector) {
