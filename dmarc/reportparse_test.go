@@ -176,15 +176,7 @@ func TestStalwartReports(t *testing.T) {
 			in = base + ".eml"
 		}
 		t.Run(filepath.Base(in), func(t *testing.T) {
-			f, err := os.Open(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			fb, err := ParseReport(f)
-			if err != nil {
-				t.Fatal(err)
-			}
+			fb := parseReportFile(t, in)
 			var want any
 			readJSON(t, jf, &want)
 			// Round the data through JSON so numbers compare as float64.
@@ -221,15 +213,7 @@ func TestOpenDMARCReports(t *testing.T) {
 		{"good.com!example.com!1337270400!1337356799.xml", "126.com", 754, 183934, 1337270400, 1337356799, "116.233.121.204", "reject"},
 		{"yeah.net!example.com!1337270400!1337356799.20120518.xml", "yeah.net", 254, 21679, 1337270400, 1337356799, "209.85.214.181", "none"},
 	} {
-		f, err := os.Open("testdata/opendmarc/aggregate-xml/" + c.file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fb, err := ParseReport(f)
-		f.Close()
-		if err != nil {
-			t.Fatalf("%s: %v", c.file, err)
-		}
+		fb := parseReportFile(t, "testdata/opendmarc/aggregate-xml/"+c.file)
 		if fb.Metadata.OrgName != c.org || len(fb.Records) != c.records || fb.Metadata.DateRange.Begin != c.begin || fb.Metadata.DateRange.End != c.end ||
 			fb.Records[0].Row.SourceIP.String() != c.firstIP || fb.Records[0].Row.PolicyEvaluated.Disposition != c.firstDisposition ||
 			fb.Policy.Domain != "example.com" || fb.Policy.P != "reject" {
@@ -249,15 +233,7 @@ func TestOpenDMARCReports(t *testing.T) {
 // a stray "<foo" and no end) gives its metadata and records and says what
 // was wrong.
 func TestBrokenReport(t *testing.T) {
-	f, err := os.Open("testdata/opendmarc/aggregate-xml/bad.com!example.com!1337140800!1337227200.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fb, err := ParseReport(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fb := parseReportFile(t, "testdata/opendmarc/aggregate-xml/bad.com!example.com!1337140800!1337227200.xml")
 	if fb.Metadata.OrgName != "AOL" || fb.Metadata.ReportID != "example.com_1337227200" || fb.Policy.P != "reject" || fb.Metadata.DateRange.End != 1337227200 {
 		t.Errorf("metadata %+v policy %+v", fb.Metadata, fb.Policy)
 	}
@@ -357,4 +333,19 @@ func TestParseReportRejects(t *testing.T) {
 	if _, err := (&ReportParser{MaxSize: 10}).Parse(strings.NewReader("<feedback></feedback>")); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("size: %v", err)
 	}
+}
+
+// parseReportFile is ParseReport of the file at path, failing t on an error.
+func parseReportFile(t *testing.T, path string) *Feedback {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fb, err := ParseReport(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return fb
 }
