@@ -17,7 +17,6 @@
 package msgauth
 
 import (
-
 	"github.com/emersion/go-msgauth/authres"
 )
 
