@@ -3,6 +3,7 @@ package dmarc
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -189,7 +190,8 @@ func trimWSP(s string) string {
 }
 
 // splitTags splits a tag-value list (RFC 6376 §3.2, used by RFC 7489 §6.4)
-// into its parts; parts without "=" come back with ok false.
+// into its tags; the parts that are not a tag=value pair (no "=", or a
+// name that is not letters) come back in junk.
 func splitTags(s string) (tags []Tag, junk []string) {
 	for _, part := range strings.Split(s, ";") {
 		part = trimWSP(part)
@@ -317,112 +319,134 @@ func parseAlignment(v string) (Alignment, bool) {
 	return "", false
 }
 
-// setTag sets one known tag; it returns false for unknown tags and invalid
-// values.
+// setTag sets one known tag from its value as written; it returns false
+// for unknown tags (and a second v=) and for invalid values, which leave
+// the field as it was.
 func (r *Record) setTag(name, v string) bool {
 	switch name {
-	case "v":
-		return false // a second v= is neither known nor meaningful
-	case "p", "sp", "np":
-		p, ok := parsePolicy(v)
-		if !ok {
-			return false
-		}
-		switch name {
-		case "p":
-			r.Policy = p
-		case "sp":
-			r.SubdomainPolicy = p
-		default:
-			r.NonexistentPolicy = p
-		}
-		return true
-	case "adkim", "aspf":
-		a, ok := parseAlignment(v)
-		if !ok {
-			return false
-		}
-		if name == "adkim" {
-			r.ADKIM = a
-		} else {
-			r.ASPF = a
-		}
-		return true
+	case "p":
+		return setPolicy(&r.Policy, v)
+	case "sp":
+		return setPolicy(&r.SubdomainPolicy, v)
+	case "np":
+		return setPolicy(&r.NonexistentPolicy, v)
+	case "adkim":
+		return setAlignment(&r.ADKIM, v)
+	case "aspf":
+		return setAlignment(&r.ASPF, v)
 	case "pct":
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 100 {
-			return false
-		}
-		r.Percent = &n
-		return true
+		return r.setPct(v)
 	case "ri":
-		n, err := strconv.ParseUint(v, 10, 32)
-		if err != nil {
-			return false
-		}
-		r.ReportInterval = uint32(n)
-		return true
+		return r.setInterval(v)
 	case "rf":
-		var out []string
-		for _, f := range strings.Split(v, ":") {
-			if f = strings.ToLower(trimWSP(f)); f == "afrf" {
-				out = append(out, f)
-			}
-		}
-		if len(out) == 0 {
-			return false
-		}
-		r.ReportFormat = out
-		return true
+		return setOptions(&r.ReportFormat, v, "afrf")
 	case "fo":
-		var out []string
-		for _, f := range strings.Split(v, ":") {
-			switch f = strings.ToLower(trimWSP(f)); f {
-			case "0", "1", "d", "s":
-				out = append(out, f)
-			}
-		}
-		if len(out) == 0 {
-			return false
-		}
-		r.FailureOptions = out
-		return true
-	case "rua", "ruf":
-		uris := parseURIList(v)
-		if len(uris) == 0 {
-			return false
-		}
-		if name == "rua" {
-			r.AggregateURIs = uris
-		} else {
-			r.FailureURIs = uris
-		}
-		return true
+		return setOptions(&r.FailureOptions, v, "0", "1", "d", "s")
+	case "rua":
+		return setURIs(&r.AggregateURIs, v)
+	case "ruf":
+		return setURIs(&r.FailureURIs, v)
 	case "psd":
-		switch strings.ToLower(v) {
-		case "y":
-			r.PSD = 'y'
-		case "n":
-			r.PSD = 'n'
-		case "u":
-			r.PSD, r.psdU = 0, true
-		default:
-			return false
-		}
-		return true
+		return r.setPSD(v)
 	case "t":
-		switch strings.ToLower(v) {
-		case "y":
-			r.Testing = true
-		case "n":
-			r.Testing = false
-		default:
-			return false
-		}
-		r.testingSet = true
-		return true
+		return r.setTesting(v)
 	}
-	return false
+	return false // "v" again, or a tag the package does not know
+}
+
+// setPolicy reads p=, sp= or np= (RFC 9989 §4.7), abbreviations included.
+func setPolicy(dst *Policy, v string) bool {
+	p, ok := parsePolicy(v)
+	if ok {
+		*dst = p
+	}
+	return ok
+}
+
+// setAlignment reads adkim= or aspf= (RFC 9989 §4.7).
+func setAlignment(dst *Alignment, v string) bool {
+	a, ok := parseAlignment(v)
+	if ok {
+		*dst = a
+	}
+	return ok
+}
+
+// setPct reads pct=, an integer from 0 to 100 (RFC 7489 §6.3).
+func (r *Record) setPct(v string) bool {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 100 {
+		return false
+	}
+	r.Percent = &n
+	return true
+}
+
+// setInterval reads ri=, a 32-bit unsigned number of seconds (RFC 7489
+// §6.3).
+func (r *Record) setInterval(v string) bool {
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil {
+		return false
+	}
+	r.ReportInterval = uint32(n)
+	return true
+}
+
+// setOptions reads a colon-separated list (rf=, fo=), keeping the
+// options among allowed, lower-cased and in order; a list with none of
+// them is invalid.
+func setOptions(dst *[]string, v string, allowed ...string) bool {
+	var out []string
+	for _, f := range strings.Split(v, ":") {
+		if f = strings.ToLower(trimWSP(f)); slices.Contains(allowed, f) {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		return false
+	}
+	*dst = out
+	return true
+}
+
+// setURIs reads rua= or ruf=; a list with no usable URI is invalid.
+func setURIs(dst *[]URI, v string) bool {
+	uris := parseURIList(v)
+	if len(uris) == 0 {
+		return false
+	}
+	*dst = uris
+	return true
+}
+
+// setPSD reads psd= (RFC 9989 §4.7): y, n or u.
+func (r *Record) setPSD(v string) bool {
+	switch strings.ToLower(v) {
+	case "y":
+		r.PSD = 'y'
+	case "n":
+		r.PSD = 'n'
+	case "u":
+		r.PSD, r.psdU = 0, true
+	default:
+		return false
+	}
+	return true
+}
+
+// setTesting reads t= (RFC 9989 §4.7): y or n.
+func (r *Record) setTesting(v string) bool {
+	switch strings.ToLower(v) {
+	case "y":
+		r.Testing = true
+	case "n":
+		r.Testing = false
+	default:
+		return false
+	}
+	r.testingSet = true
+	return true
 }
 
 // parseURIList parses a dmarc-urilist (RFC 9989 §4.8), keeping the URIs
