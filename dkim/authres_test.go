@@ -7,6 +7,7 @@ import (
 	"github.com/emersion/go-msgauth/authres"
 
 	"github.com/smarthost-go/smarthost/dkim"
+	"github.com/smarthost-go/smarthost/msgauth"
 )
 
 // TestAuthResultsHeaderB: header.b is the first 8 characters of b=, longer
@@ -14,12 +15,12 @@ import (
 // and the written header parses back with every property.
 func TestAuthResultsHeaderB(t *testing.T) {
 	t.Parallel()
-	results := []dkim.Result{
-		{Status: dkim.StatusPass, Domain: "example.com", Selector: "s1", Identifier: "@example.com",
+	results := dkim.Results{
+		{Status: dkim.Pass, Domain: "example.com", Selector: "s1", Identifier: "@example.com",
 			Algorithm: "ed25519-sha256", Signature: "abcdefghij1xyz"},
-		{Status: dkim.StatusPass, Domain: "relay.example.net", Selector: "smtpapi", Identifier: "@relay.example.net",
+		{Status: dkim.Pass, Domain: "relay.example.net", Selector: "smtpapi", Identifier: "@relay.example.net",
 			Algorithm: "rsa-sha256", Signature: "abcdefghij2xyz"},
-		{Status: dkim.StatusPass, Domain: "other.example", Selector: "k", Identifier: "@other.example",
+		{Status: dkim.Pass, Domain: "other.example", Selector: "k", Identifier: "@other.example",
 			Algorithm: "rsa-sha256", Signature: "QRSTUVWXYZ"},
 	}
 	want := []map[string]string{
@@ -27,7 +28,7 @@ func TestAuthResultsHeaderB(t *testing.T) {
 		{"header.b": "abcdefghij2", "header.d": "relay.example.net", "header.s": "smtpapi", "header.a": "rsa-sha256"},
 		{"header.b": "QRSTUVWX", "header.d": "other.example", "header.s": "k", "header.a": "rsa-sha256"},
 	}
-	text := authres.Format("mx.example.org", dkim.AuthResults(results))
+	text := msgauth.Format("mx.example.org", results)
 	id, parsed, err := authres.Parse(text)
 	if err != nil || id != "mx.example.org" || len(parsed) != 3 {
 		t.Fatalf("parse %q: %v %q %d", text, err, id, len(parsed))
@@ -48,7 +49,7 @@ func TestAuthResultsHeaderB(t *testing.T) {
 			}
 		}
 	}
-	for i, r := range dkim.AuthResults(results) {
+	for i, r := range results.AuthResults() {
 		g := r.(*authres.GenericResult)
 		for k, v := range want[i] {
 			if g.Params[k] != v {
@@ -56,7 +57,7 @@ func TestAuthResultsHeaderB(t *testing.T) {
 			}
 		}
 	}
-	if none := strings.TrimSpace(authres.Format("mx", dkim.AuthResults(nil))); none != "mx; dkim=none" {
+	if none := strings.TrimSpace(msgauth.Format("mx", dkim.Results(nil))); none != "mx; dkim=none" {
 		t.Errorf("no signature: %q", none)
 	}
 }

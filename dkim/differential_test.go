@@ -165,8 +165,7 @@ func TestDifferentialGoMsgauth(t *testing.T) {
 		name := fmt.Sprintf("msg%d-%s-%s-%s", i, hc, bc, sel)
 
 		// ours -> go-msgauth
-		s, err := dkim.NewSigner(&dkim.SignOptions{Domain: "football.example.com", Selector: sel, Key: key,
-			HeaderCanonicalization: hc, BodyCanonicalization: bc, Expiration: time.Hour})
+		s, err := dkim.NewSigner("football.example.com", sel, key, &dkim.SignOptions{HeaderCanonicalization: hc, BodyCanonicalization: bc, Expiration: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,8 +186,8 @@ func TestDifferentialGoMsgauth(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: go-msgauth sign: %v", name, err)
 		}
-		res, err := dkim.Verify(context.Background(), bytes.NewReader(theirs.Bytes()), &dkim.VerifyOptions{Resolver: keys.zone})
-		if err != nil || len(res) != 1 || res[0].Status != dkim.StatusPass {
+		res, err := mustVerifier(t, keys.zone, nil).Verify(context.Background(), bytes.NewReader(theirs.Bytes()))
+		if err != nil || len(res) != 1 || res[0].Status != dkim.Pass {
 			t.Errorf("%s: we do not verify go-msgauth's: %v %+v\n%q", name, err, res, clipMsg(theirs.Bytes()))
 		}
 		// same body hash for the same canonicalization
@@ -206,7 +205,7 @@ func TestLoneCRRelaxed(t *testing.T) {
 	t.Parallel()
 	keys := newDiffKeys(t)
 	msg := []byte("From: a@example.com\r\n\r\nab  \rcd\r\n")
-	s, _ := dkim.NewSigner(&dkim.SignOptions{Domain: "football.example.com", Selector: "brisbane", Key: keys.ed})
+	s, _ := dkim.NewSigner("football.example.com", "brisbane", keys.ed, nil)
 	var out bytes.Buffer
 	if err := dkim.Sign(context.Background(), &out, bytes.NewReader(msg), s); err != nil {
 		t.Fatal(err)

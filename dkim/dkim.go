@@ -17,10 +17,31 @@
 // which costs CPU time only when nothing else is runnable. With
 // GOMAXPROCS=1 the body is hashed on the caller's goroutine.
 //
-// Sign signs a message with one or more Signers; NewSigningWriter is the
-// streaming form for a relay that hashes while it spools. Verify checks
-// every DKIM-Signature of a message and gives one Result per signature.
-// Key generation, loading and key records live in key.go and record.go.
+// Sign signs a message with one or more Signers (NewSigner); NewSigningWriter
+// is the streaming form for a relay that hashes while it spools. A Verifier
+// (NewVerifier) checks every DKIM-Signature of a message and gives Results,
+// one Result per signature; its NewWriter is the streaming form, whose
+// Header hands the parsed header fields on to DMARC. GenerateKey,
+// ParsePrivateKey and MarshalPrivateKey make and load keys; KeyRecordText
+// and ParseKeyRecord write and read key records (RFC 6376 §3.6.1).
+//
+// # Conventions
+//
+// The packages of this module share one set of conventions. A dependency a
+// value cannot work without (a resolver) is a constructor argument;
+// everything optional is an Options struct, where nil means every default;
+// constructors check what they are given and return an error. A package
+// function using net.DefaultResolver may sit beside a configured type for
+// one-off use. Results are *Result values: Status is an RFC 8601 result
+// keyword (msgauth.Status, with the same constant names, Pass, Fail, None
+// and so on, in every package), Err is nil exactly on pass and says why for
+// every other status, and AuthResult gives the Authentication-Results
+// entry; msgauth.Header writes any mix of results as one header field.
+// Errors begin with the package name and wrap sentinel errors whose names
+// are shared (ErrNoRecord, ErrMultipleRecords, ErrDNS, ErrSyntax). Every
+// call that may do I/O takes a context.Context first. Logging goes to the
+// *slog.Logger of the options, at debug level, one record per operation;
+// nothing is global, and clocks and randomness are fields of the options.
 package dkim
 
 import (
@@ -28,6 +49,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/smarthost-go/smarthost/msgauth"
 )
 
 // Resolver is the DNS interface dkim needs: the TXT records of a name, each
@@ -52,24 +75,25 @@ var (
 	ErrMultipleRecords = errors.New("dkim: multiple key records")
 	// ErrDNS is wrapped when a key lookup fails temporarily.
 	ErrDNS = errors.New("dkim: DNS error")
-	// ErrHeaderTooLarge is returned when the header block exceeds the limit.
-	ErrHeaderTooLarge = errors.New("dkim: header block too large")
+	// ErrTooLarge is returned when the header block exceeds the limit.
+	ErrTooLarge = errors.New("dkim: header block too large")
 	// ErrKey is wrapped when a key is unusable (type, size, revoked).
 	ErrKey = errors.New("dkim: unusable key")
 )
 
 // Status is the result of verifying one signature, in the vocabulary of
-// RFC 8601 §2.7.1.
-type Status string
+// RFC 8601 §2.7.1 shared by every package of the module.
+type Status = msgauth.Status
 
 // The statuses of RFC 8601 §2.7.1 that a DKIM verifier gives.
 const (
-	StatusPass      Status = "pass"      // the signature verified
-	StatusFail      Status = "fail"      // hashes or signature do not match, or the key refuses it
-	StatusNeutral   Status = "neutral"   // failed, but the key is in testing mode (t=y)
-	StatusTempError Status = "temperror" // the key could not be fetched for now
-	StatusPermError Status = "permerror" // the signature or key record is unusable
-	StatusPolicy    Status = "policy"    // valid but not acceptable by local policy (l=, key size, count)
+	Pass      = msgauth.Pass      // the signature verified
+	Fail      = msgauth.Fail      // hashes or signature do not match, or the key refuses it
+	Neutral   = msgauth.Neutral   // failed, but the key is in testing mode (t=y)
+	TempError = msgauth.TempError // the key could not be fetched for now
+	PermError = msgauth.PermError // the signature or key record is unusable
+	Policy    = msgauth.Policy    // valid but not acceptable by local policy (l=, key size, count)
+	None      = msgauth.None      // the message has no signature (Results.AuthResults)
 )
 
 // Canonicalization is a canonicalization algorithm of RFC 6376 §3.4.

@@ -11,10 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-msgauth/authres"
-
 	"github.com/smarthost-go/smarthost/dkim"
 	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
+	"github.com/smarthost-go/smarthost/msgauth"
 )
 
 const exampleMessage = "From: Joe SixPack <joe@football.example.com>\r\n" +
@@ -32,13 +31,7 @@ func ExampleSign() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	s, err := dkim.NewSigner(&dkim.SignOptions{
-		Domain:   "football.example.com",
-		Selector: "brisbane",
-		Key:      key,
-		Headers:  []string{"From", "To", "Subject", "Date"},
-		Now:      func() time.Time { return time.Unix(1528637909, 0) },
-	})
+	s, err := dkim.NewSigner("football.example.com", "brisbane", key, &dkim.SignOptions{Headers: []string{"From", "To", "Subject", "Date"}, Now: func() time.Time { return time.Unix(1528637909, 0) }})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -55,7 +48,7 @@ func ExampleSign() {
 	// 	ZXdqLtKLIMBqD0E6yoGe0INni8SL88KxyYnm/RKuU1SgtMjjekMq5sCvZNDA==
 }
 
-func ExampleVerify() {
+func ExampleVerifier_Verify() {
 	zone := dnstest.NewZone()
 	zone.AddTXT("brisbane._domainkey.football.example.com.",
 		"v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=")
@@ -63,28 +56,32 @@ func ExampleVerify() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	results, err := dkim.Verify(context.Background(), bytes.NewReader(msg), &dkim.VerifyOptions{Resolver: zone})
+	v, err := dkim.NewVerifier(zone, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	results, err := v.Verify(context.Background(), bytes.NewReader(msg))
 	if err != nil {
 		log.Fatal(err)
 	}
 	for _, r := range results {
 		fmt.Printf("d=%s s=%s %s", r.Domain, r.Selector, r.Status)
 		if r.Err != nil {
-			fmt.Printf(" (%s)", r.Reason())
+			fmt.Printf(" (%v)", r.Err)
 		}
 		fmt.Println()
 	}
-	fmt.Println(authres.Format("mx.example.net", dkim.AuthResults(results[:1])))
+	fmt.Println(msgauth.Format("mx.example.net", results))
 	// Output:
 	// d=football.example.com s=brisbane pass
-	// d=football.example.com s=test permerror (no key record for test._domainkey.football.example.com)
-	// mx.example.net; dkim=pass header.a=ed25519-sha256 header.b=/gCrinpc header.d=football.example.com header.i=@football.example.com header.s=brisbane
+	// d=football.example.com s=test permerror (dkim: no key record for test._domainkey.football.example.com)
+	// mx.example.net; dkim=pass header.d=football.example.com header.i=@football.example.com header.s=brisbane header.a=ed25519-sha256 header.b=/gCrinpc; dkim=permerror reason="no key record for test._domainkey.football.example.com" header.d=football.example.com header.i=@football.example.com header.s=test header.a=rsa-sha256 header.b=F45dVWDf
 }
 
 func ExampleNewSigningWriter() {
 	key, _ := dkim.ParsePrivateKey([]byte(exampleSeed))
-	customer, _ := dkim.NewSigner(&dkim.SignOptions{Domain: "football.example.com", Selector: "brisbane", Key: key, NoTimestamp: true})
-	provider, _ := dkim.NewSigner(&dkim.SignOptions{Domain: "relay.example.net", Selector: "smtpapi", Key: key, NoTimestamp: true})
+	customer, _ := dkim.NewSigner("football.example.com", "brisbane", key, &dkim.SignOptions{NoTimestamp: true})
+	provider, _ := dkim.NewSigner("relay.example.net", "smtpapi", key, &dkim.SignOptions{NoTimestamp: true})
 
 	// A relay writes the message to its spool and to the signer at once.
 	var spool bytes.Buffer
@@ -118,7 +115,7 @@ func ExampleKeyRecordText() {
 	// v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=
 }
 
-func ExampleNewVerifier() {
+func ExampleVerifier_NewWriter() {
 	zone := dnstest.NewZone()
 	zone.AddTXT("brisbane._domainkey.football.example.com.",
 		"v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=")
@@ -127,22 +124,29 @@ func ExampleNewVerifier() {
 		log.Fatal(err)
 	}
 	defer msg.Close()
+	v, err := dkim.NewVerifier(zone, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	// A relay writes the message to its spool and to the verifier at once;
 	// the key lookups start as soon as the header block has passed.
 	var spool bytes.Buffer
-	v := dkim.NewVerifier(context.Background(), &dkim.VerifyOptions{Resolver: zone})
-	if _, err := io.Copy(io.MultiWriter(&spool, v), msg); err != nil {
+	w := v.NewWriter(context.Background())
+	if _, err := io.Copy(io.MultiWriter(&spool, w), msg); err != nil {
 		log.Fatal(err)
 	}
-	results, err := v.Results()
+	results, err := w.Results()
 	if err != nil {
 		log.Fatal(err)
 	}
 	for _, r := range results {
 		fmt.Printf("s=%s %s\n", r.Selector, r.Status)
 	}
+	// The header it parsed is there for DMARC.
+	fmt.Println(w.Header().Get("From"))
 	// Output:
 	// s=brisbane pass
 	// s=test permerror
+	// Joe SixPack <joe@football.example.com>
 }

@@ -62,9 +62,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add([]byte("no colon\r\n\r\n"))
 	zone := zoneFromLines(f, string(readFile(f, "testdata/rfc8463/keys.zone")))
 	f.Fuzz(func(t *testing.T, msg []byte) {
-		res, err := dkim.Verify(context.Background(), bytes.NewReader(msg), &dkim.VerifyOptions{
-			Resolver: zone, MaxHeaderBytes: 64 << 10, Now: fixedClock(1700000000),
-		})
+		res, err := mustVerifier(t, zone, &dkim.VerifyOptions{MaxHeaderBytes: 64 << 10, Now: fixedClock(1700000000)}).Verify(context.Background(), bytes.NewReader(msg))
 		if err != nil {
 			if res != nil {
 				t.Fatal("results and error")
@@ -76,11 +74,11 @@ func FuzzVerify(f *testing.F) {
 		}
 		for _, r := range res {
 			switch r.Status {
-			case dkim.StatusPass, dkim.StatusFail, dkim.StatusNeutral, dkim.StatusTempError, dkim.StatusPermError, dkim.StatusPolicy:
+			case dkim.Pass, dkim.Fail, dkim.Neutral, dkim.TempError, dkim.PermError, dkim.Policy:
 			default:
 				t.Fatalf("status %q", r.Status)
 			}
-			if (r.Err == nil) != (r.Status == dkim.StatusPass) {
+			if (r.Err == nil) != (r.Status == dkim.Pass) {
 				t.Fatalf("status %s with err %v", r.Status, r.Err)
 			}
 		}

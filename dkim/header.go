@@ -53,7 +53,7 @@ func (h *headerCollector) feed(p []byte) (int, error) {
 		}
 	}
 	if len(h.buf)+i > h.max {
-		return 0, fmt.Errorf("%w: over %d bytes", ErrHeaderTooLarge, h.max)
+		return 0, fmt.Errorf("%w: over %d bytes", ErrTooLarge, h.max)
 	}
 	h.buf = append(h.buf, p[:i]...)
 	return i, nil

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smarthost-go/smarthost/dkim"
 	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
 )
 
@@ -48,4 +49,22 @@ func toCRLF(b []byte) []byte {
 // fixedClock returns a clock stopped at Unix time sec.
 func fixedClock(sec int64) func() time.Time {
 	return func() time.Time { return time.Unix(sec, 0) }
+}
+
+// mustVerifier returns a Verifier over r, failing t on an error.
+func mustVerifier(t testing.TB, r dkim.Resolver, o *dkim.VerifyOptions) *dkim.Verifier {
+	t.Helper()
+	v, err := dkim.NewVerifier(r, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// reason is the text of r.Err without the package prefix, "" on pass.
+func reason(r *dkim.Result) string {
+	if r.Err == nil {
+		return ""
+	}
+	return strings.TrimPrefix(r.Err.Error(), "dkim: ")
 }

@@ -124,8 +124,7 @@ func interopSigners(t *testing.T) []interopSigner {
 		k.file, _ = filepath.Abs(k.file)
 		k.pem, _ = filepath.Abs(k.pem)
 		k.s = func(hc, bc dkim.Canonicalization) *dkim.Signer {
-			s, err := dkim.NewSigner(&dkim.SignOptions{Domain: "football.example.com", Selector: k.sel, Key: key,
-				HeaderCanonicalization: hc, BodyCanonicalization: bc})
+			s, err := dkim.NewSigner("football.example.com", k.sel, key, &dkim.SignOptions{HeaderCanonicalization: hc, BodyCanonicalization: bc})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -169,7 +168,7 @@ func checkPeerSigned(t *testing.T, dir, peer string, msgs map[string][]byte, sig
 			sign(k, c, in)
 			for _, f := range in {
 				res := verifyOurs(t, readFile(t, f+".signed"))
-				if len(res) != 1 || res[0].Status != dkim.StatusPass {
+				if len(res) != 1 || res[0].Status != dkim.Pass {
 					t.Errorf("we do not verify %s's %s %s/%s %s: %+v", peer, k.sel, c[0], c[1], filepath.Base(f), res)
 				}
 			}
@@ -188,10 +187,10 @@ func signOurs(t *testing.T, msg []byte, signers ...*dkim.Signer) []byte {
 	return out.Bytes()
 }
 
-func verifyOurs(t *testing.T, msg []byte) []dkim.Result {
+func verifyOurs(t *testing.T, msg []byte) dkim.Results {
 	t.Helper()
 	zone := zoneFromLines(t, string(readFile(t, "testdata/rfc8463/keys.zone")))
-	res, err := dkim.Verify(context.Background(), bytes.NewReader(msg), &dkim.VerifyOptions{Resolver: zone})
+	res, err := mustVerifier(t, zone, nil).Verify(context.Background(), bytes.NewReader(msg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +249,7 @@ func TestInteropDkimpyLoneCR(t *testing.T) {
 	if out, err := exec.Command(py, script, "sign", zoneFile, ed.file, ed.sel, "football.example.com", ed.alg, "relaxed/relaxed", f).CombinedOutput(); err != nil {
 		t.Fatalf("dkimpy sign: %v\n%s", err, out)
 	}
-	if res := verifyOurs(t, readFile(t, f+".signed")); len(res) != 1 || res[0].Status != dkim.StatusPass {
+	if res := verifyOurs(t, readFile(t, f+".signed")); len(res) != 1 || res[0].Status != dkim.Pass {
 		t.Errorf("dkimpy's lone-CR signature: %+v", res)
 	}
 	ours := filepath.Join(dir, "ours.eml")
@@ -321,7 +320,7 @@ func TestInteropOpenDKIM(t *testing.T) {
 				}
 				signed := append(toCRLF([]byte(sig)), m...)
 				res := verifyOurs(t, signed)
-				if len(res) != 1 || res[0].Status != dkim.StatusPass {
+				if len(res) != 1 || res[0].Status != dkim.Pass {
 					t.Errorf("we do not verify OpenDKIM's %s %s/%s %s: %+v", k.sel, c[0], c[1], name, res)
 				}
 			}

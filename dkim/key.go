@@ -130,28 +130,6 @@ func KeyRecordText(pub crypto.PublicKey, o *RecordOptions) (string, error) {
 	return s + "p=" + p, nil
 }
 
-// SplitTXT splits a record text into character-strings of at most 255
-// octets, as one TXT record carries them (RFC 1035 §3.3.14, RFC 6376
-// §3.6.2.2: the strings are concatenated without separators).
-func SplitTXT(s string) []string {
-	var out []string
-	for len(s) > 255 {
-		out, s = append(out, s[:255]), s[255:]
-	}
-	return append(out, s)
-}
-
-// ZoneTXT returns the strings of SplitTXT quoted for a zone file, separated
-// by spaces: "..." "...".
-func ZoneTXT(s string) string {
-	parts := SplitTXT(s)
-	for i, p := range parts {
-		p = strings.ReplaceAll(p, `\`, `\\`)
-		parts[i] = `"` + strings.ReplaceAll(p, `"`, `\"`) + `"`
-	}
-	return strings.Join(parts, " ")
-}
-
 // RecordName returns the DNS name of a key record:
 // <selector>._domainkey.<domain> (RFC 6376 §3.6.2.1), without a final dot.
 func RecordName(selector, domain string) string {

@@ -34,16 +34,9 @@ var defaultHeaders = []string{
 	"List-Archive",
 }
 
-// SignOptions configures one signature.
+// SignOptions holds the optional settings of a Signer. nil means every
+// default.
 type SignOptions struct {
-	// Domain is d=, the signing domain (RFC 6376 §3.5). Required.
-	Domain string
-	// Selector is s= (RFC 6376 §3.1). Required.
-	Selector string
-	// Key signs: an *rsa.PrivateKey of at least 1024 bits (rsa-sha256,
-	// RFC 8301) or an ed25519.PrivateKey (ed25519-sha256, RFC 8463). A
-	// crypto.Signer whose Public() is one of those works too. Required.
-	Key crypto.Signer
 	// Identifier is i= (RFC 6376 §3.5), an address or "@domain" at d= or
 	// a subdomain of it. Default: no i= (verifiers take "@" + d=).
 	Identifier string
@@ -65,7 +58,7 @@ type SignOptions struct {
 	BodyLength bool
 	// Now is the clock for t= and x=. Default time.Now.
 	Now func() time.Time
-	// Rand is the randomness handed to Key.Sign. Default crypto/rand.
+	// Rand is the randomness handed to the key's Sign. Default crypto/rand.
 	Rand io.Reader
 	// Logger gets one debug record per signature made: d=, s=, a= and
 	// the canonical body length; never the key. Default: none.
@@ -74,17 +67,24 @@ type SignOptions struct {
 
 // Signer makes one DKIM-Signature. It is safe for concurrent use.
 type Signer struct {
-	o    SignOptions
-	alg  string // a=
-	name string // key record name, for messages
+	domain, selector string
+	key              crypto.Signer
+	o                SignOptions
+	alg              string // a=
+	name             string // key record name, for messages
 }
 
-// NewSigner checks the options and returns a Signer.
-func NewSigner(o *SignOptions) (*Signer, error) {
-	if o == nil {
-		return nil, errors.New("dkim: nil SignOptions")
+// NewSigner returns a Signer for d=domain and s=selector (RFC 6376 §3.5)
+// that signs with key: an *rsa.PrivateKey of at least 1024 bits
+// (rsa-sha256, RFC 8301) or an ed25519.PrivateKey (ed25519-sha256,
+// RFC 8463), or any crypto.Signer whose Public() is one of those. opts may
+// be nil. The errors name the argument at fault and never hold key
+// material.
+func NewSigner(domain, selector string, key crypto.Signer, opts *SignOptions) (*Signer, error) {
+	s := &Signer{domain: strings.TrimSuffix(domain, "."), selector: selector, key: key}
+	if opts != nil {
+		s.o = *opts
 	}
-	s := &Signer{o: *o}
 	if s.o.HeaderCanonicalization == "" {
 		s.o.HeaderCanonicalization = Relaxed
 	}
@@ -96,15 +96,14 @@ func NewSigner(o *SignOptions) (*Signer, error) {
 			return nil, fmt.Errorf("%w: unknown canonicalization %q", ErrSyntax, c)
 		}
 	}
-	s.o.Domain = strings.TrimSuffix(s.o.Domain, ".")
-	if err := checkDomain(s.o.Domain); err != nil {
-		return nil, fmt.Errorf("dkim: d=: %w", err)
+	if err := checkDomain(s.domain); err != nil {
+		return nil, wrap("d=: ", err)
 	}
-	if err := checkSelector(s.o.Selector); err != nil {
-		return nil, fmt.Errorf("dkim: s=: %w", err)
+	if err := checkSelector(s.selector); err != nil {
+		return nil, wrap("s=: ", err)
 	}
 	if s.o.Identifier != "" {
-		if err := checkIdentifier(s.o.Identifier, s.o.Domain, false); err != nil {
+		if err := checkIdentifier(s.o.Identifier, s.domain, false); err != nil {
 			return nil, err
 		}
 	}
@@ -120,21 +119,19 @@ func NewSigner(o *SignOptions) (*Signer, error) {
 			return nil, fmt.Errorf("%w: Headers must include From (RFC 6376 §5.4)", ErrSyntax)
 		}
 	}
-	switch k := s.o.Key.(type) {
-	case nil:
-		return nil, fmt.Errorf("%w: no Key", ErrKey)
-	default:
-		switch pub := k.Public().(type) {
-		case *rsa.PublicKey:
-			if n := pub.N.BitLen(); n < MinRSABits {
-				return nil, fmt.Errorf("%w: RSA key of %d bits, under %d (RFC 8301 §3.2)", ErrKey, n, MinRSABits)
-			}
-			s.alg = "rsa-sha256"
-		case ed25519.PublicKey:
-			s.alg = "ed25519-sha256"
-		default:
-			return nil, fmt.Errorf("%w: key of type %T", ErrKey, pub)
+	if key == nil {
+		return nil, fmt.Errorf("%w: no key", ErrKey)
+	}
+	switch pub := key.Public().(type) {
+	case *rsa.PublicKey:
+		if n := pub.N.BitLen(); n < MinRSABits {
+			return nil, fmt.Errorf("%w: RSA key of %d bits, under %d (RFC 8301 §3.2)", ErrKey, n, MinRSABits)
 		}
+		s.alg = "rsa-sha256"
+	case ed25519.PublicKey:
+		s.alg = "ed25519-sha256"
+	default:
+		return nil, fmt.Errorf("%w: key of type %T", ErrKey, pub)
 	}
 	if s.o.Now == nil {
 		s.o.Now = time.Now
@@ -142,13 +139,13 @@ func NewSigner(o *SignOptions) (*Signer, error) {
 	if s.o.Rand == nil {
 		s.o.Rand = rand.Reader
 	}
-	s.name = RecordName(s.o.Selector, s.o.Domain)
+	s.name = RecordName(s.selector, s.domain)
 	return s, nil
 }
 
 // String describes the signer without its key.
 func (s *Signer) String() string {
-	return "dkim.Signer{d=" + s.o.Domain + " s=" + s.o.Selector + " a=" + s.alg + "}"
+	return "dkim.Signer{d=" + s.domain + " s=" + s.selector + " a=" + s.alg + "}"
 }
 
 // GoString is String, so that %#v does not print the key either.
@@ -386,7 +383,7 @@ func (w *SigningWriter) Close() error {
 		}
 		f, err := s.sign(picker, bh[i], w.hashes[i].n)
 		if l := s.o.Logger; l != nil {
-			attrs := []slog.Attr{slog.String("d", s.o.Domain), slog.String("s", s.o.Selector),
+			attrs := []slog.Attr{slog.String("d", s.domain), slog.String("s", s.selector),
 				slog.String("a", s.alg), slog.Int64("body", w.hashes[i].n)}
 			if err != nil {
 				attrs = append(attrs, slog.String("error", err.Error()))
@@ -464,8 +461,8 @@ func (s *Signer) sign(p *headerPicker, bh string, bodyLen int64) (string, error)
 	f.add("v=1;", " ")
 	f.add("a="+s.alg+";", " ")
 	f.add("c="+string(s.o.HeaderCanonicalization)+"/"+string(s.o.BodyCanonicalization)+";", " ")
-	f.add("d="+s.o.Domain+";", " ")
-	f.add("s="+s.o.Selector+";", " ")
+	f.add("d="+s.domain+";", " ")
+	f.add("s="+s.selector+";", " ")
 	now := s.o.Now()
 	if !s.o.NoTimestamp {
 		f.add("t="+strconv.FormatInt(now.Unix(), 10)+";", " ")
@@ -508,9 +505,9 @@ func (s *Signer) sign(p *headerPicker, bh string, bodyLen int64) (string, error)
 	var sig []byte
 	var err error
 	if s.alg == "ed25519-sha256" {
-		sig, err = s.o.Key.Sign(s.o.Rand, digest, crypto.Hash(0))
+		sig, err = s.key.Sign(s.o.Rand, digest, crypto.Hash(0))
 	} else {
-		sig, err = s.o.Key.Sign(s.o.Rand, digest, crypto.SHA256)
+		sig, err = s.key.Sign(s.o.Rand, digest, crypto.SHA256)
 	}
 	if err != nil {
 		return "", fmt.Errorf("dkim: sign for %s: %w", s.name, err)

@@ -15,6 +15,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/mail"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -25,7 +27,7 @@ import (
 type LengthPolicy int
 
 const (
-	// LengthRefuse, the default, gives StatusPolicy to a signature whose
+	// LengthRefuse, the default, gives Policy to a signature whose
 	// l= covers less than the whole body, even when it verifies: the
 	// unsigned tail could say anything. An l= that covers the whole body
 	// is fine.
@@ -38,19 +40,18 @@ const (
 // DefaultMaxSignatures is the default number of signatures verified.
 const DefaultMaxSignatures = 5
 
-// VerifyOptions configures Verify. nil means every default.
+// VerifyOptions holds the optional settings of a Verifier. nil means every
+// default.
 type VerifyOptions struct {
-	// Resolver looks up key records. Default net.DefaultResolver.
-	Resolver Resolver
 	// MaxSignatures is how many DKIM-Signature fields, from the top, are
-	// verified; later ones get StatusPolicy without a DNS query
+	// verified; later ones get Policy without a DNS query
 	// (RFC 6376 §6.1: verifiers may limit their work). Default 5.
 	MaxSignatures int
 	// MaxHeaderBytes caps the header block. Default DefaultMaxHeaderBytes.
 	MaxHeaderBytes int
 	// MinRSABits is the smallest RSA key accepted. Keys under 1024 bits
 	// are always a permerror (RFC 8301 §3.2); a larger minimum set here
-	// gives StatusPolicy for keys between 1024 and it. Default 1024.
+	// gives Policy for keys between 1024 and it. Default 1024.
 	MinRSABits int
 	// AllowSHA1 verifies rsa-sha1 signatures and reports their real
 	// outcome, for forensics. Default false: rsa-sha1 is a permerror
@@ -87,12 +88,46 @@ type Result struct {
 	Testing bool
 }
 
-// Reason is the text of Err, or "" for a pass.
-func (r *Result) Reason() string {
-	if r.Err == nil {
-		return ""
+// Verifier verifies messages (RFC 6376 §6) with one resolver and one set
+// of options. It is safe for concurrent use; each message gets its own
+// VerifyingWriter, or is read by Verify.
+type Verifier struct {
+	r Resolver
+	o VerifyOptions
+}
+
+// NewVerifier returns a Verifier that looks up keys with r. opts may be nil.
+func NewVerifier(r Resolver, opts *VerifyOptions) (*Verifier, error) {
+	if r == nil {
+		return nil, errors.New("dkim: nil Resolver")
 	}
-	return strings.TrimPrefix(r.Err.Error(), "dkim: ")
+	v := &Verifier{r: r}
+	if opts != nil {
+		v.o = *opts
+	}
+	if v.o.MaxSignatures < 0 || v.o.MaxHeaderBytes < 0 || v.o.MinRSABits < 0 {
+		return nil, errors.New("dkim: negative limit in VerifyOptions")
+	}
+	if v.o.MaxSignatures == 0 {
+		v.o.MaxSignatures = DefaultMaxSignatures
+	}
+	if v.o.MaxHeaderBytes == 0 {
+		v.o.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if v.o.MinRSABits < MinRSABits {
+		v.o.MinRSABits = MinRSABits
+	}
+	if v.o.Now == nil {
+		v.o.Now = time.Now
+	}
+	return v, nil
+}
+
+// Verify reads a message and verifies each of its DKIM-Signature fields
+// with net.DefaultResolver and the default options; see Verifier.Verify.
+func Verify(ctx context.Context, msg io.Reader) (Results, error) {
+	v, _ := NewVerifier(net.DefaultResolver, nil)
+	return v.Verify(ctx, msg)
 }
 
 // Verify reads a message and verifies each of its DKIM-Signature fields
@@ -100,26 +135,29 @@ func (r *Result) Reason() string {
 // is for a message that cannot be read: an I/O error, a header block over
 // the limit, a malformed header field. A message without signatures gives
 // no results and no error.
-func Verify(ctx context.Context, r io.Reader, o *VerifyOptions) ([]Result, error) {
-	v := NewVerifier(ctx, o)
-	if _, err := copyCtx(ctx, v, r); err != nil {
+func (v *Verifier) Verify(ctx context.Context, msg io.Reader) (Results, error) {
+	w := v.NewWriter(ctx)
+	if _, err := copyCtx(ctx, w, msg); err != nil {
 		return nil, err // the lookups under way end with ctx or by themselves
 	}
-	return v.Results()
+	return w.Results()
 }
 
-// Verifier is the streaming form of Verify: write the message to it, then
-// call Results. It keeps the header block and hashes the body as it comes.
+// VerifyingWriter verifies one message written to it: write the message,
+// then call Results. It keeps the header block and hashes the body as it
+// comes; Header gives the header fields it parsed, for DMARC (RFC 7489
+// §6.6.1 needs the From field).
 //
 // As soon as the header block is complete, each signature's key is looked
 // up and the signature over the header fields is checked on a goroutine of
 // its own, so that DNS latency and the public-key operation overlap the
 // body. A large body is hashed on another goroutine while it is
-// canonicalized. Results waits for all of them; a Verifier that is dropped
-// without Results leaves them to end by themselves.
-type Verifier struct {
+// canonicalized. Results waits for all of them; a VerifyingWriter that is
+// dropped without Results leaves them to end by themselves.
+type VerifyingWriter struct {
 	ctx    context.Context
-	o      VerifyOptions
+	r      Resolver
+	o      *VerifyOptions
 	hdr    headerCollector
 	err    error
 	sigs   []*sigState
@@ -151,33 +189,16 @@ type keyOutcome struct {
 	sigOK   bool // b= verifies over the header fields
 }
 
-// NewVerifier returns a Verifier. ctx bounds the key lookups; o may be nil.
-func NewVerifier(ctx context.Context, o *VerifyOptions) *Verifier {
-	v := &Verifier{ctx: ctx}
-	if o != nil {
-		v.o = *o
-	}
-	if v.o.Resolver == nil {
-		v.o.Resolver = net.DefaultResolver
-	}
-	if v.o.MaxSignatures <= 0 {
-		v.o.MaxSignatures = DefaultMaxSignatures
-	}
-	if v.o.MaxHeaderBytes <= 0 {
-		v.o.MaxHeaderBytes = DefaultMaxHeaderBytes
-	}
-	if v.o.MinRSABits < MinRSABits {
-		v.o.MinRSABits = MinRSABits
-	}
-	if v.o.Now == nil {
-		v.o.Now = time.Now
-	}
-	v.hdr.max = v.o.MaxHeaderBytes
-	return v
+// NewWriter returns a VerifyingWriter for one message. ctx bounds its key
+// lookups.
+func (v *Verifier) NewWriter(ctx context.Context) *VerifyingWriter {
+	w := &VerifyingWriter{ctx: ctx, r: v.r, o: &v.o}
+	w.hdr.max = v.o.MaxHeaderBytes
+	return w
 }
 
 // Write takes the next bytes of the message.
-func (v *Verifier) Write(p []byte) (int, error) {
+func (v *VerifyingWriter) Write(p []byte) (int, error) {
 	if v.err != nil {
 		return 0, v.err
 	}
@@ -209,7 +230,7 @@ func (v *Verifier) Write(p []byte) (int, error) {
 
 // startBody parses the header and sets up one hash per distinct
 // (canonicalization, hash, l=) of the signatures.
-func (v *Verifier) startBody() error {
+func (v *VerifyingWriter) startBody() error {
 	fields, err := parseHeader(v.hdr.buf)
 	if err != nil {
 		return err
@@ -234,7 +255,7 @@ func (v *Verifier) startBody() error {
 		v.sigs = append(v.sigs, s)
 		if len(v.sigs) > v.o.MaxSignatures && !s.final {
 			s.final = true
-			s.res.Status = StatusPolicy
+			s.res.Status = Policy
 			s.res.Err = fmt.Errorf("dkim: not verified: more than %d signatures", v.o.MaxSignatures)
 		}
 		if s.final {
@@ -309,12 +330,12 @@ func (s *sigState) fail(st Status, format string, args ...any) *sigState {
 }
 
 // parseSignature checks a DKIM-Signature field (RFC 6376 §3.5, §6.1.1).
-func (v *Verifier) parseSignature(f field, now time.Time) *sigState {
+func (v *VerifyingWriter) parseSignature(f field, now time.Time) *sigState {
 	s := &sigState{res: Result{BodyLength: -1, BodySize: -1}}
 	value := f.raw[f.colon+1 : len(f.raw)-2]
 	tags, err := parseTagList(value)
 	if err != nil {
-		return s.failErr(StatusPermError, wrap("signature: ", err))
+		return s.failErr(PermError, wrap("signature: ", err))
 	}
 	get := func(n string) string { x, _ := lookupTag(tags, n); return x }
 	s.res.Domain = strings.TrimSuffix(get("d"), ".")
@@ -323,22 +344,22 @@ func (v *Verifier) parseSignature(f field, now time.Time) *sigState {
 	s.res.Signature = stripFWS(get("b"))
 	for _, n := range []string{"v", "a", "b", "bh", "d", "h", "s"} {
 		if _, ok := lookupTag(tags, n); !ok {
-			return s.fail(StatusPermError, "signature has no %s= tag", n)
+			return s.fail(PermError, "signature has no %s= tag", n)
 		}
 	}
 	if get("v") != "1" {
-		return s.fail(StatusPermError, "signature v=%q is not 1", clip(get("v")))
+		return s.fail(PermError, "signature v=%q is not 1", clip(get("v")))
 	}
 	if err := checkDomain(s.res.Domain); err != nil {
-		return s.failErr(StatusPermError, wrap("signature d=: ", err))
+		return s.failErr(PermError, wrap("signature d=: ", err))
 	}
 	if err := checkSelector(s.res.Selector); err != nil {
-		return s.failErr(StatusPermError, wrap("signature s=: ", err))
+		return s.failErr(PermError, wrap("signature s=: ", err))
 	}
 	s.res.Identifier = "@" + s.res.Domain
 	if i, ok := lookupTag(tags, "i"); ok {
 		if err := checkIdentifier(i, s.res.Domain, false); err != nil {
-			return s.failErr(StatusPermError, wrap("signature i=: ", err))
+			return s.failErr(PermError, wrap("signature i=: ", err))
 		}
 		s.res.Identifier = i
 	}
@@ -351,15 +372,15 @@ func (v *Verifier) parseSignature(f field, now time.Time) *sigState {
 	from := false
 	for _, h := range s.res.HeaderKeys {
 		if h == "" || strings.ContainsAny(h, " \t\r\n") {
-			return s.fail(StatusPermError, "signature h= has an empty or bad name")
+			return s.fail(PermError, "signature h= has an empty or bad name")
 		}
 		from = from || strings.EqualFold(h, "from")
 	}
 	if !from {
-		return s.fail(StatusPermError, "From is not signed (RFC 6376 §6.1.1)")
+		return s.fail(PermError, "From is not signed (RFC 6376 §6.1.1)")
 	}
 	if s.hc, s.bc, err = ParseCanonicalization(get("c")); err != nil {
-		return s.failErr(StatusPermError, wrap("signature c=: ", err))
+		return s.failErr(PermError, wrap("signature c=: ", err))
 	}
 	if q, ok := lookupTag(tags, "q"); ok {
 		dnsTXT := false
@@ -367,48 +388,48 @@ func (v *Verifier) parseSignature(f field, now time.Time) *sigState {
 			dnsTXT = dnsTXT || strings.EqualFold(m, "dns/txt")
 		}
 		if !dnsTXT {
-			return s.fail(StatusPermError, "signature q=%q has no dns/txt", clip(q))
+			return s.fail(PermError, "signature q=%q has no dns/txt", clip(q))
 		}
 	}
 	if s.res.Time, err = unixTag(tags, "t"); err != nil {
-		return s.fail(StatusPermError, "%v", err)
+		return s.fail(PermError, "%v", err)
 	}
 	if s.res.Expiration, err = unixTag(tags, "x"); err != nil {
-		return s.fail(StatusPermError, "%v", err)
+		return s.fail(PermError, "%v", err)
 	}
 	if l, ok := lookupTag(tags, "l"); ok {
 		n, err := strconv.ParseInt(l, 10, 64)
 		if err != nil || n < 0 || l[0] == '+' {
-			return s.fail(StatusPermError, "signature l=%q is not a length", clip(l))
+			return s.fail(PermError, "signature l=%q is not a length", clip(l))
 		}
 		s.res.BodyLength = n
 	}
 	if s.res.Signature == "" {
-		return s.fail(StatusPermError, "signature b= is empty")
+		return s.fail(PermError, "signature b= is empty")
 	}
 	if s.b, err = base64.StdEncoding.DecodeString(s.res.Signature); err != nil {
-		return s.fail(StatusPermError, "signature b= is not base64")
+		return s.fail(PermError, "signature b= is not base64")
 	}
 	if s.bh, err = base64.StdEncoding.DecodeString(stripFWS(get("bh"))); err != nil {
-		return s.fail(StatusPermError, "signature bh= is not base64")
+		return s.fail(PermError, "signature bh= is not base64")
 	}
 	switch s.res.Algorithm {
 	case "rsa-sha256", "ed25519-sha256":
 		s.hashAlg = crypto.SHA256
 	case "rsa-sha1":
 		if !v.o.AllowSHA1 {
-			return s.fail(StatusPermError, "rsa-sha1 is not acceptable (RFC 8301 §3.1)")
+			return s.fail(PermError, "rsa-sha1 is not acceptable (RFC 8301 §3.1)")
 		}
 		s.hashAlg = crypto.SHA1
 	default:
-		return s.fail(StatusPermError, "unknown algorithm a=%q", clip(s.res.Algorithm))
+		return s.fail(PermError, "unknown algorithm a=%q", clip(s.res.Algorithm))
 	}
 	if !s.res.Expiration.IsZero() {
 		if !s.res.Time.IsZero() && s.res.Expiration.Before(s.res.Time) {
-			return s.fail(StatusPermError, "signature x= is before t=")
+			return s.fail(PermError, "signature x= is before t=")
 		}
 		if now.After(s.res.Expiration) {
-			return s.fail(StatusPermError, "signature expired at %s", s.res.Expiration.UTC().Format(time.RFC3339))
+			return s.fail(PermError, "signature expired at %s", s.res.Expiration.UTC().Format(time.RFC3339))
 		}
 	}
 	return s
@@ -428,7 +449,7 @@ func unixTag(tags []tag, name string) (time.Time, error) {
 
 // Results ends the message and returns one Result per signature, once the
 // key lookups have ended.
-func (v *Verifier) Results() ([]Result, error) {
+func (v *VerifyingWriter) Results() (Results, error) {
 	if !v.ended {
 		v.ended = true
 		if v.err == nil && !v.hdr.done {
@@ -458,24 +479,41 @@ func (v *Verifier) Results() ([]Result, error) {
 			if l := v.o.Logger; l != nil {
 				l.LogAttrs(v.ctx, slog.LevelDebug, "dkim verify",
 					slog.String("d", s.res.Domain), slog.String("s", s.res.Selector),
-					slog.String("result", string(s.res.Status)), slog.String("reason", s.res.Reason()))
+					slog.String("result", string(s.res.Status)), slog.Any("err", s.res.Err))
 			}
 		}
 	}
 	if v.err != nil {
 		return nil, v.err
 	}
-	out := make([]Result, len(v.sigs))
+	out := make(Results, len(v.sigs))
 	for i, s := range v.sigs {
-		out[i] = s.res
+		out[i] = &s.res
 	}
 	return out, nil
+}
+
+// Header returns the fields of the message's header block, as parsed:
+// unfolded values keyed by canonical name (textproto.CanonicalMIMEHeaderKey),
+// in the order of the message for each name. It is nil until the header
+// block has ended (the first blank line, or Results).
+func (v *VerifyingWriter) Header() mail.Header {
+	if !v.hdr.done {
+		return nil
+	}
+	h := make(mail.Header, len(v.fields))
+	for _, f := range v.fields {
+		name := textproto.CanonicalMIMEHeaderKey(strings.TrimRight(f.raw[:f.colon], " \t"))
+		val := strings.ReplaceAll(f.raw[f.colon+1:len(f.raw)-2], "\r\n", "")
+		h[name] = append(h[name], strings.Trim(val, " \t"))
+	}
+	return h
 }
 
 // checkKey decides what the key record and the header fields can decide
 // about a signature (RFC 6376 §6.1.2, and the header part of §6.1.3).
 // It runs on its own goroutine: it reads s and v but writes neither.
-func (v *Verifier) checkKey(ctx context.Context, s *sigState) (o keyOutcome) {
+func (v *VerifyingWriter) checkKey(ctx context.Context, s *sigState) (o keyOutcome) {
 	key, st, err := v.lookupKey(ctx, s.res.Selector, s.res.Domain)
 	if err != nil {
 		o.status, o.err = st, err
@@ -487,26 +525,26 @@ func (v *Verifier) checkKey(ctx context.Context, s *sigState) (o keyOutcome) {
 		return o
 	}
 	if key.Revoked {
-		return decide(StatusFail, "key %s is revoked (empty p=)", RecordName(s.res.Selector, s.res.Domain))
+		return decide(Fail, "key %s is revoked (empty p=)", RecordName(s.res.Selector, s.res.Domain))
 	}
 	keyAlg, hashName, _ := strings.Cut(s.res.Algorithm, "-")
 	if keyAlg != key.KeyType {
-		return decide(StatusPermError, "key type k=%s does not match a=%s", key.KeyType, s.res.Algorithm)
+		return decide(PermError, "key type k=%s does not match a=%s", key.KeyType, s.res.Algorithm)
 	}
 	if !key.allowsHash(hashName) {
-		return decide(StatusFail, "key h=%s does not allow %s (RFC 6376 §6.1.2)", strings.Join(key.HashAlgorithms, ":"), hashName)
+		return decide(Fail, "key h=%s does not allow %s (RFC 6376 §6.1.2)", strings.Join(key.HashAlgorithms, ":"), hashName)
 	}
 	if key.Strict() {
 		if err := checkIdentifier(s.res.Identifier, s.res.Domain, true); err != nil {
-			o.status, o.err = StatusPermError, err
+			o.status, o.err = PermError, err
 			return o
 		}
 	}
 	if rk, ok := key.PublicKey.(*rsa.PublicKey); ok {
 		if n := rk.N.BitLen(); n < MinRSABits {
-			return decide(StatusPermError, "RSA key of %d bits, under %d (RFC 8301 §3.2)", n, MinRSABits)
+			return decide(PermError, "RSA key of %d bits, under %d (RFC 8301 §3.2)", n, MinRSABits)
 		} else if n < v.o.MinRSABits {
-			return decide(StatusPolicy, "RSA key of %d bits, under the local minimum of %d", n, v.o.MinRSABits)
+			return decide(Policy, "RSA key of %d bits, under the local minimum of %d", n, v.o.MinRSABits)
 		}
 	}
 	h := newHash(s.hashAlg)
@@ -531,8 +569,8 @@ func (v *Verifier) checkKey(ctx context.Context, s *sigState) (o keyOutcome) {
 // verdict is the status and reason of a decision; a fail under a key in
 // testing mode (t=y) is neutral instead (RFC 6376 §3.6.1).
 func verdict(st Status, testing bool, format string, args ...any) (Status, error) {
-	if st == StatusFail && testing {
-		st = StatusNeutral
+	if st == Fail && testing {
+		st = Neutral
 		format += " (key in testing mode, t=y)"
 	}
 	return st, fmt.Errorf("dkim: "+format, args...)
@@ -541,7 +579,7 @@ func verdict(st Status, testing bool, format string, args ...any) (Status, error
 // check finishes one signature once its key outcome and its body hash are
 // known (RFC 6376 §6.1.3). A key that decides alone comes first, then the
 // body hash, then the signature, as §6.1 orders them.
-func (v *Verifier) check(s *sigState) {
+func (v *VerifyingWriter) check(s *sigState) {
 	s.res.BodySize = s.body.n
 	s.res.Testing = s.key.testing
 	if s.key.err != nil {
@@ -549,7 +587,7 @@ func (v *Verifier) check(s *sigState) {
 		return
 	}
 	failed := func(format string, args ...any) {
-		s.failErr(verdict(StatusFail, s.res.Testing, format, args...))
+		s.failErr(verdict(Fail, s.res.Testing, format, args...))
 	}
 	if s.res.BodyLength > s.body.n {
 		failed("body is shorter (%d octets) than l=%d", s.body.n, s.res.BodyLength)
@@ -564,27 +602,27 @@ func (v *Verifier) check(s *sigState) {
 		return
 	}
 	if s.res.BodyLength >= 0 && s.res.BodyLength < s.body.n && v.o.BodyLength == LengthRefuse {
-		s.fail(StatusPolicy, "l=%d signs only part of the %d-octet body", s.res.BodyLength, s.body.n)
+		s.fail(Policy, "l=%d signs only part of the %d-octet body", s.res.BodyLength, s.body.n)
 		return
 	}
 	s.final = true
-	s.res.Status = StatusPass
+	s.res.Status = Pass
 	s.res.Err = nil
 }
 
 // lookupKey fetches and parses the key record (RFC 6376 §3.6.2, §6.1.2).
-func (v *Verifier) lookupKey(ctx context.Context, sel, domain string) (*KeyRecord, Status, error) {
+func (v *VerifyingWriter) lookupKey(ctx context.Context, sel, domain string) (*KeyRecord, Status, error) {
 	name := RecordName(sel, domain)
-	txts, err := v.o.Resolver.LookupTXT(ctx, name)
+	txts, err := v.r.LookupTXT(ctx, name)
 	if err != nil {
 		var de *net.DNSError
 		if errors.As(err, &de) && de.IsNotFound {
-			return nil, StatusPermError, fmt.Errorf("%w for %s", ErrNoRecord, name)
+			return nil, PermError, fmt.Errorf("%w for %s", ErrNoRecord, name)
 		}
-		return nil, StatusTempError, fmt.Errorf("%w: key %s: %v", ErrDNS, name, err)
+		return nil, TempError, fmt.Errorf("%w: key %s: %v", ErrDNS, name, err)
 	}
 	if len(txts) == 0 {
-		return nil, StatusPermError, fmt.Errorf("%w for %s", ErrNoRecord, name)
+		return nil, PermError, fmt.Errorf("%w for %s", ErrNoRecord, name)
 	}
 	var first error
 	for _, t := range txts {
@@ -597,7 +635,7 @@ func (v *Verifier) lookupKey(ctx context.Context, sel, domain string) (*KeyRecor
 		}
 	}
 	if len(txts) > 1 {
-		return nil, StatusPermError, fmt.Errorf("%w at %s, none usable: %w", ErrMultipleRecords, name, first)
+		return nil, PermError, fmt.Errorf("%w at %s, none usable: %w", ErrMultipleRecords, name, first)
 	}
-	return nil, StatusPermError, wrap("key "+name+": ", first)
+	return nil, PermError, wrap("key "+name+": ", first)
 }

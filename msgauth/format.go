@@ -214,8 +214,8 @@ func keyword(k string) string {
 const tspecials = `()<>@,;:\"/[]?=`
 
 // atext are the characters of an atom besides letters and digits (RFC 5322
-// §3.2.3), without '=', which a naive parser would split at.
-const atext = "!#$%&'*+-/?^_`{|}~"
+// §3.2.3).
+const atext = "!#$%&'*+-/=?^_`{|}~"
 
 // value writes s as a token when it is one; as an address or domain
 // (pvalue, RFC 8601 §2.3) when pvalue is set and it is one; else as a
@@ -257,17 +257,17 @@ func isToken(s string) bool {
 	return true
 }
 
-// isAddress reports whether s is "[ [ local-part ] "@" ] domain-name" with
-// a dot-atom local part and a domain of letters, digits, '-', '_' and dots.
+// isAddress reports whether s is "[ [ local-part ] "@" ] domain-name"
+// (RFC 8601 §2.3) with both parts dot-atoms (RFC 5322 §3.2.3). The domain
+// part is read as a dot-atom rather than a strict domain-name so that the
+// base64 of header.b (RFC 6008) goes unquoted, as receivers write it and
+// parsers expect.
 func isAddress(s string) bool {
 	local, domain := "", s
 	if at := strings.LastIndexByte(s, '@'); at >= 0 {
 		local, domain = s[:at], s[at+1:]
 	}
-	if !dotAtom(domain, "-_") {
-		return false
-	}
-	return local == "" || dotAtom(local, atext)
+	return dotAtom(domain, atext) && (local == "" || dotAtom(local, atext))
 }
 
 func dotAtom(s, extra string) bool {

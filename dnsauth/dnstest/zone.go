@@ -199,12 +199,7 @@ func hdr(name string, t uint16) dns.RR_Header {
 // AddTXT adds one TXT record whose text is value, split into
 // character-strings of at most 255 octets (RFC 1035 §3.3.14).
 func (z *Zone) AddTXT(name, value string) {
-	var ss []string
-	for len(value) > 255 {
-		ss, value = append(ss, value[:255]), value[255:]
-	}
-	ss = append(ss, value)
-	z.Add(&dns.TXT{Hdr: hdr(name, dns.TypeTXT), Txt: ss})
+	z.Add(&dns.TXT{Hdr: hdr(name, dns.TypeTXT), Txt: dnsname.SplitTXT(value)})
 }
 
 // AddIP adds an A or AAAA record for each address.

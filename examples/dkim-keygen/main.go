@@ -15,6 +15,7 @@ import (
 	"os"
 
 	"github.com/smarthost-go/smarthost/dkim"
+	"github.com/smarthost-go/smarthost/dnsauth"
 )
 
 func main() {
@@ -68,6 +69,6 @@ func run(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "dkim-keygen:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s. IN TXT %s\n", dkim.RecordName(*selector, *domain), dkim.ZoneTXT(txt))
+	fmt.Fprintf(stdout, "%s. IN TXT %s\n", dkim.RecordName(*selector, *domain), dnsauth.QuoteTXT(txt))
 	return 0
 }

@@ -70,8 +70,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "dkim-sign: %s: %v\n", keys[i], err)
 			return 1
 		}
-		s, err := dkim.NewSigner(&dkim.SignOptions{Domain: domains[i], Selector: selectors[i], Key: key,
-			HeaderCanonicalization: hc, BodyCanonicalization: bc, Headers: hlist})
+		s, err := dkim.NewSigner(domains[i], selectors[i], key, &dkim.SignOptions{HeaderCanonicalization: hc, BodyCanonicalization: bc, Headers: hlist})
 		if err != nil {
 			return usage(err.Error())
 		}

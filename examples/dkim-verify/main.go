@@ -19,15 +19,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
-
-	"github.com/emersion/go-msgauth/authres"
 
 	"github.com/smarthost-go/smarthost/dkim"
 	"github.com/smarthost-go/smarthost/dnsauth"
 	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
+	"github.com/smarthost-go/smarthost/msgauth"
 )
 
 func main() {
@@ -56,6 +57,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return usage("give -zone or -dns, not both")
 	}
 	opts := &dkim.VerifyOptions{}
+	var resolver dkim.Resolver = net.DefaultResolver
 	switch {
 	case *zoneFile != "":
 		z, err := dnstest.ReadZoneFile(*zoneFile)
@@ -63,13 +65,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "dkim-verify:", err)
 			return 1
 		}
-		opts.Resolver = z
+		resolver = z
 	case *server != "":
 		r, err := dnsauth.NewResolver(&dnsauth.ResolverOptions{Servers: []string{*server}})
 		if err != nil {
 			return usage(err.Error())
 		}
-		opts.Resolver = r
+		resolver = r
 	}
 	if *at != "" {
 		sec, err := strconv.ParseInt(*at, 10, 64)
@@ -78,17 +80,25 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		opts.Now = func() time.Time { return time.Unix(sec, 0) }
 	}
-	results, err := dkim.Verify(context.Background(), stdin, opts)
+	v, err := dkim.NewVerifier(resolver, opts)
+	if err != nil {
+		return usage(err.Error())
+	}
+	results, err := v.Verify(context.Background(), stdin)
 	if err != nil {
 		fmt.Fprintln(stderr, "dkim-verify:", err)
 		return 1
 	}
 	allPass := len(results) > 0
 	for _, r := range results {
-		fmt.Fprintf(stdout, "d=%s s=%s result=%s reason=%s\n", r.Domain, r.Selector, r.Status, r.Reason())
-		allPass = allPass && r.Status == dkim.StatusPass
+		reason := ""
+		if r.Err != nil {
+			reason = strings.TrimPrefix(r.Err.Error(), "dkim: ")
+		}
+		fmt.Fprintf(stdout, "d=%s s=%s result=%s reason=%s\n", r.Domain, r.Selector, r.Status, reason)
+		allPass = allPass && r.Status == dkim.Pass
 	}
-	fmt.Fprintf(stdout, "Authentication-Results: %s\n", authres.Format(*authserv, dkim.AuthResults(results)))
+	fmt.Fprintf(stdout, "Authentication-Results: %s\n", msgauth.Format(*authserv, results))
 	if !allPass {
 		return 1
 	}

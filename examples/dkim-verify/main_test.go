@@ -44,9 +44,9 @@ func TestVerifyZone(t *testing.T) {
 	want := "d=football.example.com s=brisbane result=pass reason=\n" +
 		"d=football.example.com s=test result=pass reason=\n" +
 		// header.b values: the first 8 characters of each b= in RFC 8463 Appendix A.3.
-		"Authentication-Results: localhost; dkim=pass header.a=ed25519-sha256 header.b=/gCrinpc header.d=football.example.com" +
-		" header.i=@football.example.com header.s=brisbane;" +
-		" dkim=pass header.a=rsa-sha256 header.b=F45dVWDf header.d=football.example.com header.i=@football.example.com header.s=test\n"
+		"Authentication-Results: localhost; dkim=pass header.d=football.example.com" +
+		" header.i=@football.example.com header.s=brisbane header.a=ed25519-sha256 header.b=/gCrinpc;" +
+		" dkim=pass header.d=football.example.com header.i=@football.example.com header.s=test header.a=rsa-sha256 header.b=F45dVWDf\n"
 	if out.String() != want {
 		t.Errorf("output:\n%q\nwant\n%q", out.String(), want)
 	}
