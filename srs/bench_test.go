@@ -33,12 +33,12 @@ func BenchmarkForwardReverse(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		addr string
-		opts srs.Options
+		opts testOpts
 	}{
-		{"SRS0", "alice.smith+tag@customer.example", srs.Options{}},
-		{"SRS1", "SRS0=HHHH=2W=customer.example=alice@hop1.example", srs.Options{}},
-		{"SRS0-3secrets", "alice.smith+tag@customer.example", srs.Options{Secrets: []string{"new", "older", "tops3cr3t"}}},
-		{"database", "alice.smith+tag@customer.example", srs.Options{Store: &srs.MemoryStore{Now: func() time.Time { return now }}, StoreMode: srs.StoreAll}},
+		{"SRS0", "alice.smith+tag@customer.example", testOpts{}},
+		{"SRS1", "SRS0=HHHH=2W=customer.example=alice@hop1.example", testOpts{}},
+		{"SRS0-3secrets", "alice.smith+tag@customer.example", testOpts{Secrets: []string{"new", "older", "tops3cr3t"}}},
+		{"database", "alice.smith+tag@customer.example", testOpts{Options: srs.Options{Store: &srs.MemoryStore{Now: func() time.Time { return now }}, StoreMode: srs.StoreAll}}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			opts := bc.opts
@@ -50,11 +50,11 @@ func BenchmarkForwardReverse(b *testing.B) {
 			signer.Secrets = opts.Secrets[len(opts.Secrets)-1:] // worst case: the last secret verifies
 			opts.Now = func() time.Time { return now }
 			signer.Now = opts.Now
-			r, err := srs.New(&signer)
+			r, err := signer.new()
 			if err != nil {
 				b.Fatal(err)
 			}
-			v, err := srs.New(&opts)
+			v, err := opts.new()
 			if err != nil {
 				b.Fatal(err)
 			}

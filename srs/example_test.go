@@ -14,11 +14,7 @@ import (
 func exampleClock() time.Time { return time.Unix(1577836860, 0) }
 
 func ExampleRewriter_Forward() {
-	r, err := srs.New(&srs.Options{
-		Domain:  "example.com",
-		Secrets: []string{"tops3cr3t"},
-		Now:     exampleClock,
-	})
+	r, err := srs.NewRewriter("example.com", []string{"tops3cr3t"}, &srs.Options{Now: exampleClock})
 	if err != nil {
 		panic(err)
 	}
@@ -38,11 +34,7 @@ func ExampleRewriter_Forward() {
 }
 
 func ExampleRewriter_Reverse() {
-	r, err := srs.New(&srs.Options{
-		Domain:  "example.com",
-		Secrets: []string{"tops3cr3t"},
-		Now:     exampleClock,
-	})
+	r, err := srs.NewRewriter("example.com", []string{"tops3cr3t"}, &srs.Options{Now: exampleClock})
 	if err != nil {
 		panic(err)
 	}
@@ -78,8 +70,8 @@ func ExampleRewriter_Reverse() {
 // addresses already handed out.
 func ExampleNew_rotation() {
 	ctx := context.Background()
-	before, _ := srs.New(&srs.Options{Domain: "example.com", Secrets: []string{"tops3cr3t"}, Now: exampleClock})
-	after, _ := srs.New(&srs.Options{Domain: "example.com", Secrets: []string{"n3w s3cr3t", "tops3cr3t"}, Now: exampleClock})
+	before, _ := srs.NewRewriter("example.com", []string{"tops3cr3t"}, &srs.Options{Now: exampleClock})
+	after, _ := srs.NewRewriter("example.com", []string{"n3w s3cr3t", "tops3cr3t"}, &srs.Options{Now: exampleClock})
 	old, _ := before.Forward(ctx, "test@otherdomain.com")
 	orig, err := after.Reverse(ctx, old)
 	fmt.Println(orig, err)
@@ -93,13 +85,7 @@ func ExampleNew_rotation() {
 // address carries only its key.
 func ExampleMemoryStore() {
 	ctx := context.Background()
-	r, _ := srs.New(&srs.Options{
-		Domain:    "example.com",
-		Secrets:   []string{"tops3cr3t"},
-		Now:       exampleClock,
-		Store:     &srs.MemoryStore{Now: exampleClock},
-		StoreMode: srs.StoreAll,
-	})
+	r, _ := srs.NewRewriter("example.com", []string{"tops3cr3t"}, &srs.Options{Now: exampleClock, Store: &srs.MemoryStore{Now: exampleClock}, StoreMode: srs.StoreAll})
 	alias, _ := r.Forward(ctx, "test@otherdomain.com")
 	orig, _ := r.Reverse(ctx, alias)
 	fmt.Println(alias)

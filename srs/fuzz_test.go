@@ -22,12 +22,8 @@ var fuzzNow = time.Unix(1577836860, 0) // 2020-01-01 00:01:00 UTC, day stamp "2W
 
 var fuzzSecrets = []string{"tops3cr3t", "an older secret"}
 
-func fuzzRewriter(t testing.TB, mod func(*srs.Options)) *srs.Rewriter {
-	return mustNew(t, srs.Options{
-		Domain:  "example.com",
-		Secrets: fuzzSecrets,
-		Now:     func() time.Time { return fuzzNow },
-	}, mod)
+func fuzzRewriter(t testing.TB, mod func(*testOpts)) *srs.Rewriter {
+	return mustNew(t, testOpts{Domain: "example.com", Secrets: fuzzSecrets, Options: srs.Options{Now: func() time.Time { return fuzzNow }}}, mod)
 }
 
 func refVerify(hash string, fields ...string) bool {
@@ -164,8 +160,8 @@ func FuzzForward(f *testing.F) {
 		f.Add(a)
 	}
 	store := &srs.MemoryStore{Now: func() time.Time { return fuzzNow }}
-	plain := fuzzRewriter(f, func(o *srs.Options) { o.AllowLongLocalPart = true })
-	stored := fuzzRewriter(f, func(o *srs.Options) { o.Store = store; o.Separator = '+' })
+	plain := fuzzRewriter(f, func(o *testOpts) { o.AllowLongLocalPart = true })
+	stored := fuzzRewriter(f, func(o *testOpts) { o.Store = store; o.Separator = '+' })
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, addr string) {
 		for _, r := range []*srs.Rewriter{plain, stored} {

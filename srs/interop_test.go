@@ -199,11 +199,11 @@ func interopAddresses(t *testing.T, seed uint64, domain string) []string {
 	out = append(out, "me@"+domain, "Me@"+strings.ToUpper(domain))
 	// Foreign SRS addresses made by a first hop with another secret.
 	now := time.Now()
-	hop1, err := srs.New(&srs.Options{Domain: "hop1.example", Secrets: []string{"hop1 secret"}, Alphabet: srs.Base64Std, Now: func() time.Time { return now }, AllowLongLocalPart: true})
+	hop1, err := srs.NewRewriter("hop1.example", []string{"hop1 secret"}, &srs.Options{Alphabet: srs.Base64Std, Now: func() time.Time { return now }, AllowLongLocalPart: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hop2, err := srs.New(&srs.Options{Domain: "Hop2.example", Secrets: []string{"hop2 secret"}, Separator: '+', Now: func() time.Time { return now }, AllowLongLocalPart: true})
+	hop2, err := srs.NewRewriter("Hop2.example", []string{"hop2 secret"}, &srs.Options{Separator: '+', Now: func() time.Time { return now }, AllowLongLocalPart: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,17 +256,14 @@ func TestPostsrsdInterop(t *testing.T) {
 				flags = append(flags, "-n", strconv.Itoa(cfg.hashLen), "-N", strconv.Itoa(cfg.hashMin))
 			}
 			p := startPostsrsd(t, domain, cfg.secrets, flags...)
-			base := srs.Options{
-				Domain: domain, Secrets: cfg.ours, Separator: cfg.sep,
-				HashLength: cfg.hashLen, HashMin: cfg.hashMin, AllowLongLocalPart: true,
-			}
+			base := testOpts{Domain: domain, Secrets: cfg.ours, Options: srs.Options{Separator: cfg.sep, HashLength: cfg.hashLen, HashMin: cfg.hashMin, AllowLongLocalPart: true}}
 			std := base
 			std.Alphabet = srs.Base64Std
-			ours, err := srs.New(&std)
+			ours, err := std.new()
 			if err != nil {
 				t.Fatal(err)
 			}
-			urlR, err := srs.New(&base) // default base64url alphabet
+			urlR, err := base.new() // default base64url alphabet
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -398,19 +395,19 @@ func checkHashLengths(t *testing.T, p *postsrsd, ours *srs.Rewriter, cfg interop
 
 // checkAges: our clock seam makes stamps of other days; postsrsd (real
 // clock, 21-day max age) and we must agree on which still reverse.
-func checkAges(t *testing.T, p *postsrsd, cfg interopConfig, base srs.Options) {
+func checkAges(t *testing.T, p *postsrsd, cfg interopConfig, base testOpts) {
 	ctx := context.Background()
 	real := time.Now()
-	check := srs.Options(base)
+	check := base
 	check.Alphabet = srs.Base64Std
-	verifier, err := srs.New(&check)
+	verifier, err := check.new()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, days := range []int{0, 1, 20, 21, 22, 30, 500, -1, -5} {
 		opts := check
 		opts.Now = func() time.Time { return real.Add(-time.Duration(days) * 24 * time.Hour) }
-		old, err := srs.New(&opts)
+		old, err := opts.new()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -456,7 +453,7 @@ func asciiLower(s string) string {
 // postsrsd 1.10, and checks that postsrsd still behaves as described.
 func TestPostsrsdDivergences(t *testing.T) {
 	p := startPostsrsd(t, "example.com", []string{"tops3cr3t"})
-	r, err := srs.New(&srs.Options{Domain: "example.com", Secrets: []string{"tops3cr3t"}, Alphabet: srs.Base64Std})
+	r, err := srs.NewRewriter("example.com", []string{"tops3cr3t"}, &srs.Options{Alphabet: srs.Base64Std})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -504,7 +501,7 @@ func TestPostsrsdLocalPolicy(t *testing.T) {
 	const secret = "policy s3cret"
 	t.Run("always-rewrite", func(t *testing.T) {
 		p := startPostsrsd(t, "example.com", []string{secret}, "-A")
-		r, err := srs.New(&srs.Options{Domain: "example.com", Secrets: []string{secret}, Alphabet: srs.Base64Std, AlwaysRewrite: true})
+		r, err := srs.NewRewriter("example.com", []string{secret}, &srs.Options{Alphabet: srs.Base64Std, AlwaysRewrite: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -521,8 +518,7 @@ func TestPostsrsdLocalPolicy(t *testing.T) {
 	})
 	t.Run("excluded-domains", func(t *testing.T) {
 		p := startPostsrsd(t, "example.com", []string{secret}, "-X.corp.example,other.example")
-		r, err := srs.New(&srs.Options{Domain: "example.com", Secrets: []string{secret}, Alphabet: srs.Base64Std,
-			LocalDomains: []string{".corp.example", "other.example"}})
+		r, err := srs.NewRewriter("example.com", []string{secret}, &srs.Options{Alphabet: srs.Base64Std, LocalDomains: []string{".corp.example", "other.example"}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -47,19 +47,9 @@ const (
 	StoreAll
 )
 
-// Options configure a Rewriter. Only Domain and Secrets are required; every
-// other zero value means the default written next to the field.
+// Options hold the optional settings of a Rewriter. nil, and every zero
+// field, mean the default written next to the field.
 type Options struct {
-	// Domain is the SRS domain: rewritten addresses end in "@Domain", and
-	// senders in it are not rewritten (unless AlwaysRewrite). Required.
-	Domain string
-
-	// Secrets are the HMAC keys. The first one signs; every one verifies,
-	// so a new secret is rotated in by putting it first and the old one is
-	// kept until MaxAge has passed. At least one, none empty. Secrets never
-	// appear in String output, logs or errors.
-	Secrets []string
-
 	// Separator is the character after "SRS0"/"SRS1": '=', '+' or '-'
 	// (libsrs2 srs_separators). Default '='. All other separators are '='.
 	Separator byte
@@ -140,10 +130,15 @@ const (
 	day           = 24 * time.Hour
 )
 
-// New validates opts and returns a Rewriter. Errors never contain a secret.
-func New(opts *Options) (*Rewriter, error) {
+// NewRewriter returns a Rewriter for the SRS domain (rewritten addresses
+// end in "@domain", and senders in it are not rewritten unless
+// AlwaysRewrite) with the HMAC keys secrets: the first one signs, every one
+// verifies, so a new secret is rotated in by putting it first and the old
+// one is kept until MaxAge has passed. At least one secret, none empty.
+// opts may be nil. Secrets never appear in errors, logs or String output.
+func NewRewriter(domain string, secrets []string, opts *Options) (*Rewriter, error) {
 	if opts == nil {
-		return nil, errors.New("srs: options required (Domain, Secrets)")
+		opts = &Options{}
 	}
 	r := &Rewriter{
 		sep:       opts.Separator,
@@ -157,21 +152,21 @@ func New(opts *Options) (*Rewriter, error) {
 		now:       opts.Now,
 		log:       opts.Logger,
 	}
-	if err := checkDomain(opts.Domain); err != nil {
-		return nil, fmt.Errorf("srs: Domain: %w", err)
+	if err := checkDomain(domain); err != nil {
+		return nil, fmt.Errorf("srs: domain: %w", err)
 	}
-	r.domain = opts.Domain
-	r.locals = append(r.locals, opts.Domain)
+	r.domain = domain
+	r.locals = append(r.locals, domain)
 	for _, d := range opts.LocalDomains {
 		if err := checkDomain(strings.TrimPrefix(d, ".")); err != nil {
 			return nil, fmt.Errorf("srs: LocalDomains: %w", err)
 		}
 		r.locals = append(r.locals, d)
 	}
-	if len(opts.Secrets) == 0 {
+	if len(secrets) == 0 {
 		return nil, errors.New("srs: at least one secret required")
 	}
-	for i, s := range opts.Secrets {
+	for i, s := range secrets {
 		if s == "" {
 			return nil, fmt.Errorf("srs: secret %d is empty", i+1)
 		}

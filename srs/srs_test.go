@@ -22,19 +22,31 @@ import (
 
 var vecNow = time.Unix(1577836860, 0) // stamp "2W" (day 18262, 18262 mod 1024 = 854 = 26*32+22)
 
-func newR(t *testing.T, mod func(*srs.Options)) *srs.Rewriter {
+func newR(t *testing.T, mod func(*testOpts)) *srs.Rewriter {
 	t.Helper()
-	return mustNew(t, srs.Options{Domain: "example.com", Secrets: []string{"tops3cr3t"}, Now: func() time.Time { return vecNow }}, mod)
+	return mustNew(t, testOpts{Domain: "example.com", Secrets: []string{"tops3cr3t"}, Options: srs.Options{Now: func() time.Time { return vecNow }}}, mod)
+}
+
+// testOpts holds the arguments of NewRewriter in one value that a test can
+// change.
+type testOpts struct {
+	Domain  string
+	Secrets []string
+	srs.Options
+}
+
+func (o *testOpts) new() (*srs.Rewriter, error) {
+	return srs.NewRewriter(o.Domain, o.Secrets, &o.Options)
 }
 
 // mustNew returns a Rewriter of o after mod (when not nil) changes it, or
 // fails t.
-func mustNew(t testing.TB, o srs.Options, mod func(*srs.Options)) *srs.Rewriter {
+func mustNew(t testing.TB, o testOpts, mod func(*testOpts)) *srs.Rewriter {
 	t.Helper()
 	if mod != nil {
 		mod(&o)
 	}
-	r, err := srs.New(&o)
+	r, err := o.new()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,29 +56,29 @@ func mustNew(t testing.TB, o srs.Options, mod func(*srs.Options)) *srs.Rewriter 
 func TestNewValidates(t *testing.T) {
 	t.Parallel()
 	const secret = "do-not-print-me"
-	ok := srs.Options{Domain: "example.com", Secrets: []string{secret}}
+	ok := testOpts{Domain: "example.com", Secrets: []string{secret}}
 	for _, tc := range []struct {
 		name string
-		mod  func(*srs.Options)
+		mod  func(*testOpts)
 	}{
-		{"no domain", func(o *srs.Options) { o.Domain = "" }},
-		{"domain with @", func(o *srs.Options) { o.Domain = "a@b" }},
-		{"domain with space", func(o *srs.Options) { o.Domain = "a b" }},
-		{"bad local domain", func(o *srs.Options) { o.LocalDomains = []string{"x=y"} }},
-		{"no secrets", func(o *srs.Options) { o.Secrets = nil }},
-		{"empty secret", func(o *srs.Options) { o.Secrets = []string{secret, ""} }},
-		{"separator", func(o *srs.Options) { o.Separator = '/' }},
-		{"hash too long", func(o *srs.Options) { o.HashLength = 27 }},
-		{"hash negative", func(o *srs.Options) { o.HashLength = -1 }},
-		{"hashmin above length", func(o *srs.Options) { o.HashLength = 4; o.HashMin = 5 }},
-		{"max age partial day", func(o *srs.Options) { o.MaxAge = 36 * time.Hour }},
-		{"max age wraps", func(o *srs.Options) { o.MaxAge = 1024 * 24 * time.Hour }},
-		{"alphabet", func(o *srs.Options) { o.Alphabet = 7 }},
-		{"store mode", func(o *srs.Options) { o.StoreMode = 9 }},
+		{"no domain", func(o *testOpts) { o.Domain = "" }},
+		{"domain with @", func(o *testOpts) { o.Domain = "a@b" }},
+		{"domain with space", func(o *testOpts) { o.Domain = "a b" }},
+		{"bad local domain", func(o *testOpts) { o.LocalDomains = []string{"x=y"} }},
+		{"no secrets", func(o *testOpts) { o.Secrets = nil }},
+		{"empty secret", func(o *testOpts) { o.Secrets = []string{secret, ""} }},
+		{"separator", func(o *testOpts) { o.Separator = '/' }},
+		{"hash too long", func(o *testOpts) { o.HashLength = 27 }},
+		{"hash negative", func(o *testOpts) { o.HashLength = -1 }},
+		{"hashmin above length", func(o *testOpts) { o.HashLength = 4; o.HashMin = 5 }},
+		{"max age partial day", func(o *testOpts) { o.MaxAge = 36 * time.Hour }},
+		{"max age wraps", func(o *testOpts) { o.MaxAge = 1024 * 24 * time.Hour }},
+		{"alphabet", func(o *testOpts) { o.Alphabet = 7 }},
+		{"store mode", func(o *testOpts) { o.StoreMode = 9 }},
 	} {
 		o := ok
 		tc.mod(&o)
-		r, err := srs.New(&o)
+		r, err := o.new()
 		if err == nil {
 			t.Errorf("%s: New accepted %+v: %v", tc.name, o.Domain, r)
 			continue
@@ -75,10 +87,10 @@ func TestNewValidates(t *testing.T) {
 			t.Errorf("%s: error %q", tc.name, err)
 		}
 	}
-	if _, err := srs.New(nil); err == nil {
-		t.Error("New(nil) succeeded")
+	if _, err := srs.NewRewriter("example.com", []string{secret}, nil); err != nil {
+		t.Errorf("nil options: %v", err)
 	}
-	r, err := srs.New(&ok)
+	r, err := ok.new()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +110,7 @@ func TestHashMatchesHMAC(t *testing.T) {
 	t.Parallel()
 	for _, secret := range []string{"tops3cr3t", strings.Repeat("long secret ", 10)} {
 		for n := 1; n <= 26; n++ {
-			r := newR(t, func(o *srs.Options) { o.Secrets = []string{secret}; o.HashLength = n; o.Alphabet = srs.Base64Std })
+			r := newR(t, func(o *testOpts) { o.Secrets = []string{secret}; o.HashLength = n; o.Alphabet = srs.Base64Std })
 			out, err := r.Forward(context.Background(), "Alice.Smith@Other.Example")
 			if err != nil {
 				t.Fatal(err)
@@ -122,7 +134,7 @@ func TestAlphabetsAndSeparators(t *testing.T) {
 	}
 	// ... and the same hash in standard base64 (its 1.x form, which the
 	// 2.x vectors reverse).
-	std := newR(t, func(o *srs.Options) { o.Alphabet = srs.Base64Std; o.Separator = '+' })
+	std := newR(t, func(o *testOpts) { o.Alphabet = srs.Base64Std; o.Separator = '+' })
 	out, _ := std.Forward(ctx, "hash234@somedomain.com")
 	if out != "SRS0++3/5=2W=somedomain.com=hash234@example.com" {
 		t.Errorf("base64 with + separator: %q", out)
@@ -134,7 +146,7 @@ func TestAlphabetsAndSeparators(t *testing.T) {
 			t.Errorf("Reverse(%q) = %q, %v", a, back, err)
 		}
 	}
-	out, _ = newR(t, func(o *srs.Options) { o.Separator = '-' }).Forward(ctx, "SRS0=opaque+string@otherdomain.com")
+	out, _ = newR(t, func(o *testOpts) { o.Separator = '-' }).Forward(ctx, "SRS0=opaque+string@otherdomain.com")
 	if out != "SRS1-chaI=otherdomain.com==opaque+string@example.com" {
 		t.Errorf("SRS1 with - separator: %q", out)
 	}
@@ -143,9 +155,9 @@ func TestAlphabetsAndSeparators(t *testing.T) {
 func TestSecretRotation(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	old := newR(t, func(o *srs.Options) { o.Secrets = []string{"old"} })
-	both := newR(t, func(o *srs.Options) { o.Secrets = []string{"new", "old"} })
-	onlyNew := newR(t, func(o *srs.Options) { o.Secrets = []string{"new"} })
+	old := newR(t, func(o *testOpts) { o.Secrets = []string{"old"} })
+	both := newR(t, func(o *testOpts) { o.Secrets = []string{"new", "old"} })
+	onlyNew := newR(t, func(o *testOpts) { o.Secrets = []string{"new"} })
 	a, _ := old.Forward(ctx, "user@other.example")
 	b, _ := both.Forward(ctx, "user@other.example")
 	c, _ := onlyNew.Forward(ctx, "user@other.example")
@@ -169,7 +181,7 @@ func TestTimestampAge(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	signer := func(at time.Time) *srs.Rewriter {
-		return newR(t, func(o *srs.Options) { o.Now = func() time.Time { return at } })
+		return newR(t, func(o *testOpts) { o.Now = func() time.Time { return at } })
 	}
 	a, _ := signer(vecNow).Forward(ctx, "user@other.example")
 	for _, tc := range []struct {
@@ -183,7 +195,7 @@ func TestTimestampAge(t *testing.T) {
 		{1, 24 * time.Hour, nil}, {2, 24 * time.Hour, srs.ErrExpired},
 	} {
 		later := vecNow.Add(time.Duration(tc.days) * 24 * time.Hour)
-		r := newR(t, func(o *srs.Options) { o.Now = func() time.Time { return later }; o.MaxAge = tc.maxAge })
+		r := newR(t, func(o *testOpts) { o.Now = func() time.Time { return later }; o.MaxAge = tc.maxAge })
 		_, err := r.Reverse(ctx, a)
 		if !errors.Is(err, tc.err) || (tc.err == nil && err != nil) {
 			t.Errorf("%d days later, max age %v: %v, want %v", tc.days, tc.maxAge, err, tc.err)
@@ -243,7 +255,7 @@ func TestHashChecks(t *testing.T) {
 		}
 	}
 	// HashMin below HashLength accepts shorter hashes (postsrsd -N).
-	short := newR(t, func(o *srs.Options) { o.HashLength = 4; o.HashMin = 3 })
+	short := newR(t, func(o *testOpts) { o.HashLength = 4; o.HashMin = 3 })
 	if back, err := short.Reverse(ctx, "SRS0=XjO=2V=otherdomain.com=test@example.com"); err != nil || back != "test@otherdomain.com" {
 		t.Errorf("HashMin 3: %q, %v", back, err)
 	}
@@ -252,7 +264,7 @@ func TestHashChecks(t *testing.T) {
 func TestLocalDomains(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	r := newR(t, func(o *srs.Options) { o.LocalDomains = []string{"Other.Example", ".corp.example"} })
+	r := newR(t, func(o *testOpts) { o.LocalDomains = []string{"Other.Example", ".corp.example"} })
 	for _, tc := range []struct {
 		addr      string
 		unchanged bool
@@ -268,7 +280,7 @@ func TestLocalDomains(t *testing.T) {
 			t.Errorf("Forward(%q) = %q, %v; unchanged=%t", tc.addr, out, err, tc.unchanged)
 		}
 	}
-	always := newR(t, func(o *srs.Options) { o.AlwaysRewrite = true })
+	always := newR(t, func(o *testOpts) { o.AlwaysRewrite = true })
 	out, err := always.Forward(ctx, "test@example.com")
 	if err != nil || !strings.HasPrefix(out, "SRS0=") || !strings.HasSuffix(out, "=2W=example.com=test@example.com") {
 		t.Errorf("AlwaysRewrite: %q, %v", out, err)
@@ -309,7 +321,7 @@ func TestStore(t *testing.T) {
 	ctx := context.Background()
 	now := vecNow
 	store := &srs.MemoryStore{Now: func() time.Time { return now }}
-	r := newR(t, func(o *srs.Options) { o.Store = store; o.StoreMode = srs.StoreAll })
+	r := newR(t, func(o *testOpts) { o.Store = store; o.StoreMode = srs.StoreAll })
 	// postsrsd 2.x database-mode vector.
 	out, err := r.Forward(ctx, "test@otherdomain.com")
 	if err != nil || out != "SRS0=bxzH=2W=1=DCJGDE6N24LCRT41A4T0G1UIF0DTKKQJ@example.com" {
@@ -326,7 +338,7 @@ func TestStore(t *testing.T) {
 	}
 	// A failing store: its error is wrapped, the address named.
 	boom := errors.New("disk on fire")
-	bad := newR(t, func(o *srs.Options) { o.Store = failStore{boom}; o.StoreMode = srs.StoreAll })
+	bad := newR(t, func(o *testOpts) { o.Store = failStore{boom}; o.StoreMode = srs.StoreAll })
 	if _, err := bad.Forward(ctx, "a@b.example"); !errors.Is(err, boom) || !strings.Contains(err.Error(), "a@b.example") {
 		t.Errorf("store failure: %v", err)
 	}
@@ -370,7 +382,7 @@ func TestLoggerNeverSeesSecret(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	r := newR(t, func(o *srs.Options) { o.Logger = log; o.Secrets = []string{"s3cr3t-value"} })
+	r := newR(t, func(o *testOpts) { o.Logger = log; o.Secrets = []string{"s3cr3t-value"} })
 	out, _ := r.Forward(context.Background(), "a@b.example")
 	r.Reverse(context.Background(), out)
 	r.Reverse(context.Background(), "SRS0=AAAA=2W=b.example=a@example.com")
@@ -385,7 +397,7 @@ func TestLoggerNeverSeesSecret(t *testing.T) {
 
 func TestConcurrent(t *testing.T) {
 	t.Parallel()
-	r := newR(t, func(o *srs.Options) { o.Store = &srs.MemoryStore{}; o.StoreMode = srs.StoreAll })
+	r := newR(t, func(o *testOpts) { o.Store = &srs.MemoryStore{}; o.StoreMode = srs.StoreAll })
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {

@@ -63,16 +63,10 @@ func loadVectors(t *testing.T) *vectorFile {
 	return &vf
 }
 
-func vectorRewriter(t *testing.T, vf *vectorFile, mod func(*srs.Options)) *srs.Rewriter {
+func vectorRewriter(t *testing.T, vf *vectorFile, mod func(*testOpts)) *srs.Rewriter {
 	t.Helper()
 	now := time.Unix(vf.Config.Faketime, 0)
-	return mustNew(t, srs.Options{
-		Domain:     vf.Config.Domain,
-		Secrets:    []string{vf.Config.Secret},
-		Separator:  vf.Config.Separator[0],
-		HashLength: vf.Config.HashLength,
-		Now:        func() time.Time { return now },
-	}, mod)
+	return mustNew(t, testOpts{Domain: vf.Config.Domain, Secrets: []string{vf.Config.Secret}, Options: srs.Options{Separator: vf.Config.Separator[0], HashLength: vf.Config.HashLength, Now: func() time.Time { return now }}}, mod)
 }
 
 func runVector(t *testing.T, r *srs.Rewriter, v vector) {
@@ -135,7 +129,7 @@ func TestPostsrsdStatelessVectors(t *testing.T) {
 	t.Parallel()
 	vf := loadVectors(t)
 	// postsrsd writes over-long local parts when it has no database.
-	r := vectorRewriter(t, vf, func(o *srs.Options) { o.AllowLongLocalPart = true })
+	r := vectorRewriter(t, vf, func(o *testOpts) { o.AllowLongLocalPart = true })
 	n := 0
 	for _, v := range vf.Stateless {
 		if v.Op == nil {
@@ -164,7 +158,7 @@ func TestPostsrsdDatabaseVectors(t *testing.T) {
 	t.Parallel()
 	vf := loadVectors(t)
 	store := &srs.MemoryStore{Now: func() time.Time { return time.Unix(vf.Config.Faketime, 0) }}
-	r := vectorRewriter(t, vf, func(o *srs.Options) {
+	r := vectorRewriter(t, vf, func(o *testOpts) {
 		o.Store = store
 		o.StoreMode = srs.StoreAll
 	})
@@ -198,7 +192,7 @@ func TestLongLocalPartRefusedByDefault(t *testing.T) {
 	// With a store (StoreLong, the default mode) it becomes a short alias
 	// that reverses to the original.
 	store := &srs.MemoryStore{}
-	r = vectorRewriter(t, vf, func(o *srs.Options) { o.Store = store })
+	r = vectorRewriter(t, vf, func(o *testOpts) { o.Store = store })
 	out, err := r.Forward(context.Background(), long.Input)
 	if err != nil {
 		t.Fatal(err)

@@ -73,8 +73,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	opts := &srs.Options{
-		Domain:     *domain,
-		Secrets:    secrets,
 		Separator:  (*sep)[0],
 		HashLength: *hashLen,
 		MaxAge:     time.Duration(*maxAge) * 24 * time.Hour,
@@ -93,7 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		t := time.Unix(sec, 0)
 		opts.Now = func() time.Time { return t }
 	}
-	r, err := srs.New(opts)
+	r, err := srs.NewRewriter(*domain, secrets, opts)
 	if err != nil {
 		return fail("%v", err)
 	}
