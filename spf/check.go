@@ -9,12 +9,13 @@ import (
 	"strings"
 )
 
+// outcome is what one record's evaluation gives.
 type outcome struct {
 	status Status
 	err    error
-	mech   *Term
-	domain string
-	exp    string
+	mech   *Term  // the directive that matched, if any
+	domain string // the domain whose record held mech, or ran out of terms
+	exp    string // the explanation of a fail
 }
 
 type eval struct {
@@ -40,7 +41,7 @@ type eval struct {
 func (e *eval) step(s Step) {
 	s.Depth = e.depth
 	if e.inExp && s.Kind == StepLookup {
-		s.Note = NoteExplanation
+		s.Note = noteExplanation
 	}
 	e.trace = append(e.trace, s)
 }
@@ -112,7 +113,7 @@ func (e *eval) checkHost(name string, depth int, wantExp bool) outcome {
 		return out
 	}
 	e.step(Step{Kind: StepResult, Domain: domain, Text: string(Neutral), Note: "no mechanism matched"})
-	return outcome{status: Neutral}
+	return outcome{status: Neutral, domain: domain}
 }
 
 func (e *eval) countTerm() (outcome, bool) {
@@ -140,7 +141,7 @@ func (e *eval) record(name string) (*Record, outcome, bool) {
 	e.step(Step{Kind: StepLookup, Domain: domain, Query: "TXT", Text: domain, Err: err, N: len(txts)})
 	if err != nil {
 		if isNotFound(err) {
-			return nil, outcome{status: None}, false
+			return nil, outcome{status: None, err: fmt.Errorf("%w at %s", ErrNoRecord, domain)}, false
 		}
 		return nil, outcome{status: TempError, err: fmt.Errorf("%w: TXT %s: %v", ErrDNS, domain, err)}, false
 	}
@@ -155,7 +156,7 @@ func (e *eval) record(name string) (*Record, outcome, bool) {
 	switch n {
 	case 0:
 		e.step(Step{Kind: StepRecord, Domain: domain, Note: "no SPF record"})
-		return nil, outcome{status: None}, false
+		return nil, outcome{status: None, err: fmt.Errorf("%w at %s", ErrNoRecord, domain)}, false
 	case 1:
 	default:
 		e.step(Step{Kind: StepRecord, Domain: domain, Err: ErrMultipleRecords})

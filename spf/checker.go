@@ -3,6 +3,7 @@ package spf
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -126,12 +127,16 @@ func NewChecker(r Resolver, opts *Options) (*Checker, error) {
 	return c, nil
 }
 
-// CheckHost evaluates check_host(ip, domain, sender) with the default
-// Options (RFC 7208 §4).
-func CheckHost(ctx context.Context, r Resolver, ip netip.Addr, domain, sender string) Result {
-	c, err := NewChecker(r, nil)
+// CheckHost evaluates check_host(ip, domain, sender) (RFC 7208 §4), as
+// Checker.CheckHost does, with net.DefaultResolver and the default
+// Options, for a one-off check. A program that checks many messages, or
+// needs another resolver or other limits, makes one Checker with
+// NewChecker and keeps it: it also keeps the records it has parsed.
+func CheckHost(ctx context.Context, ip netip.Addr, domain, sender string) *Result {
+	c, err := NewChecker(net.DefaultResolver, nil)
 	if err != nil {
-		return Result{Status: PermError, Err: err, IP: ip, Domain: domain, Sender: sender}
+		// Not reached: a resolver and no options are always accepted.
+		return &Result{Status: PermError, Err: err, IP: ip, Domain: domain, Sender: sender}
 	}
 	return c.CheckHost(ctx, ip, domain, sender)
 }
@@ -141,18 +146,17 @@ func CheckHost(ctx context.Context, r Resolver, ip netip.Addr, domain, sender st
 // §5), domain the domain to check, sender the "local-part@domain" used by
 // the macros (a missing local-part becomes "postmaster", §4.3). %{h}
 // expands to "unknown"; use CheckMailFrom or CheckHELO to supply it.
-func (c *Checker) CheckHost(ctx context.Context, ip netip.Addr, domain, sender string) Result {
+func (c *Checker) CheckHost(ctx context.Context, ip netip.Addr, domain, sender string) *Result {
 	return c.check(ctx, ip, domain, sender, "", IdentityMailFrom)
 }
 
 // CheckMailFrom checks the MAIL FROM identity (RFC 7208 §2.4): domain and
 // sender come from the reverse-path mailFrom; when it is null ("" or "<>"),
 // the sender is postmaster@helo (§2.4) and helo is the domain checked.
-func (c *Checker) CheckMailFrom(ctx context.Context, ip netip.Addr, mailFrom, helo string) Result {
+func (c *Checker) CheckMailFrom(ctx context.Context, ip netip.Addr, mailFrom, helo string) *Result {
 	mailFrom = strings.TrimSuffix(strings.TrimPrefix(mailFrom, "<"), ">")
 	if mailFrom == "" {
-		r := c.check(ctx, ip, helo, "postmaster@"+helo, helo, IdentityMailFrom)
-		return r
+		return c.check(ctx, ip, helo, "postmaster@"+helo, helo, IdentityMailFrom)
 	}
 	domain := mailFrom
 	if i := strings.LastIndexByte(mailFrom, '@'); i >= 0 {
@@ -165,11 +169,11 @@ func (c *Checker) CheckMailFrom(ctx context.Context, ip netip.Addr, mailFrom, he
 
 // CheckHELO checks the HELO identity (RFC 7208 §2.3): the domain is helo
 // and the sender postmaster@helo.
-func (c *Checker) CheckHELO(ctx context.Context, ip netip.Addr, helo string) Result {
+func (c *Checker) CheckHELO(ctx context.Context, ip netip.Addr, helo string) *Result {
 	return c.check(ctx, ip, helo, "postmaster@"+helo, helo, IdentityHELO)
 }
 
-func (c *Checker) check(ctx context.Context, ip netip.Addr, domain, sender, helo string, id Identity) Result {
+func (c *Checker) check(ctx context.Context, ip netip.Addr, domain, sender, helo string, id Identity) *Result {
 	var start time.Time
 	if c.opts.Logger != nil {
 		start = time.Now()
@@ -194,13 +198,13 @@ func (c *Checker) check(ctx context.Context, ip netip.Addr, domain, sender, helo
 	}
 	e.sender = sender
 	domain = strings.TrimSuffix(domain, ".")
-	res := Result{Domain: domain, Sender: sender, HELO: helo, IP: ip, Identity: id}
+	res := &Result{Domain: domain, Sender: sender, HELO: helo, IP: ip, Identity: id}
 	var out outcome
 	if !ip.IsValid() {
 		out = outcome{status: PermError, err: errors.New("spf: invalid IP address")}
 	} else if !validDomain(domain) {
 		// RFC 7208 §4.3: a malformed or single-label domain gives none.
-		out = outcome{status: None}
+		out = outcome{status: None, err: fmt.Errorf("%w: %q is not a valid domain name", ErrNoRecord, domain)}
 		e.step(Step{Kind: StepRecord, Domain: domain, Note: "not a valid domain name"})
 	} else {
 		out = e.checkHost(fqdn(domain), 0, true)
@@ -209,6 +213,10 @@ func (c *Checker) check(ctx context.Context, ip netip.Addr, domain, sender, helo
 	if out.mech != nil {
 		res.Mechanism = out.mech.text()
 		res.MatchedDomain = out.domain
+	}
+	switch out.status {
+	case Fail, SoftFail, Neutral:
+		res.Err = &verdictError{status: out.status, domain: domain, ip: ip, mech: res.Mechanism, in: out.domain}
 	}
 	res.Explanation = out.exp
 	res.DNSTerms, res.VoidLookups = e.terms, e.voids

@@ -2,6 +2,7 @@ package spf_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -88,11 +89,11 @@ func loadCases(t testing.TB, files []string) []*suiteCase {
 }
 
 // runCase evaluates one case with a fresh Checker.
-func runCase(c *suiteCase) spf.Result {
+func runCase(c *suiteCase) *spf.Result {
 	return runCaseWith(c, &spf.Options{Hostname: "receiver.example"})
 }
 
-func runCaseWith(c *suiteCase, opts *spf.Options) spf.Result {
+func runCaseWith(c *suiteCase, opts *spf.Options) *spf.Result {
 	chk, err := spf.NewChecker(c.Resolver, opts)
 	if err != nil {
 		panic(err)
@@ -100,7 +101,7 @@ func runCaseWith(c *suiteCase, opts *spf.Options) spf.Result {
 	ctx := context.Background()
 	ip, err := netip.ParseAddr(c.IP)
 	if err != nil {
-		return spf.Result{Status: "bad test ip " + spf.Status(c.IP)}
+		return &spf.Result{Status: "bad test ip " + spf.Status(c.IP)}
 	}
 	if c.HostStyle {
 		// The stalwart cases give the HELO name as "domain": HELO is
@@ -115,7 +116,7 @@ func runCaseWith(c *suiteCase, opts *spf.Options) spf.Result {
 }
 
 // checkCase returns "" when the result is acceptable, else why not.
-func checkCase(c *suiteCase, r spf.Result) string {
+func checkCase(c *suiteCase, r *spf.Result) string {
 	want := c.Results
 	if w, ok := rfc7208Wins[c.ID()]; ok {
 		want = w.results
@@ -127,8 +128,11 @@ func checkCase(c *suiteCase, r spf.Result) string {
 	if !slices.Contains(want, string(r.Status)) {
 		return fmt.Sprintf("result %s (%v), want %v", r.Status, r.Err, want)
 	}
-	if (r.Err != nil) != (r.Status == spf.TempError || r.Status == spf.PermError) {
+	if (r.Err == nil) != (r.Status == spf.Pass) {
 		return fmt.Sprintf("status %s with Err %v", r.Status, r.Err)
+	}
+	if r.Status == spf.None && !errors.Is(r.Err, spf.ErrNoRecord) {
+		return fmt.Sprintf("status none with Err %v, want ErrNoRecord", r.Err)
 	}
 	if c.Explanation != nil && r.Status == spf.Fail {
 		want := *c.Explanation

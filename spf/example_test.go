@@ -42,7 +42,11 @@ example.net. MX  10 mx1.example.net.
 mx1.example.net.   A 198.51.100.1
 relay.example.net. A 198.51.100.2
 `)
-	r := spf.CheckHost(context.Background(), zone, netip.MustParseAddr("198.51.100.2"), "example.net", "bob@example.net")
+	c, err := spf.NewChecker(zone, nil)
+	if err != nil {
+		panic(err)
+	}
+	r := c.CheckHost(context.Background(), netip.MustParseAddr("198.51.100.2"), "example.net", "bob@example.net")
 	fmt.Print(r.Trace)
 	// Output:
 	// lookup TXT example.net -> 1 records

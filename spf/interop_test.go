@@ -252,7 +252,7 @@ func comparePeer(t *testing.T, peer string, scenarios []genScenario, theirs [][2
 			r := c.CheckMailFrom(ctx, netip.MustParseAddr(cs.IP), cs.MailFrom, cs.HELO)
 			compared++
 			statuses[string(r.Status)]++
-			if string(r.Status) != want[0] && explained(sc, &r, want) {
+			if string(r.Status) != want[0] && explained(sc, r, want) {
 				skipped++
 				continue
 			}

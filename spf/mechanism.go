@@ -277,7 +277,7 @@ func (e *eval) explain(t *Term, name string) string {
 		return ""
 	}
 	txts, err := e.c.r.LookupTXT(e.ctx, target)
-	e.step(Step{Kind: StepLookup, Query: "TXT", Text: target[:len(target)-1], Note: NoteExplanation, Err: err, N: len(txts)})
+	e.step(Step{Kind: StepLookup, Query: "TXT", Text: target[:len(target)-1], Note: noteExplanation, Err: err, N: len(txts)})
 	if err != nil || len(txts) != 1 {
 		return ""
 	}

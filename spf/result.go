@@ -8,30 +8,33 @@ import (
 	"strings"
 
 	"github.com/emersion/go-msgauth/authres"
+
+	"github.com/smarthost-go/smarthost/internal/authtext"
+	"github.com/smarthost-go/smarthost/msgauth"
 )
 
-// Status is the result of check_host() (RFC 7208 §2.6), spelled as the
-// RFC 8601 result keywords.
-type Status string
+// Status is the result of check_host() (RFC 7208 §2.6): an RFC 8601 result
+// keyword, the same type as the Status of dkim and dmarc. check_host()
+// gives the seven constants below, never msgauth.Policy.
+type Status = msgauth.Status
 
-// The results of RFC 7208 §2.6.
+// The results of RFC 7208 §2.6, spelled as the RFC 8601 §2.7.2 keywords.
 const (
-	None      Status = "none"
-	Neutral   Status = "neutral"
-	Pass      Status = "pass"
-	Fail      Status = "fail"
-	SoftFail  Status = "softfail"
-	TempError Status = "temperror"
-	PermError Status = "permerror"
+	None      = msgauth.None      // no record, or no valid domain (§2.6.1)
+	Neutral   = msgauth.Neutral   // neither permitted nor denied (§2.6.2)
+	Pass      = msgauth.Pass      // permitted (§2.6.3)
+	Fail      = msgauth.Fail      // not permitted (§2.6.4)
+	SoftFail  = msgauth.SoftFail  // probably not permitted (§2.6.5)
+	TempError = msgauth.TempError // a transient DNS error (§2.6.6)
+	PermError = msgauth.PermError // a broken record or a limit passed (§2.6.7)
 )
-
-func (s Status) String() string { return string(s) }
 
 // Sentinel errors, wrapped by Result.Err with %w.
 var (
-	// ErrNoRecord: the domain publishes no SPF record (the None result
-	// carries no error; include and redirect targets without a record
-	// give permerror wrapping ErrNoRecord, RFC 7208 §5.2, §6.1).
+	// ErrNoRecord: the domain publishes no SPF record or is not a valid
+	// domain name (the None result wraps it, RFC 7208 §4.3); include and
+	// redirect targets without a record give permerror wrapping it
+	// (RFC 7208 §5.2, §6.1).
 	ErrNoRecord = errors.New("spf: no SPF record")
 	// ErrMultipleRecords: more than one SPF record (RFC 7208 §4.5).
 	ErrMultipleRecords = errors.New("spf: more than one SPF record")
@@ -60,9 +63,20 @@ const (
 
 // Result is the outcome of one check_host() evaluation.
 //
-// Status is always set. Err is non-nil exactly when Status is TempError or
-// PermError, and says why (wrapping ErrDNS, ErrSyntax, ErrTooManyLookups,
-// ErrMultipleRecords, ErrNoRecord or ErrLoop).
+// Status is always set. Err is nil exactly when Status is Pass, and says
+// why for every other status:
+//
+//   - None: wraps ErrNoRecord; the domain publishes no SPF record, or is
+//     not a valid domain name (RFC 7208 §4.3);
+//   - Neutral, SoftFail, Fail: names the domain, the client address and
+//     the directive that matched ("spf: example.com does not permit
+//     192.0.2.1 (-all in example.com)"), or says that none did;
+//   - TempError: wraps ErrDNS;
+//   - PermError: wraps ErrSyntax, ErrTooManyLookups, ErrMultipleRecords,
+//     ErrLoop, or ErrNoRecord for an include or redirect target without a
+//     record.
+//
+// Err is for people and logs; decisions go by Status.
 type Result struct {
 	Status Status
 	Err    error
@@ -102,9 +116,9 @@ const (
 	StepResult                     // the result of one record
 )
 
-// NoteExplanation is the Note of the lookups made to compute an exp=
+// noteExplanation is the Note of the lookups made to compute an exp=
 // explanation (RFC 7208 §6.2): the TXT lookup and any %{p} lookups.
-const NoteExplanation = "explanation"
+const noteExplanation = "explanation"
 
 // Step is one entry of a Trace.
 type Step struct {
@@ -113,7 +127,7 @@ type Step struct {
 	Domain string // the domain whose record is being evaluated
 	Query  string // for StepLookup: the query type ("TXT", "A", "MX" ...)
 	Text   string // the record, the term, or the name queried
-	Note   string // the outcome: "match", "no match", ...
+	Note   string // the outcome: "match", "no match", ...; "explanation" on the lookups made for exp= (RFC 7208 §6.2)
 	Err    error  // the error of a lookup or term, if any
 	N      int    // for StepLookup: the number of records answered
 }
@@ -211,7 +225,8 @@ func (r *Result) ReceivedSPF(receiver string) string {
 	if r.HELO != "" {
 		kv("helo", r.HELO)
 	}
-	if r.Err != nil {
+	if r.Status == TempError || r.Status == PermError {
+		// RFC 7208 §9.1: "problem" is for an error discovered.
 		kv("problem", r.Err.Error())
 	}
 	if r.Mechanism != "" {
@@ -298,27 +313,76 @@ func kvValue(v string) string {
 }
 
 // AuthResult returns the result as an Authentication-Results "spf" entry
-// (RFC 8601 §2.7.2): smtp.mailfrom for the MAIL FROM identity, smtp.helo for
-// HELO.
-func (r *Result) AuthResult() *authres.SPFResult {
-	ar := &authres.SPFResult{Value: authres.ResultValue(r.Status)}
+// (RFC 8601 §2.7.2), an *authres.SPFResult: the result keyword; the reason,
+// which is Err without its "spf: " prefix and made safe for the header
+// field; and for the MAIL FROM identity smtp.mailfrom, the sender (only
+// "@domain" when its local part would need quoting, RFC 8601 §2.3), or
+// for HELO smtp.helo, the HELO name when it is a domain name.
+func (r *Result) AuthResult() authres.Result {
+	ar := &authres.SPFResult{Value: authres.ResultValue(r.Status), Reason: authtext.Reason(r.Err)}
 	if r.Identity == IdentityHELO {
-		ar.Helo = r.HELO
+		ar.Helo = authtext.Domain(r.HELO)
 	} else {
-		ar.From = r.Sender
-	}
-	if r.Err != nil {
-		ar.Reason = r.Err.Error()
+		ar.From = authtext.Address(r.Sender)
 	}
 	return ar
 }
 
+// AuthResults returns the one entry of AuthResult, so that a *Result is a
+// msgauth.Result and goes into msgauth.Header with the results of the
+// other checks.
+func (r *Result) AuthResults() []authres.Result {
+	return []authres.Result{r.AuthResult()}
+}
+
+// String returns the status and why on one line: the directive that
+// matched and the domain whose record held it ("pass (ip4:192.0.2.0/24 in
+// example.com)"), else Err ("none (spf: no SPF record at example.com)").
 func (r *Result) String() string {
-	if r.Err != nil {
+	switch {
+	case r.Mechanism != "":
+		return fmt.Sprintf("%s (%s in %s)", r.Status, r.Mechanism, r.MatchedDomain)
+	case r.Err != nil:
 		return fmt.Sprintf("%s (%v)", r.Status, r.Err)
 	}
-	if r.Mechanism != "" {
-		return fmt.Sprintf("%s (%s in %s)", r.Status, r.Mechanism, r.MatchedDomain)
-	}
 	return string(r.Status)
+}
+
+// verdictError is the Err of a fail, softfail or neutral result (RFC 7208
+// §2.6.2, §2.6.4, §2.6.5): what the record of domain says about ip, and
+// which directive said it. Its text is made only when asked for.
+type verdictError struct {
+	status Status
+	domain string     // the domain checked
+	ip     netip.Addr // the client
+	mech   string     // the directive that matched; "" when none did
+	in     string     // the domain whose record held mech, or ran out of terms
+}
+
+func (e *verdictError) Error() string {
+	var b strings.Builder
+	b.WriteString("spf: ")
+	b.WriteString(e.domain)
+	if e.status == Neutral {
+		b.WriteString(" neither permits nor denies ")
+	} else {
+		b.WriteString(" does not permit ")
+	}
+	b.WriteString(e.ip.String())
+	switch {
+	case e.mech != "":
+		b.WriteString(" (")
+		b.WriteString(e.mech)
+		b.WriteString(" in ")
+		b.WriteString(e.in)
+		b.WriteByte(')')
+	case e.in != "" && !strings.EqualFold(e.in, e.domain):
+		// RFC 7208 §6.1: the record of a redirect target ran out.
+		b.WriteString(": no mechanism matched in ")
+		b.WriteString(e.in)
+	default:
+		// RFC 7208 §4.7: the default result.
+		b.WriteString(": no mechanism matched")
+	}
+	return b.String()
 }

@@ -13,13 +13,16 @@ import (
 	"github.com/emersion/go-msgauth/authres"
 
 	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
+	"github.com/smarthost-go/smarthost/msgauth"
 	"github.com/smarthost-go/smarthost/spf"
 )
 
-// The resolvers the package must accept without adapters.
+// The resolvers the package must accept without adapters, and the
+// interface every result of the module satisfies.
 var (
-	_ spf.Resolver = net.DefaultResolver
-	_ spf.Resolver = (*dnstest.Zone)(nil)
+	_ spf.Resolver   = net.DefaultResolver
+	_ spf.Resolver   = (*dnstest.Zone)(nil)
+	_ msgauth.Result = (*spf.Result)(nil)
 )
 
 func mustChecker(t *testing.T, z *dnstest.Zone, o *spf.Options) *spf.Checker {
@@ -274,8 +277,8 @@ helo.example.com.  A   198.51.100.1
 		!strings.Contains(h, "identity=helo") {
 		t.Errorf("HELO header %q", h)
 	}
-	if a := r.AuthResult(); a.Helo != "helo.example.com" || a.Value != authres.ResultFail {
-		t.Errorf("HELO authres %+v", a)
+	if a, ok := r.AuthResult().(*authres.SPFResult); !ok || a.Helo != "helo.example.com" || a.From != "" || a.Value != authres.ResultFail {
+		t.Errorf("HELO authres %+v", r.AuthResult())
 	}
 
 	z.Fail("tmp.example.com", 0xff, dnstest.Timeout)
@@ -290,15 +293,16 @@ helo.example.com.  A   198.51.100.1
 		{"a@tmp.example.com", spf.TempError, spf.ErrDNS},
 		{"a@bad.example.com", spf.PermError, spf.ErrSyntax},
 		{"a@two.example.com", spf.PermError, spf.ErrMultipleRecords},
-		{"a@nothing.example.com", spf.None, nil},
-		{"a@single-label", spf.None, nil},
+		{"a@nothing.example.com", spf.None, spf.ErrNoRecord},
+		{"a@single-label", spf.None, spf.ErrNoRecord},
 	} {
 		r := c.CheckMailFrom(ctx, netip.MustParseAddr("192.0.2.1"), c2.from, "x.example.com")
-		if r.Status != c2.want || !errors.Is(r.Err, c2.target) || (c2.target == nil) != (r.Err == nil) {
+		if r.Status != c2.want || !errors.Is(r.Err, c2.target) {
 			t.Errorf("%s: %s %v, want %s %v", c2.from, r.Status, r.Err, c2.want, c2.target)
 		}
-		if r.Err != nil && !strings.Contains(r.ReceivedSPF("mx"), "problem=") {
-			t.Errorf("%s: no problem= in %q", c2.from, r.ReceivedSPF("mx"))
+		// RFC 7208 §9.1: problem= is for an error discovered, not a none.
+		if problem := strings.Contains(r.ReceivedSPF("mx"), "problem="); problem != (r.Status != spf.None) {
+			t.Errorf("%s: problem= %v in %q", c2.from, problem, r.ReceivedSPF("mx"))
 		}
 	}
 }
@@ -331,5 +335,133 @@ func TestNullSender(t *testing.T) {
 	want := "postmaster@helo.example.com postmaster helo.example.com helo.example.com helo.example.com"
 	if r.Status != spf.Fail || r.Explanation != want || r.Identity != spf.IdentityMailFrom {
 		t.Errorf("%s %q, want fail %q", r.Status, r.Explanation, want)
+	}
+}
+
+// TestResultErr: Err is nil exactly on pass and says why for every other
+// status; String and Received-SPF show it.
+func TestResultErr(t *testing.T) {
+	t.Parallel()
+	z := dnstest.MustParseZone(`
+example.com.         TXT "v=spf1 ip4:192.0.2.0/24 -all"
+soft.example.com.    TXT "v=spf1 ~all"
+neutral.example.com. TXT "v=spf1 ip4:192.0.2.0/24 ?all"
+open.example.com.    TXT "v=spf1 ip4:192.0.2.0/24"
+redir.example.com.   TXT "v=spf1 redirect=open.example.com"
+`)
+	c := mustChecker(t, z, nil)
+	ctx := context.Background()
+	out := netip.MustParseAddr("203.0.113.7")
+	for _, tc := range []struct {
+		ip             string
+		domain         string
+		status         spf.Status
+		err, str       string
+		sentinel       error
+		receivedSPFErr bool
+	}{
+		{"192.0.2.1", "example.com", spf.Pass, "", "pass (ip4:192.0.2.0/24 in example.com)", nil, false},
+		{out.String(), "example.com", spf.Fail,
+			"spf: example.com does not permit 203.0.113.7 (-all in example.com)", "fail (-all in example.com)", nil, false},
+		{out.String(), "soft.example.com", spf.SoftFail,
+			"spf: soft.example.com does not permit 203.0.113.7 (~all in soft.example.com)", "softfail (~all in soft.example.com)", nil, false},
+		{out.String(), "neutral.example.com", spf.Neutral,
+			"spf: neutral.example.com neither permits nor denies 203.0.113.7 (?all in neutral.example.com)", "neutral (?all in neutral.example.com)", nil, false},
+		{out.String(), "open.example.com", spf.Neutral,
+			"spf: open.example.com neither permits nor denies 203.0.113.7: no mechanism matched",
+			"neutral (spf: open.example.com neither permits nor denies 203.0.113.7: no mechanism matched)", nil, false},
+		{out.String(), "redir.example.com", spf.Neutral,
+			"spf: redir.example.com neither permits nor denies 203.0.113.7: no mechanism matched in open.example.com", "", nil, false},
+		{out.String(), "nothing.example.com", spf.None,
+			"spf: no SPF record at nothing.example.com", "none (spf: no SPF record at nothing.example.com)", spf.ErrNoRecord, false},
+		{out.String(), "single-label", spf.None,
+			`spf: no SPF record: "single-label" is not a valid domain name`, "", spf.ErrNoRecord, false},
+		{"", "example.com", spf.PermError, "spf: invalid IP address", "permerror (spf: invalid IP address)", nil, true},
+	} {
+		ip, _ := netip.ParseAddr(tc.ip)
+		r := c.CheckHost(ctx, ip, tc.domain, "")
+		if r.Status != tc.status {
+			t.Errorf("%s %s: status %s (%v), want %s", tc.ip, tc.domain, r.Status, r.Err, tc.status)
+			continue
+		}
+		if tc.err == "" {
+			if r.Err != nil {
+				t.Errorf("%s %s: pass with Err %v", tc.ip, tc.domain, r.Err)
+			}
+		} else if r.Err == nil || r.Err.Error() != tc.err {
+			t.Errorf("%s %s: Err %v, want %q", tc.ip, tc.domain, r.Err, tc.err)
+		}
+		if tc.sentinel != nil && !errors.Is(r.Err, tc.sentinel) {
+			t.Errorf("%s %s: Err %v does not wrap %v", tc.ip, tc.domain, r.Err, tc.sentinel)
+		}
+		if tc.str != "" && r.String() != tc.str {
+			t.Errorf("%s %s: String() = %q, want %q", tc.ip, tc.domain, r.String(), tc.str)
+		}
+		if got := strings.Contains(r.ReceivedSPF("mx"), "problem="); got != tc.receivedSPFErr {
+			t.Errorf("%s %s: problem= %v in %q", tc.ip, tc.domain, got, r.ReceivedSPF("mx"))
+		}
+	}
+}
+
+// TestAuthResults: results written with msgauth.Format (RFC 8601 §2.2):
+// method=result, reason= as a quoted-string when it is not a token
+// (RFC 2045 §5.1) without the "spf: " prefix, then smtp.mailfrom or
+// smtp.helo (§2.7.2), whose local part is left out when it is not a
+// dot-atom (§2.3).
+func TestAuthResults(t *testing.T) {
+	t.Parallel()
+	z := dnstest.MustParseZone(`
+example.com.      TXT "v=spf1 ip4:192.0.2.0/24 -all"
+bad.example.com.  TXT "v=spf1 -all foo"
+helo.example.com. TXT "v=spf1 a -all"
+helo.example.com. A   198.51.100.1
+`)
+	c := mustChecker(t, z, nil)
+	ctx := context.Background()
+	in, out := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("203.0.113.7")
+	pass := c.CheckMailFrom(ctx, in, "<alice@example.com>", "mail.example.com")
+	fail := c.CheckMailFrom(ctx, out, "alice@example.com", "mail.example.com")
+	perm := c.CheckMailFrom(ctx, in, "bob@bad.example.com", "mail.example.com")
+	helo := c.CheckHELO(ctx, in, "helo.example.com")
+	for _, tc := range []struct {
+		results []msgauth.Result
+		want    string
+	}{
+		{[]msgauth.Result{pass}, "mx.example.org; spf=pass smtp.mailfrom=alice@example.com"},
+		{[]msgauth.Result{fail},
+			`mx.example.org; spf=fail reason="example.com does not permit 203.0.113.7 (-all in example.com)" smtp.mailfrom=alice@example.com`},
+		{[]msgauth.Result{perm},
+			`mx.example.org; spf=permerror reason="syntax error: 'foo': unknown mechanism (in the record of bad.example.com)" smtp.mailfrom=bob@bad.example.com`},
+		{[]msgauth.Result{pass, fail, perm},
+			`mx.example.org; spf=pass smtp.mailfrom=alice@example.com; ` +
+				`spf=fail reason="example.com does not permit 203.0.113.7 (-all in example.com)" smtp.mailfrom=alice@example.com; ` +
+				`spf=permerror reason="syntax error: 'foo': unknown mechanism (in the record of bad.example.com)" smtp.mailfrom=bob@bad.example.com`},
+		{[]msgauth.Result{helo},
+			`mx.example.org; spf=fail reason="helo.example.com does not permit 192.0.2.1 (-all in helo.example.com)" smtp.helo=helo.example.com`},
+	} {
+		if got := msgauth.Format("mx.example.org", tc.results...); got != tc.want {
+			t.Errorf("Format\n got %s\nwant %s", got, tc.want)
+		}
+	}
+	// A local part that is not a dot-atom (a space, a quote) is left out.
+	for _, from := range []string{`<"john doe"@example.com>`, `a"b@example.com`, `"x;y=z"@example.com`} {
+		r := c.CheckMailFrom(ctx, in, from, "mail.example.com")
+		if got, want := msgauth.Format("mx.example.org", r), "mx.example.org; spf=pass smtp.mailfrom=@example.com"; got != want {
+			t.Errorf("%s: %s, want %s", from, got, want)
+		}
+	}
+}
+
+// TestCheckHostDefaultResolver: the package-level CheckHost, on inputs it
+// decides without a lookup (the test reaches no DNS).
+func TestCheckHostDefaultResolver(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	if r := spf.CheckHost(ctx, netip.Addr{}, "example.com", "a@example.com"); r.Status != spf.PermError || r.Err == nil {
+		t.Errorf("invalid IP: %v", r)
+	}
+	r := spf.CheckHost(ctx, netip.MustParseAddr("192.0.2.1"), "single-label", "a@single-label")
+	if r.Status != spf.None || !errors.Is(r.Err, spf.ErrNoRecord) || len(r.Trace) != 1 {
+		t.Errorf("invalid domain: %v\n%s", r, r.Trace)
 	}
 }
