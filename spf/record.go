@@ -1,6 +1,7 @@
 package spf
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -246,133 +247,161 @@ func syntaxErr(term, format string, args ...any) error {
 	return fmt.Errorf("%w: %q: %s", ErrSyntax, term, fmt.Sprintf(format, args...))
 }
 
+// parseTerm parses one term of a record, a directive or a modifier
+// (RFC 7208 §4.6.1).
 func parseTerm(s string) (Term, error) {
 	t := Term{CIDR4: -1, CIDR6: -1}
 	// A modifier: name "=" macro-string, name = ALPHA *( ALPHA / DIGIT /
 	// "-" / "_" / "." ) (RFC 7208 §4.6.1). A mechanism never contains "="
 	// before ":" or "/".
 	if i := indexTermSep(s); i > 0 && s[i] == '=' {
-		name := s[:i]
-		if !isModifierName(name) {
-			return t, syntaxErr(s, "invalid modifier name")
-		}
-		t.Modifier = name
-		t.Domain = s[i+1:]
-		lower := strings.ToLower(name)
-		switch lower {
-		case ModRedirect, ModExp:
-			t.Modifier = lower
-			if err := t.setDomain(t.Domain); err != nil {
-				return t, syntaxErr(s, "%v", err)
-			}
-		default:
-			m, err := parseMacroString(t.Domain, false)
-			if err != nil {
-				return t, syntaxErr(s, "%v", err)
-			}
-			t.macro = m
-		}
-		return t, nil
+		return t, t.parseModifier(s, s[:i], s[i+1:])
 	}
+	// directive = [ qualifier ] mechanism (RFC 7208 §4.6.1).
 	switch s[0] {
 	case '+', '-', '~', '?':
 		t.Qualifier = Qualifier(s[0])
 		s = s[1:]
 	}
-	name := s
+	name, arg := s, ""
 	if i := indexTermSep(s); i >= 0 {
-		name, s = s[:i], s[i:]
-	} else {
-		s = ""
+		name, arg = s[:i], s[i:]
 	}
-	// Each case stores the constant, not the record's text, so a Term
+	if t.Mechanism = mechanismName(name); t.Mechanism == "" {
+		return t, syntaxErr(name, "unknown mechanism")
+	}
+	if err := t.parseArgument(arg); err != nil {
+		return t, syntaxErr(name+arg, "%v", err)
+	}
+	return t, nil
+}
+
+// parseModifier sets the modifier name = value of term (RFC 7208 §6):
+// redirect and exp hold a domain-spec, any other modifier a macro-string
+// (§4.6.1), which is checked and otherwise ignored.
+func (t *Term) parseModifier(term, name, value string) error {
+	if !isModifierName(name) {
+		return syntaxErr(term, "invalid modifier name")
+	}
+	t.Modifier = name
+	t.Domain = value
+	lower := strings.ToLower(name)
+	switch lower {
+	case ModRedirect, ModExp:
+		t.Modifier = lower
+		if err := t.setDomain(value); err != nil {
+			return syntaxErr(term, "%v", err)
+		}
+	default:
+		m, err := parseMacroString(value, false)
+		if err != nil {
+			return syntaxErr(term, "%v", err)
+		}
+		t.macro = m
+	}
+	return nil
+}
+
+// mechanismName returns the constant of the mechanism called name, in any
+// case (RFC 7208 §5, §12), or "" when there is none.
+func mechanismName(name string) string {
+	// Each case returns the constant, not the record's text, so a Term
 	// keeps no part of it; a table lookup instead made Parse 11% slower.
 	switch lowerASCII(name) {
 	case MechAll:
-		t.Mechanism = MechAll
+		return MechAll
 	case MechInclude:
-		t.Mechanism = MechInclude
+		return MechInclude
 	case MechA:
-		t.Mechanism = MechA
+		return MechA
 	case MechMX:
-		t.Mechanism = MechMX
+		return MechMX
 	case MechPTR:
-		t.Mechanism = MechPTR
+		return MechPTR
 	case MechIP4:
-		t.Mechanism = MechIP4
+		return MechIP4
 	case MechIP6:
-		t.Mechanism = MechIP6
+		return MechIP6
 	case MechExists:
-		t.Mechanism = MechExists
-	default:
-		return t, syntaxErr(name, "unknown mechanism")
+		return MechExists
 	}
+	return ""
+}
+
+// parseArgument parses what follows the name of t's mechanism, from its
+// ":" or "/" on: nothing for all, a domain-spec for include and exists,
+// an optional one for ptr, an optional one and CIDR lengths for a and mx,
+// an address and a CIDR length for ip4 and ip6 (RFC 7208 §5.1 to §5.7).
+func (t *Term) parseArgument(arg string) error {
 	switch t.Mechanism {
 	case MechAll:
-		if s != "" {
-			return t, syntaxErr(name+s, "all takes no argument")
+		if arg != "" {
+			return errors.New("all takes no argument")
 		}
 	case MechInclude, MechExists:
-		if len(s) < 2 || s[0] != ':' {
-			return t, syntaxErr(name+s, "%s needs a domain-spec", t.Mechanism)
+		if len(arg) < 2 || arg[0] != ':' {
+			return fmt.Errorf("%s needs a domain-spec", t.Mechanism)
 		}
-		if err := t.setDomain(s[1:]); err != nil {
-			return t, syntaxErr(name+s, "%v", err)
-		}
+		return t.setDomain(arg[1:])
 	case MechPTR:
-		if s != "" {
-			if len(s) < 2 || s[0] != ':' {
-				return t, syntaxErr(name+s, "bad domain-spec")
-			}
-			if err := t.setDomain(s[1:]); err != nil {
-				return t, syntaxErr(name+s, "%v", err)
-			}
-		}
+		return t.parseOptionalDomain(arg)
 	case MechA, MechMX:
-		spec, cidr := splitCIDR(s)
-		if spec != "" {
-			if len(spec) < 2 || spec[0] != ':' {
-				return t, syntaxErr(name+s, "bad domain-spec")
-			}
-			if err := t.setDomain(spec[1:]); err != nil {
-				return t, syntaxErr(name+s, "%v", err)
-			}
+		spec, cidr := splitCIDR(arg)
+		if err := t.parseOptionalDomain(spec); err != nil {
+			return err
 		}
-		if err := t.parseDualCIDR(cidr); err != nil {
-			return t, syntaxErr(name+s, "%v", err)
-		}
+		return t.parseDualCIDR(cidr)
 	case MechIP4, MechIP6:
-		if len(s) < 2 || s[0] != ':' {
-			return t, syntaxErr(name+s, "%s needs an address", t.Mechanism)
-		}
-		addr, cidr := s[1:], ""
-		if i := strings.IndexByte(addr, '/'); i >= 0 {
-			addr, cidr = addr[:i], addr[i:]
-		}
-		ip, err := netip.ParseAddr(addr)
-		if err != nil || ip.Zone() != "" {
-			return t, syntaxErr(name+s, "bad address")
-		}
-		if t.Mechanism == MechIP4 && !ip.Is4() {
-			return t, syntaxErr(name+s, "not an IPv4 address")
-		}
-		if t.Mechanism == MechIP6 && !ip.Is6() {
-			return t, syntaxErr(name+s, "not an IPv6 address")
-		}
-		t.Addr = ip
-		if cidr != "" {
-			n, err := parseCIDRLen(cidr[1:], ip.BitLen())
-			if err != nil {
-				return t, syntaxErr(name+s, "%v", err)
-			}
-			if t.Mechanism == MechIP4 {
-				t.CIDR4 = n
-			} else {
-				t.CIDR6 = n
-			}
-		}
+		return t.parseNetwork(arg)
 	}
-	return t, nil
+	return nil
+}
+
+// parseOptionalDomain parses [ ":" domain-spec ] (RFC 7208 §5.3 to §5.5).
+func (t *Term) parseOptionalDomain(arg string) error {
+	if arg == "" {
+		return nil
+	}
+	if len(arg) < 2 || arg[0] != ':' {
+		return errors.New("bad domain-spec")
+	}
+	return t.setDomain(arg[1:])
+}
+
+// parseNetwork parses the ":" address [ "/" CIDR length ] of ip4 and ip6
+// (RFC 7208 §5.6): an address of the mechanism's family, without a zone.
+func (t *Term) parseNetwork(arg string) error {
+	if len(arg) < 2 || arg[0] != ':' {
+		return fmt.Errorf("%s needs an address", t.Mechanism)
+	}
+	addr, cidr := arg[1:], ""
+	if i := strings.IndexByte(addr, '/'); i >= 0 {
+		addr, cidr = addr[:i], addr[i:]
+	}
+	ip, err := netip.ParseAddr(addr)
+	if err != nil || ip.Zone() != "" {
+		return errors.New("bad address")
+	}
+	if t.Mechanism == MechIP4 && !ip.Is4() {
+		return errors.New("not an IPv4 address")
+	}
+	if t.Mechanism == MechIP6 && !ip.Is6() {
+		return errors.New("not an IPv6 address")
+	}
+	t.Addr = ip
+	if cidr == "" {
+		return nil
+	}
+	n, err := parseCIDRLen(cidr[1:], ip.BitLen())
+	if err != nil {
+		return err
+	}
+	if t.Mechanism == MechIP4 {
+		t.CIDR4 = n
+	} else {
+		t.CIDR6 = n
+	}
+	return nil
 }
 
 func (t *Term) setDomain(spec string) error {
