@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
+	"github.com/smarthost-go/smarthost/msgauth"
 	"github.com/smarthost-go/smarthost/spf"
 )
 
@@ -57,6 +58,20 @@ relay.example.net. A 198.51.100.2
 	// lookup A relay.example.net -> 1 records
 	// term a:relay.example.net -> match
 	// result example.net: pass
+}
+
+func ExampleResult_AuthResults() {
+	zone := dnstest.MustParseZone(`example.com. TXT "v=spf1 ip4:192.0.2.0/24 -all"`)
+	c, err := spf.NewChecker(zone, nil)
+	if err != nil {
+		panic(err)
+	}
+	r := c.CheckMailFrom(context.Background(), netip.MustParseAddr("203.0.113.7"), "alice@example.com", "mail.example.com")
+	fmt.Println(r.Err)
+	fmt.Println("Authentication-Results:", msgauth.Format("mx.example.org", r))
+	// Output:
+	// spf: example.com does not permit 203.0.113.7 (-all in example.com)
+	// Authentication-Results: mx.example.org; spf=fail reason="example.com does not permit 203.0.113.7 (-all in example.com)" smtp.mailfrom=alice@example.com
 }
 
 func ExampleParse() {
