@@ -52,6 +52,10 @@ func TestRunZone(t *testing.T) {
 		lines[2] != "explanation=203.0.113.5 may not send for example.com" {
 		t.Fatalf("exit %d, output %q", code, lines)
 	}
+	// problem= is for temperror and permerror only (RFC 7208 §9.1).
+	if strings.Contains(lines[1], "problem=") {
+		t.Errorf("fail header has problem=: %q", lines[1])
+	}
 	trace := strings.Join(lines[3:], "\n")
 	for _, w := range []string{"lookup TXT example.com -> 1 records", "  lookup TXT _spf.example.net -> 1 records", "term include:_spf.example.net -> no match", "term -all -> match"} {
 		if !strings.Contains(trace, w) {
@@ -66,7 +70,7 @@ func TestRunZone(t *testing.T) {
 	}
 	// No record: none, still exit 0.
 	code, lines, _ = runArgs(t, "-ip", "198.51.100.9", "-mail-from", "a@nothing.example", "-helo", "h.example", "-zone", zone)
-	if code != 0 || lines[0] != "result=none" {
+	if code != 0 || lines[0] != "result=none" || len(lines) != 2 || strings.Contains(lines[1], "problem=") {
 		t.Errorf("none: exit %d, %q", code, lines)
 	}
 }
