@@ -225,7 +225,7 @@ func (r *Result) ReceivedSPF(receiver string) string {
 	if r.HELO != "" {
 		kv("helo", r.HELO)
 	}
-	if r.Status == TempError || r.Status == PermError {
+	if (r.Status == TempError || r.Status == PermError) && r.Err != nil {
 		// RFC 7208 §9.1: "problem" is for an error discovered.
 		kv("problem", r.Err.Error())
 	}
