@@ -11,6 +11,10 @@ import (
 // RFC 6008 §4 asks for.
 const HeaderBLength = 8
 
+// maxHeaderB bounds header.b when signatures begin alike: two signatures
+// alike in more than this are copies of one another.
+const maxHeaderB = 128
+
 // Results are the results of one message's signatures, in header order.
 // It is a msgauth.Result: its entries name every signature, or say
 // dkim=none when there is none.
@@ -74,7 +78,7 @@ func (rs Results) headerB(i int) string {
 		if j == i {
 			continue
 		}
-		for n < len(b) && strings.HasPrefix(o.Signature, b[:n]) {
+		for n < len(b) && n < maxHeaderB && strings.HasPrefix(o.Signature, b[:n]) {
 			n++
 		}
 	}

@@ -53,7 +53,7 @@ func Format(authServID string, results ...Result) string {
 // 78 characters (RFC 5322 §2.1.1), ending in CRLF.
 func Header(authServID string, results ...Result) string {
 	var f folder
-	f.b.WriteString("Authentication-Results: ")
+	f.b.WriteString("Authentication-Results:")
 	f.col = f.b.Len()
 	f.word(value(authServID, false) + ";")
 	var entries []string

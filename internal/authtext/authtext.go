@@ -76,10 +76,11 @@ func Text(s string) string {
 	return out
 }
 
-// Domain returns d when it is a domain name that needs no quoting in a
-// property value (RFC 8601 §2.3 pvalue: labels of letters, digits, '-' and
-// '_', separated by single dots, optionally ending in one), else "".
+// Domain returns d, without a final dot, when it is a domain name that
+// needs no quoting in a property value (RFC 8601 §2.3 pvalue: labels of
+// letters, digits, '-' and '_', separated by single dots), else "".
 func Domain(d string) string {
+	d = strings.TrimSuffix(d, ".")
 	if d == "" || len(d) > 253 {
 		return ""
 	}
@@ -101,6 +102,9 @@ func Domain(d string) string {
 			return ""
 		}
 	}
+	if label == 0 {
+		return ""
+	}
 	return d
 }
 
@@ -114,20 +118,21 @@ func Address(a string) string {
 	if at < 0 {
 		return Domain(a)
 	}
-	local, domain := a[:at], a[at+1:]
-	if Domain(domain) == "" {
+	local, domain := a[:at], Domain(a[at+1:])
+	if domain == "" {
 		return ""
 	}
 	if local == "" || !dotAtom(local) {
 		return "@" + domain
 	}
-	return a
+	return local + "@" + domain
 }
 
 // Keyword returns k when it is a Keyword of RFC 8601 §2.2 (letters,
-// digits and '-', not starting or ending with '-'), else "".
+// digits and '-', not starting or ending with '-') of at most 64
+// characters, else "".
 func Keyword(k string) string {
-	if k == "" || k[0] == '-' || k[len(k)-1] == '-' {
+	if k == "" || len(k) > 64 || k[0] == '-' || k[len(k)-1] == '-' {
 		return ""
 	}
 	for i := 0; i < len(k); i++ {
