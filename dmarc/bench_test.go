@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-msgauth/authres"
 	msgauthdmarc "github.com/emersion/go-msgauth/dmarc"
 
 	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
@@ -42,18 +43,17 @@ func BenchmarkParseRecord(b *testing.B) {
 func BenchmarkEvaluate(b *testing.B) {
 	z := dnstest.MustParseZone(`
 _dmarc.example.com. TXT "v=DMARC1; p=reject; rua=mailto:d@example.com"`)
-	p := &Params{Header: header("Alice <alice@news.example.com>"),
-		SPF:  SPFResult{Domain: "bounce.example.com", Result: "pass"},
-		DKIM: []DKIMResult{{Domain: "example.com", Result: "pass"}}}
+	h := header("Alice <alice@news.example.com>")
+	in := entries(spfResult("bounce.example.com", authres.ResultPass), dkimResult("example.com", authres.ResultPass))
 	for _, c := range []struct {
 		name  string
 		rules Rules
 	}{{"rfc9989", RFC9989}, {"rfc7489", RFC7489}} {
 		b.Run(c.name, func(b *testing.B) {
-			e := &Evaluator{Resolver: z, Rules: c.rules}
+			e := newEvaluator(b, z, &Options{Rules: c.rules})
 			b.ReportAllocs()
 			for b.Loop() {
-				if r := e.Evaluate(context.Background(), p); r.Status != StatusPass {
+				if r := e.Evaluate(context.Background(), h, in); r.Status != Pass {
 					b.Fatal(r.Status, r.Err)
 				}
 			}
@@ -70,7 +70,7 @@ func BenchmarkParseReport(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		fb, err := ParseReport(bytes.NewReader(data))
+		fb, err := ParseReport(bytes.NewReader(data), nil)
 		if err != nil || len(fb.Records) != 754 {
 			b.Fatal(err)
 		}
@@ -81,16 +81,17 @@ func BenchmarkParseReport(b *testing.B) {
 // report.
 func BenchmarkReporter(b *testing.B) {
 	z := dnstest.MustParseZone(`_dmarc.example.com. TXT "v=DMARC1; p=none; rua=mailto:d@example.com"`)
-	e := &Evaluator{Resolver: z}
-	p := &Params{Header: header("a@example.com"), SPF: SPFResult{Domain: "example.com", Result: "pass"}}
-	res := e.Evaluate(context.Background(), p)
+	e := newEvaluator(b, z, nil)
+	res := e.Evaluate(context.Background(), header("a@example.com"), entries(spfResult("example.com", authres.ResultPass)))
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	b.ReportAllocs()
 	for b.Loop() {
-		rp := &Reporter{OrgName: "r", Email: "r@r.example", Now: func() time.Time { return now }}
+		rp, err := NewReporter("r", "r@r.example", &ReporterOptions{Now: func() time.Time { return now }})
+		if err != nil {
+			b.Fatal(err)
+		}
 		for i := range 1024 {
-			p.SourceIP = netip.AddrFrom4([4]byte{192, 0, 2, byte(i % 256)})
-			rp.Add(p, res)
+			rp.Add(netip.AddrFrom4([4]byte{192, 0, 2, byte(i % 256)}), res)
 		}
 		reports, _ := rp.Reports(true)
 		if _, err := reports[0].Gzip(); err != nil {

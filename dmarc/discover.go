@@ -32,9 +32,9 @@ func (r Rules) String() string {
 	return "RFC 9989"
 }
 
-// MaxTreeWalkQueries is the most DNS queries one DNS Tree Walk makes (RFC
+// maxTreeWalkQueries is the most DNS queries one DNS Tree Walk makes (RFC
 // 9989 §4.10).
-const MaxTreeWalkQueries = 8
+const maxTreeWalkQueries = 8
 
 // normalizeDomain lower-cases a domain and strips the dots at its ends (so
 // ".mac.com." is "mac.com", as OpenDMARC's alignment tests expect).
@@ -63,12 +63,12 @@ func lastLabels(d string, n int) string {
 	return d
 }
 
-// TreeWalkTargets returns the names whose _dmarc records a DNS Tree Walk
+// treeWalkTargets returns the names whose _dmarc records a DNS Tree Walk
 // starting at domain queries, in order (RFC 9989 §4.10 steps 3, 4 and 7):
 // the domain, then, if it has 8 or more labels, its 7 right-most labels,
 // then one label fewer at a time down to the top-level domain. There are at
-// most MaxTreeWalkQueries names.
-func TreeWalkTargets(domain string) []string {
+// most maxTreeWalkQueries names.
+func treeWalkTargets(domain string) []string {
 	d := normalizeDomain(domain)
 	x := labelCount(d)
 	if x == 0 {
@@ -76,8 +76,8 @@ func TreeWalkTargets(domain string) []string {
 	}
 	out := []string{d}
 	next := x - 1
-	if x >= 8 {
-		next = 7
+	if x >= maxTreeWalkQueries {
+		next = maxTreeWalkQueries - 1
 	}
 	for n := next; n >= 1; n-- {
 		out = append(out, lastLabels(d, n))
@@ -115,9 +115,6 @@ func (s *lookupState) lookup(ctx context.Context, domain string) (*Record, error
 	if a, ok := s.cache[domain]; ok {
 		return a.rec, a.err
 	}
-	if s.res == nil {
-		return nil, errNoResolver
-	}
 	s.queries++
 	name := "_dmarc." + domain
 	txts, err := s.res.LookupTXT(ctx, name)
@@ -150,13 +147,12 @@ func (s *lookupState) lookup(ctx context.Context, domain string) (*Record, error
 	return a.rec, a.err
 }
 
-// walk performs a DNS Tree Walk from domain (RFC 9989 §4.10), skipping the
-// first query when skipFirst is set. It returns the valid records found,
-// longest name first. It stops at a record with psd=y or psd=n. A DNS
-// failure stops the walk with an ErrDNS error.
+// walk performs a DNS Tree Walk from domain (RFC 9989 §4.10). It returns
+// the valid records found, longest name first. It stops at a record with
+// psd=y or psd=n. A DNS failure stops the walk with an ErrDNS error.
 func (s *lookupState) walk(ctx context.Context, domain string) ([]found, error) {
 	var out []found
-	for _, t := range TreeWalkTargets(domain) {
+	for _, t := range treeWalkTargets(domain) {
 		rec, err := s.lookup(ctx, t)
 		if errors.Is(err, ErrDNS) {
 			return out, err
@@ -193,7 +189,7 @@ func selectOrg(start string, fs []found) string {
 func (s *lookupState) orgDomain(ctx context.Context, rules Rules, domain string) (string, error) {
 	d := normalizeDomain(domain)
 	if rules == RFC7489 {
-		return PublicSuffixOrgDomain(d), nil
+		return publicSuffixOrgDomain(d), nil
 	}
 	fs, err := s.walk(ctx, d)
 	if err != nil {
@@ -202,10 +198,10 @@ func (s *lookupState) orgDomain(ctx context.Context, rules Rules, domain string)
 	return selectOrg(d, fs), nil
 }
 
-// PublicSuffixOrgDomain returns the organizational domain of domain by the
+// publicSuffixOrgDomain returns the organizational domain of domain by the
 // public suffix list (RFC 7489 §3.2): the public suffix plus one label. A
 // domain that is itself a public suffix is its own organizational domain.
-func PublicSuffixOrgDomain(domain string) string {
+func publicSuffixOrgDomain(domain string) string {
 	d := normalizeDomain(domain)
 	org, err := publicsuffix.EffectiveTLDPlusOne(d)
 	if err != nil {
@@ -229,22 +225,20 @@ type Discovery struct {
 }
 
 // Lookup discovers the DMARC policy record that applies to an author domain
-// (RFC 9989 §4.10.1 or RFC 7489 §6.6.3, by the Evaluator's Rules). The
-// error wraps ErrNoRecord when no record applies, ErrMultipleRecords when
-// RFC 7489 discovery stops at several records, and ErrDNS on a DNS failure.
+// (RFC 9989 §4.10.1 or RFC 7489 §6.6.3, by Options.Rules). The error
+// wraps ErrNoRecord when no record applies, ErrMultipleRecords when RFC
+// 7489 discovery stops at several records, and ErrDNS on a DNS failure.
 func (e *Evaluator) Lookup(ctx context.Context, authorDomain string) (*Discovery, error) {
-	if e.Resolver == nil {
-		return &Discovery{AuthorDomain: normalizeDomain(authorDomain)}, errNoResolver
+	if e.res == nil {
+		return &Discovery{AuthorDomain: normalizeDomain(authorDomain)}, errNotMade
 	}
-	s := newLookupState(e.Resolver)
+	s := newLookupState(e.res)
 	d, err := e.discover(ctx, s, normalizeDomain(authorDomain))
-	if e.Logger != nil {
-		e.Logger.DebugContext(ctx, "dmarc lookup", "domain", d.AuthorDomain, "found_at", d.Domain, "org_domain", d.OrgDomain, "queries", d.Queries, "err", err)
+	if e.logger != nil {
+		e.logger.DebugContext(ctx, "dmarc lookup", "domain", d.AuthorDomain, "found_at", d.Domain, "org_domain", d.OrgDomain, "queries", d.Queries, "err", err)
 	}
 	return d, err
 }
-
-var errNoResolver = fmt.Errorf("%w: the Evaluator has no Resolver", ErrDNS)
 
 func (e *Evaluator) discover(ctx context.Context, s *lookupState, d string) (*Discovery, error) {
 	disc := &Discovery{AuthorDomain: d}
@@ -252,8 +246,8 @@ func (e *Evaluator) discover(ctx context.Context, s *lookupState, d string) (*Di
 	if d == "" {
 		return disc, fmt.Errorf("%w: empty domain", ErrSyntax)
 	}
-	if e.Rules == RFC7489 {
-		disc.OrgDomain = PublicSuffixOrgDomain(d)
+	if e.rules == RFC7489 {
+		disc.OrgDomain = publicSuffixOrgDomain(d)
 		rec, err := s.lookup(ctx, d)
 		if errors.Is(err, ErrNoRecord) && disc.OrgDomain != d {
 			// §6.6.3 step 3: only when the set at the author domain is empty.
@@ -295,10 +289,13 @@ func (e *Evaluator) discover(ctx context.Context, s *lookupState, d string) (*Di
 }
 
 // OrganizationalDomain returns the organizational domain of domain under
-// the Evaluator's Rules: by DNS Tree Walk (RFC 9989 §4.10.2) or by the
-// public suffix list (RFC 7489 §3.2). The error wraps ErrDNS.
+// Options.Rules: by DNS Tree Walk (RFC 9989 §4.10.2) or by the public
+// suffix list (RFC 7489 §3.2). The error wraps ErrDNS.
 func (e *Evaluator) OrganizationalDomain(ctx context.Context, domain string) (string, error) {
-	return newLookupState(e.Resolver).orgDomain(ctx, e.Rules, domain)
+	if e.res == nil {
+		return "", errNotMade
+	}
+	return newLookupState(e.res).orgDomain(ctx, e.rules, domain)
 }
 
 // Aligned reports whether an authenticated identifier (an SPF domain or a
@@ -317,12 +314,15 @@ func (e *Evaluator) Aligned(ctx context.Context, mode Alignment, authorDomain, i
 	if mode == Strict {
 		return false, nil
 	}
-	s := newLookupState(e.Resolver)
-	oa, err := s.orgDomain(ctx, e.Rules, a)
+	if e.res == nil {
+		return false, errNotMade
+	}
+	s := newLookupState(e.res)
+	oa, err := s.orgDomain(ctx, e.rules, a)
 	if err != nil {
 		return false, err
 	}
-	oi, err := s.orgDomain(ctx, e.Rules, id)
+	oi, err := s.orgDomain(ctx, e.rules, id)
 	if err != nil {
 		return false, err
 	}

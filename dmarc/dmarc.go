@@ -7,17 +7,20 @@
 //
 //   - policy records: Parse (lenient, as receivers must be; RFC 9989 §4.8),
 //     Check (strict, lists every problem; for linters) and Record.String;
-//   - policy discovery and organizational domains: the RFC 9989 §4.10 DNS
-//     Tree Walk (at most 8 queries, psd= honoured) or the RFC 7489 §3.2
-//     public suffix list, chosen by Rules;
-//   - evaluation: Evaluator.Evaluate takes the header From, the SPF result
-//     and the DKIM results as plain values (domain and RFC 8601 result
-//     keyword) and gives a Result with a Status, the aligned identifiers,
-//     the record and where it was found, and the disposition;
+//   - policy discovery and organizational domains: Evaluator.Lookup and
+//     Evaluator.OrganizationalDomain, by the RFC 9989 §4.10 DNS Tree Walk
+//     (at most 8 queries, psd= honoured) or the RFC 7489 §3.2 public
+//     suffix list, chosen by Options.Rules;
+//   - evaluation: Evaluator.Evaluate (or Evaluate, on net.DefaultResolver)
+//     takes the message header and the SPF and DKIM results as
+//     msgauth.Result values, and gives a Result with a Status, the aligned
+//     identifiers, the record and where it was found, the disposition, and
+//     the results it evaluated;
 //   - aggregate reports: a Reporter that gathers evaluations and writes RFC
 //     7489 Appendix C XML in a report message (§7.2.1.1), the §7.1 check of
-//     external destinations, and ParseReport, a lenient reader of received
-//     reports (XML, gzip, zip or a whole report e-mail) with Summarize.
+//     external destinations (Evaluator.ReportDestinations), and
+//     ParseReport, a lenient reader of received reports (XML, gzip, zip or
+//     a whole report e-mail), with Summarize.
 //
 // # Which rules by default
 //
@@ -34,8 +37,33 @@
 // RFC 9989 is cited by the section numbers of draft-ietf-dmarc-dmarcbis-41,
 // the last draft, whose text this package follows.
 //
-// The package imports neither the spf nor the dkim package of this module:
-// results come in as plain values, so any verifier can feed it.
+// # Where the SPF and DKIM results come from
+//
+// The package imports neither the spf nor the dkim package of this module.
+// Evaluate reads the SPF and DKIM results from the Authentication-Results
+// entries (RFC 8601) of the msgauth.Result values it is given, as
+// OpenDMARC reads the Authentication-Results fields that upstream filters
+// add: the results of spf and dkim pass straight in, and msgauth.Entries
+// carries go-msgauth authres entries from any other verifier or from a
+// header field written by a trusted host.
+//
+// # Conventions
+//
+// The packages of this module share one set of conventions. A dependency a
+// value cannot work without (a resolver) is a constructor argument;
+// everything optional is an Options struct, where nil means every default;
+// constructors check what they are given and return an error. A package
+// function using net.DefaultResolver may sit beside a configured type for
+// one-off use. Results are *Result values: Status is an RFC 8601 result
+// keyword (msgauth.Status, with the same constant names, Pass, Fail, None
+// and so on, in every package), Err is nil exactly on pass and says why for
+// every other status, and AuthResult gives the Authentication-Results
+// entry; msgauth.Header writes any mix of results as one header field.
+// Errors begin with the package name and wrap sentinel errors whose names
+// are shared (ErrNoRecord, ErrMultipleRecords, ErrDNS, ErrSyntax). Every
+// call that may do I/O takes a context.Context first. Logging goes to the
+// *slog.Logger of the options, at debug level, one record per operation;
+// nothing is global, and clocks and randomness are fields of the options.
 package dmarc
 
 import (

@@ -13,61 +13,8 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/emersion/go-msgauth/authres"
+	"github.com/smarthost-go/smarthost/msgauth"
 )
-
-// Status is the DMARC result, an RFC 8601 result keyword as registered for
-// the "dmarc" method (RFC 7489 §11.2).
-type Status string
-
-// The statuses.
-const (
-	// StatusPass: an authenticated identifier aligned with the author domain.
-	StatusPass Status = "pass"
-	// StatusFail: a policy record applies and no identifier aligned.
-	StatusFail Status = "fail"
-	// StatusNone: no policy record applies (none published, several, or a
-	// record without a usable p= and rua=); DMARC does not apply.
-	StatusNone Status = "none"
-	// StatusTempError: a DNS lookup failed temporarily.
-	StatusTempError Status = "temperror"
-	// StatusPermError: the message has no usable RFC5322.From.
-	StatusPermError Status = "permerror"
-)
-
-// SPFResult is the outcome of SPF (RFC 7208) for the message, as plain
-// values.
-type SPFResult struct {
-	// Domain is the domain SPF checked: the RFC5321.MailFrom domain, or the
-	// HELO domain when the reverse-path was null (RFC 7208 §2.4).
-	Domain string
-	// Result is the RFC 8601 keyword: pass, fail, softfail, neutral, none,
-	// temperror, permerror.
-	Result authres.ResultValue
-	// Scope is "mfrom" (the default, for "") or "helo", for reports.
-	Scope string
-}
-
-// DKIMResult is the outcome of one DKIM signature (RFC 6376), as plain
-// values.
-type DKIMResult struct {
-	Domain   string              // d=
-	Selector string              // s=, for reports
-	Result   authres.ResultValue // pass, fail, neutral, policy, temperror, permerror, none
-}
-
-// Params are the inputs of Evaluate.
-type Params struct {
-	// Header is the message header; its From fields are used. A
-	// textproto.MIMEHeader converts to it.
-	Header mail.Header
-	// SPF is the SPF result.
-	SPF SPFResult
-	// DKIM holds the result of every DKIM signature verified.
-	DKIM []DKIMResult
-	// SourceIP is the connecting client, recorded by a Reporter.
-	SourceIP netip.Addr
-}
 
 // HostResolver is a Resolver that can also tell whether a domain exists,
 // for the np= tag (RFC 9989 §4.7, Appendix A.4). *net.Resolver satisfies
@@ -78,14 +25,12 @@ type HostResolver interface {
 	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
 }
 
-// Evaluator evaluates messages against DMARC. The zero value is not usable:
-// Resolver must be set. An Evaluator is safe for concurrent use when its
-// Resolver and Rand are.
-type Evaluator struct {
-	// Resolver answers the DNS queries. Required.
-	Resolver Resolver
-	// Rules selects RFC 9989 (the default) or RFC 7489 behaviour; see the
-	// package documentation.
+// Options configure an Evaluator. A nil *Options, like the zero value,
+// means every default.
+type Options struct {
+	// Rules selects the specification followed: RFC9989 (the default,
+	// RFC 9989 §4.10 DNS Tree Walk) or RFC7489 (RFC 7489 §3.2 public
+	// suffix list and §6.3 pct=); see the package documentation.
 	Rules Rules
 	// Rand draws the pct= sample under RFC7489 rules (RFC 7489 §6.6.4).
 	// Default: crypto/rand.Reader.
@@ -93,126 +38,149 @@ type Evaluator struct {
 	// MaxAuthorDomains is how many distinct domains a single From field may
 	// carry before evaluation gives permerror. RFC 7489 §6.6.1 evaluates
 	// each and applies the strictest failing policy; RFC 9989 §11.5 advises
-	// a limit. Default 4.
+	// a limit. Default (0): 4.
 	MaxAuthorDomains int
-	// Logger receives one debug record per evaluation. Default: none.
+	// Logger receives one debug record per evaluation and per lookup.
+	// Default (nil): nothing is logged.
 	Logger *slog.Logger
 }
 
-// Result is the outcome of Evaluate. Status is always set. Err is nil for
-// pass and fail, non-nil for temperror and permerror, and for none says
-// why no policy applies (wrapping ErrNoRecord or ErrMultipleRecords).
-type Result struct {
-	Status Status
-	Err    error
-	// AuthorDomain is the RFC5322.From domain evaluated; AuthorDomains all
-	// of them when the From field held several.
-	AuthorDomain  string
-	AuthorDomains []string
-	// Record is the policy record applied, Domain where it was found
-	// (without "_dmarc."), and OrgDomain the author domain's
-	// organizational domain.
-	Record       *Record
-	PolicyDomain string
-	OrgDomain    string
-	// SPF and DKIM say whether each mechanism gave an aligned pass
-	// (StatusPass), a pass that did not align (StatusFail), or no pass at
-	// all (StatusNone).
-	SPF, DKIM Status
-	// SPFDomain is the SPF domain when it aligned; DKIMDomains the d= of
-	// every passing signature that aligned.
-	SPFDomain   string
-	DKIMDomains []string
-	// Policy is the policy that applies to the author domain (p=, sp= or
-	// np=; "p=none" when p= is missing but rua= present), and PolicyTag
-	// names the tag it came from.
-	Policy    Policy
-	PolicyTag string
-	// Disposition is what the owner asks for this message: none on pass;
-	// on fail the Policy, one level weaker when sampled out by pct= (RFC
-	// 7489) or in test mode t=y (RFC 9989).
-	Disposition Policy
-	SampledOut  bool
-	TestMode    bool
-	// Queries counts the DNS queries made.
-	Queries int
+// Evaluator evaluates messages against DMARC. Make one with NewEvaluator;
+// it is safe for concurrent use when its Resolver and Options.Rand are.
+type Evaluator struct {
+	res        Resolver
+	rules      Rules
+	rand       io.Reader
+	maxDomains int
+	logger     *slog.Logger
 }
 
-// AuthResult returns the result as an Authentication-Results entry (RFC
-// 8601, RFC 7489 §11.2).
-func (r *Result) AuthResult() *authres.DMARCResult {
-	ar := &authres.DMARCResult{Value: authres.ResultValue(r.Status), From: r.AuthorDomain}
-	switch {
-	case r.Status == StatusFail:
-		ar.Reason = "p=" + string(r.Policy) + " dis=" + string(r.Disposition)
-	case r.Err != nil && r.Status != StatusNone:
-		ar.Reason = r.Err.Error()
+// NewEvaluator returns an Evaluator that asks r for DNS records (a
+// HostResolver, such as *net.Resolver, also gives np= its meaning). It
+// fails when r is nil or an option is out of range.
+func NewEvaluator(r Resolver, opts *Options) (*Evaluator, error) {
+	if r == nil {
+		return nil, errors.New("dmarc: NewEvaluator: nil Resolver")
 	}
-	return ar
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Rules != RFC9989 && o.Rules != RFC7489 {
+		return nil, fmt.Errorf("dmarc: NewEvaluator: unknown Rules %d", int(o.Rules))
+	}
+	if o.MaxAuthorDomains < 0 {
+		return nil, fmt.Errorf("dmarc: NewEvaluator: negative MaxAuthorDomains %d", o.MaxAuthorDomains)
+	}
+	e := &Evaluator{res: r, rules: o.Rules, rand: o.Rand, maxDomains: o.MaxAuthorDomains, logger: o.Logger}
+	if e.rand == nil {
+		e.rand = rand.Reader
+	}
+	if e.maxDomains == 0 {
+		e.maxDomains = 4
+	}
+	return e, nil
 }
 
-func (e *Evaluator) maxDomains() int {
-	if e.MaxAuthorDomains > 0 {
-		return e.MaxAuthorDomains
-	}
-	return 4
+// errNotMade is the error of an Evaluator that NewEvaluator did not make,
+// which has no Resolver.
+var errNotMade = errors.New("dmarc: the Evaluator has no Resolver; make it with NewEvaluator")
+
+// Evaluate is Evaluator.Evaluate with net.DefaultResolver and the default
+// Options, for one-off use.
+func Evaluate(ctx context.Context, header mail.Header, results ...msgauth.Result) *Result {
+	e, _ := NewEvaluator(net.DefaultResolver, nil)
+	return e.Evaluate(ctx, header, results...)
 }
 
 // Evaluate applies DMARC to a message (RFC 7489 §6.6, RFC 9989 §5.3): it
-// extracts the author domain from the From header field, discovers the
-// policy, checks the alignment of the SPF and DKIM passes and gives the
+// extracts the author domain from the From field of header (a
+// textproto.MIMEHeader converts to a mail.Header), discovers the policy,
+// checks the alignment of the SPF and DKIM passes in results and gives the
 // disposition.
+//
+// The SPF and DKIM results are read from the Authentication-Results
+// entries (RFC 8601) that results give, as OpenDMARC reads the
+// Authentication-Results fields that upstream filters add: the results of
+// this module's spf and dkim packages can be passed as they are, and
+// msgauth.Entries wraps entries from elsewhere (authres.Parse of a field
+// written by a trusted host, for instance). SPF entries are
+// *authres.SPFResult and *authres.GenericResult with the method "spf"
+// (properties smtp.mailfrom and smtp.helo); the SPF domain is the domain
+// of smtp.mailfrom (after its last '@', or the whole value when it has
+// none) of the first entry that has one, else the smtp.helo domain
+// (scope "helo", RFC 7208 §2.4). DKIM entries are *authres.DKIMResult
+// (its Domain) and *authres.GenericResult with the method "dkim"
+// (header.d, and header.s for reports); an entry without a d= domain is
+// left out. Only pass results can align; every other entry is ignored.
+// What was read is in Result.Inputs.
 //
 // A message with no From field, several From fields, or a From field
 // without a well-formed address gets permerror wrapping ErrFrom: DMARC is
 // then not possible (RFC 9989 §4.4, §5.3.1), and RFC 7489 §6.6.1 suggests
 // rejecting such messages. A From field with several addresses is
-// evaluated for each distinct domain, up to MaxAuthorDomains, and the
-// strictest failing result is returned (RFC 7489 §6.6.1, RFC 9989 §11.5).
-func (e *Evaluator) Evaluate(ctx context.Context, p *Params) *Result {
-	var froms []string
-	for k, v := range p.Header {
-		if strings.EqualFold(k, "From") {
-			froms = append(froms, v...)
-		}
+// evaluated for each distinct domain, up to Options.MaxAuthorDomains, and
+// the strictest failing result is returned (RFC 7489 §6.6.1, RFC 9989
+// §11.5).
+//
+// A record without a valid p=, or with an invalid sp= (or, under RFC 9989
+// rules, np=), is read as p=none when its rua= holds a valid URI, so that
+// reports flow, and is no policy at all otherwise (RFC 7489 §6.6.3 step 6,
+// RFC 9989 §4.10.1).
+func (e *Evaluator) Evaluate(ctx context.Context, header mail.Header, results ...msgauth.Result) *Result {
+	in := readInputs(results)
+	if e.res == nil {
+		return &Result{Status: TempError, Err: errNotMade, SPF: None, DKIM: None, Disposition: PolicyNone, Inputs: in}
 	}
-	var domains []string
-	var err error
-	switch len(froms) {
-	case 0:
-		err = fmt.Errorf("%w: the message has no From field", ErrFrom)
-	case 1:
-		domains, err = FromDomains(froms[0])
-	default:
-		err = fmt.Errorf("%w: the message has %d From fields", ErrFrom, len(froms))
-	}
-	if err == nil && len(domains) > e.maxDomains() {
-		err = fmt.Errorf("%w: From field with %d domains, more than %d", ErrFrom, len(domains), e.maxDomains())
-	}
+	domains, err := e.authorDomains(header)
 	if err != nil {
-		e.log(ctx, "", StatusPermError, err)
-		return &Result{Status: StatusPermError, Err: err, SPF: StatusNone, DKIM: StatusNone, Disposition: PolicyNone}
+		e.log(ctx, "", PermError, err)
+		return &Result{Status: PermError, Err: err, SPF: None, DKIM: None, Disposition: PolicyNone, Inputs: in}
 	}
-	if e.Resolver == nil {
-		return &Result{Status: StatusTempError, Err: errNoResolver, AuthorDomain: domains[0], AuthorDomains: domains, SPF: StatusNone, DKIM: StatusNone, Disposition: PolicyNone}
-	}
-	s := newLookupState(e.Resolver)
+	s := newLookupState(e.res)
 	var best *Result
 	for _, d := range domains {
-		r := e.evaluateDomain(ctx, s, d, p)
+		r := e.evaluateDomain(ctx, s, d, &in)
 		if best == nil || rank(r) > rank(best) {
 			best = r
 		}
 	}
 	best.AuthorDomains = domains
+	best.Inputs = in
 	best.Queries = s.queries
 	e.log(ctx, best.AuthorDomain, best.Status, best.Err)
 	return best
 }
 
+// authorDomains returns the domains of the one From field of header (RFC
+// 7489 §6.6.1, RFC 9989 §5.3.1), or an error wrapping ErrFrom.
+func (e *Evaluator) authorDomains(header mail.Header) ([]string, error) {
+	var froms []string
+	for k, v := range header {
+		if strings.EqualFold(k, "From") {
+			froms = append(froms, v...)
+		}
+	}
+	switch len(froms) {
+	case 0:
+		return nil, fmt.Errorf("%w: the message has no From field", ErrFrom)
+	case 1:
+	default:
+		return nil, fmt.Errorf("%w: the message has %d From fields", ErrFrom, len(froms))
+	}
+	domains, err := fromDomains(froms[0])
+	if err != nil {
+		return nil, err
+	}
+	if len(domains) > e.maxDomains {
+		return nil, fmt.Errorf("%w: From field with %d domains, more than %d", ErrFrom, len(domains), e.maxDomains)
+	}
+	return domains, nil
+}
+
 func (e *Evaluator) log(ctx context.Context, domain string, st Status, err error) {
-	if e.Logger != nil {
-		e.Logger.DebugContext(ctx, "dmarc evaluate", "domain", domain, "status", string(st), "err", err)
+	if e.logger != nil {
+		e.logger.DebugContext(ctx, "dmarc evaluate", "domain", domain, "status", string(st), "err", err)
 	}
 }
 
@@ -220,7 +188,7 @@ func (e *Evaluator) log(ctx context.Context, domain string, st Status, err error
 // first (RFC 7489 §6.6.1), then errors, then pass, then none.
 func rank(r *Result) int {
 	switch r.Status {
-	case StatusFail:
+	case Fail:
 		switch r.Disposition {
 		case PolicyReject:
 			return 7
@@ -228,25 +196,27 @@ func rank(r *Result) int {
 			return 6
 		}
 		return 5
-	case StatusTempError:
+	case TempError:
 		return 4
-	case StatusPermError:
+	case PermError:
 		return 3
-	case StatusPass:
+	case Pass:
 		return 2
 	}
 	return 1
 }
 
-func (e *Evaluator) evaluateDomain(ctx context.Context, s *lookupState, d string, p *Params) *Result {
-	r := &Result{AuthorDomain: d, SPF: StatusNone, DKIM: StatusNone, Disposition: PolicyNone}
+// evaluateDomain evaluates the message for one author domain d: policy
+// discovery, alignment of the inputs, the applicable policy and the
+// disposition.
+func (e *Evaluator) evaluateDomain(ctx context.Context, s *lookupState, d string, in *AuthResults) *Result {
+	r := &Result{AuthorDomain: d, SPF: None, DKIM: None, Disposition: PolicyNone}
 	disc, err := e.discover(ctx, s, d)
 	r.OrgDomain = disc.OrgDomain
 	if err != nil {
-		r.Err = err
-		r.Status = StatusNone
+		r.Status, r.Err = None, err
 		if errors.Is(err, ErrDNS) {
-			r.Status = StatusTempError
+			r.Status = TempError
 		}
 		return r
 	}
@@ -255,103 +225,128 @@ func (e *Evaluator) evaluateDomain(ctx context.Context, s *lookupState, d string
 
 	// RFC 7489 §6.6.3 step 6, RFC 9989 §4.10.1: no valid p=, or an invalid
 	// sp= (or np=): p=none if rua= has a valid URI, else no DMARC.
-	badPolicy := rec.Policy == "" || rec.invalid("sp") || (e.Rules == RFC9989 && rec.invalid("np"))
+	badPolicy := rec.Policy == "" || rec.invalid("sp") || (e.rules == RFC9989 && rec.invalid("np"))
 	if badPolicy && len(rec.AggregateURIs) == 0 {
-		r.Status = StatusNone
+		r.Status = None
 		r.Err = fmt.Errorf("%w: the record at _dmarc.%s has no valid p= and no rua=", ErrNoRecord, disc.Domain)
 		return r
 	}
-
-	// Alignment (RFC 7489 §3.1, RFC 9989 §4.4, §4.10.2).
-	aligned := func(mode Alignment, id string) (bool, error) {
-		id = normalizeDomain(id)
-		if id == "" {
-			return false, nil
-		}
-		if id == d {
-			return true, nil
-		}
-		if mode == Strict {
-			return false, nil
-		}
-		org, err := s.orgDomain(ctx, e.Rules, id)
-		if err != nil {
-			return false, err
-		}
-		return org == r.OrgDomain, nil
-	}
-	if strings.EqualFold(string(p.SPF.Result), "pass") {
-		ok, err := aligned(rec.SPFAlignment(), p.SPF.Domain)
-		if err != nil {
-			r.Status, r.Err = StatusTempError, err
-			return r
-		}
-		r.SPF = StatusFail
-		if ok {
-			r.SPF, r.SPFDomain = StatusPass, normalizeDomain(p.SPF.Domain)
-		}
-	}
-	for _, k := range p.DKIM {
-		if !strings.EqualFold(string(k.Result), "pass") {
-			continue
-		}
-		ok, err := aligned(rec.DKIMAlignment(), k.Domain)
-		if err != nil {
-			r.Status, r.Err = StatusTempError, err
-			return r
-		}
-		if r.DKIM == StatusNone {
-			r.DKIM = StatusFail
-		}
-		if ok {
-			r.DKIM = StatusPass
-			r.DKIMDomains = append(r.DKIMDomains, normalizeDomain(k.Domain))
-		}
-	}
-
-	// The applicable policy (RFC 9989 §4.10.1; RFC 7489 §6.6.3).
-	r.Policy, r.PolicyTag = rec.Policy, "p"
-	if badPolicy {
-		r.Policy, r.PolicyTag = PolicyNone, "p"
-	} else if disc.Domain != d {
-		if e.Rules == RFC9989 && rec.NonexistentPolicy != "" && !e.exists(ctx, s, d) {
-			r.Policy, r.PolicyTag = rec.NonexistentPolicy, "np"
-		} else if rec.SubdomainPolicy != "" {
-			r.Policy, r.PolicyTag = rec.SubdomainPolicy, "sp"
-		}
-	}
-
-	if r.SPF == StatusPass || r.DKIM == StatusPass {
-		r.Status = StatusPass
+	if err := e.align(ctx, s, r, in); err != nil {
+		r.Status, r.Err = TempError, err
 		return r
 	}
-	r.Status = StatusFail
+	r.Policy, r.PolicyTag = PolicyNone, "p"
+	if !badPolicy {
+		r.Policy, r.PolicyTag = e.applicablePolicy(ctx, s, rec, disc.Domain, d)
+	}
+	if r.SPF == Pass || r.DKIM == Pass {
+		r.Status = Pass
+		return r
+	}
+	r.Status, r.Err = Fail, notAligned(d, rec, in)
+	e.dispose(r)
+	return r
+}
+
+// align checks the SPF and DKIM passes of in against the author domain of
+// r under the alignment modes of r.Record (RFC 7489 §3.1, RFC 9989 §4.4,
+// §4.10.2) and sets r.SPF, r.SPFDomain, r.DKIM and r.DKIMDomains. The
+// error, from finding an organizational domain, wraps ErrDNS.
+func (e *Evaluator) align(ctx context.Context, s *lookupState, r *Result, in *AuthResults) error {
+	for _, spf := range in.SPF {
+		if spf.Result != "pass" {
+			continue
+		}
+		ok, err := e.aligned(ctx, s, r.Record.SPFAlignment(), r.AuthorDomain, r.OrgDomain, spf.Domain)
+		if err != nil {
+			return err
+		}
+		r.SPF = Fail
+		if ok {
+			r.SPF, r.SPFDomain = Pass, spf.Domain
+		}
+	}
+	for _, k := range in.DKIM {
+		if k.Result != "pass" {
+			continue
+		}
+		ok, err := e.aligned(ctx, s, r.Record.DKIMAlignment(), r.AuthorDomain, r.OrgDomain, k.Domain)
+		if err != nil {
+			return err
+		}
+		if r.DKIM == None {
+			r.DKIM = Fail
+		}
+		if ok {
+			r.DKIM = Pass
+			r.DKIMDomains = append(r.DKIMDomains, k.Domain)
+		}
+	}
+	return nil
+}
+
+// aligned reports whether the identifier id is aligned in mode with the
+// author domain, whose organizational domain is org: the same name, or
+// under relaxed alignment the same organizational domain.
+func (e *Evaluator) aligned(ctx context.Context, s *lookupState, mode Alignment, author, org, id string) (bool, error) {
+	id = normalizeDomain(id)
+	switch {
+	case id == "":
+		return false, nil
+	case id == author:
+		return true, nil
+	case mode == Strict:
+		return false, nil
+	}
+	idOrg, err := s.orgDomain(ctx, e.rules, id)
+	if err != nil {
+		return false, err
+	}
+	return idOrg == org, nil
+}
+
+// applicablePolicy returns the policy of rec, found at policyDomain, for
+// the author domain d and the tag it comes from (RFC 9989 §4.10.1; RFC
+// 7489 §6.6.3): p= at the author domain itself; at a subdomain np= when
+// the domain does not exist (RFC 9989 only), else sp=, else p=.
+func (e *Evaluator) applicablePolicy(ctx context.Context, s *lookupState, rec *Record, policyDomain, d string) (Policy, string) {
+	if policyDomain == d {
+		return rec.Policy, "p"
+	}
+	if e.rules == RFC9989 && rec.NonexistentPolicy != "" && !e.exists(ctx, s, d) {
+		return rec.NonexistentPolicy, "np"
+	}
+	if rec.SubdomainPolicy != "" {
+		return rec.SubdomainPolicy, "sp"
+	}
+	return rec.Policy, "p"
+}
+
+// dispose sets the disposition of a fail: the policy, one level weaker
+// when pct= samples the message out (RFC 7489 §6.6.4) or t=y asks for
+// testing (RFC 9989 §4.7).
+func (e *Evaluator) dispose(r *Result) {
 	r.Disposition = r.Policy
-	switch e.Rules {
+	switch e.rules {
 	case RFC7489:
-		if pct := rec.Pct(); pct < 100 && e.draw() >= pct {
+		if pct := r.Record.Pct(); pct < 100 && e.draw() >= pct {
 			r.SampledOut = true
 			r.Disposition = r.Disposition.weaker()
 		}
 	default:
-		if rec.Testing {
+		if r.Record.Testing {
 			r.TestMode = true
 			r.Disposition = r.Disposition.weaker()
 		}
 	}
-	return r
 }
 
 // draw returns a uniform random number from 0 to 99; a message is in the
 // pct= sample when it is below pct (RFC 7489 §6.3: "if (random mod 100) <
 // pct then selected"), otherwise the next policy down applies (§6.6.4).
 func (e *Evaluator) draw() int {
-	src := e.Rand
-	if src == nil {
-		src = rand.Reader
-	}
 	var b [8]byte
-	if _, err := io.ReadFull(src, b[:]); err != nil {
+	if _, err := io.ReadFull(e.rand, b[:]); err != nil {
 		return 0 // no randomness: apply the policy
 	}
 	return int(binary.BigEndian.Uint64(b[:]) % 100)
@@ -361,7 +356,7 @@ func (e *Evaluator) draw() int {
 // has an A, AAAA, MX or TXT record. Without a HostResolver, or on a DNS
 // failure, the domain is taken to exist, so sp= rather than np= applies.
 func (e *Evaluator) exists(ctx context.Context, s *lookupState, domain string) bool {
-	hr, ok := e.Resolver.(HostResolver)
+	hr, ok := e.res.(HostResolver)
 	if !ok {
 		return true
 	}

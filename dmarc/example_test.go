@@ -14,6 +14,7 @@ import (
 
 	"github.com/smarthost-go/smarthost/dmarc"
 	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
+	"github.com/smarthost-go/smarthost/msgauth"
 )
 
 func ExampleParse() {
@@ -42,34 +43,65 @@ func ExampleEvaluator_Evaluate() {
 	zone := dnstest.MustParseZone(`
 _dmarc.example.com. TXT "v=DMARC1; p=reject; rua=mailto:dmarc@example.com"
 `)
-	e := &dmarc.Evaluator{Resolver: zone}
+	e, err := dmarc.NewEvaluator(zone, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	msg, _ := mail.ReadMessage(strings.NewReader("From: Alice <alice@example.com>\r\nSubject: hi\r\n\r\nbody\r\n"))
-	res := e.Evaluate(context.Background(), &dmarc.Params{
-		Header: msg.Header,
-		// SPF passed for the bounce domain of a sending service; DKIM
-		// passed for a subdomain of the author domain: relaxed alignment.
-		SPF:  dmarc.SPFResult{Domain: "bounces.esp.example", Result: authres.ResultPass},
-		DKIM: []dmarc.DKIMResult{{Domain: "mail.example.com", Selector: "s1", Result: authres.ResultPass}},
-	})
+	// SPF passed for the bounce domain of a sending service; DKIM passed
+	// for a subdomain of the author domain: relaxed alignment. The spf and
+	// dkim packages' results can be passed as they are; here the entries
+	// are written out.
+	spf := &authres.SPFResult{Value: authres.ResultPass, From: "bounces+alice=example.com@bounces.esp.example"}
+	sig := &authres.GenericResult{Method: "dkim", Value: authres.ResultPass, Params: map[string]string{"header.d": "mail.example.com", "header.s": "s1"}}
+	res := e.Evaluate(context.Background(), msg.Header, msgauth.Entries{spf, sig})
 	fmt.Println(res.Status, res.PolicyDomain, res.SPF, res.DKIM, res.DKIMDomains)
-	fmt.Println(authres.Format("mx.example.net", []authres.Result{res.AuthResult()}))
+	fmt.Println(msgauth.Format("mx.example.net", res))
 
 	// The same message without the signature fails, and the record asks
 	// for rejection.
-	res = e.Evaluate(context.Background(), &dmarc.Params{Header: msg.Header,
-		SPF: dmarc.SPFResult{Domain: "bounces.esp.example", Result: authres.ResultPass}})
+	res = e.Evaluate(context.Background(), msg.Header, msgauth.Entries{spf})
 	fmt.Println(res.Status, res.Policy, res.Disposition)
+	fmt.Println(res.Err)
 	// Output:
 	// pass example.com fail pass [mail.example.com]
 	// mx.example.net; dmarc=pass header.from=example.com
 	// fail reject reject
+	// dmarc: no aligned pass for example.com: spf pass for bounces.esp.example not aligned, no dkim pass
+}
+
+// Evaluate reads the results in an Authentication-Results field that a
+// trusted upstream host wrote, as OpenDMARC does.
+func ExampleEvaluator_Evaluate_upstream() {
+	zone := dnstest.MustParseZone(`
+_dmarc.example.com. TXT "v=DMARC1; p=quarantine"
+`)
+	e, err := dmarc.NewEvaluator(zone, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_, upstream, err := authres.Parse("mx.example.net; spf=pass smtp.mailfrom=example.com; dkim=fail header.d=example.com")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	res := e.Evaluate(context.Background(), mail.Header{"From": {"bob@example.com"}}, msgauth.Entries(upstream))
+	fmt.Println(res.Status, res.SPF, res.DKIM, res.Inputs.SPF[0].Domain, res.Inputs.DKIM[0].Result)
+	// Output:
+	// pass pass none example.com fail
 }
 
 func ExampleEvaluator_Lookup() {
 	zone := dnstest.MustParseZone(`
 _dmarc.example.com. TXT "v=DMARC1; p=reject; sp=quarantine"
 `)
-	e := &dmarc.Evaluator{Resolver: zone} // RFC 9989 DNS Tree Walk
+	e, err := dmarc.NewEvaluator(zone, nil) // RFC 9989 DNS Tree Walk
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	d, err := e.Lookup(context.Background(), "news.mail.example.com")
 	if err != nil {
 		fmt.Println(err)
@@ -84,18 +116,22 @@ func ExampleReporter() {
 	zone := dnstest.MustParseZone(`
 _dmarc.example.com. TXT "v=DMARC1; p=none; rua=mailto:dmarc@example.com"
 `)
-	e := &dmarc.Evaluator{Resolver: zone}
-	rp := &dmarc.Reporter{
-		OrgName: "Receiver", Email: "noreply-dmarc@receiver.example",
+	e, err := dmarc.NewEvaluator(zone, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	rp, err := dmarc.NewReporter("Receiver", "noreply-dmarc@receiver.example", &dmarc.ReporterOptions{
 		Now:  func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) },
 		Rand: bytes.NewReader(make([]byte, 64)),
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
 	}
-	p := &dmarc.Params{
-		Header:   mail.Header{"From": {"a@example.com"}},
-		SPF:      dmarc.SPFResult{Domain: "example.com", Result: authres.ResultPass},
-		SourceIP: netip.MustParseAddr("192.0.2.10"),
-	}
-	rp.Add(p, e.Evaluate(context.Background(), p))
+	res := e.Evaluate(context.Background(), mail.Header{"From": {"a@example.com"}},
+		msgauth.Entries{&authres.SPFResult{Value: authres.ResultPass, From: "@example.com"}})
+	rp.Add(netip.MustParseAddr("192.0.2.10"), res)
 	reports, _ := rp.Reports(true)
 	for _, r := range reports {
 		fmt.Println(r.Filename())
@@ -115,7 +151,7 @@ func ExampleParseReport() {
 		return
 	}
 	defer f.Close()
-	fb, err := dmarc.ParseReport(f) // an e-mail with a gzip attachment
+	fb, err := dmarc.ParseReport(f, nil) // an e-mail with a gzip attachment
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -17,11 +17,11 @@ import (
 // DNS failure gives an error wrapping ErrDNS: the receiver may try again
 // later (§7.1 step 4).
 func (e *Evaluator) ExternalAuthorized(ctx context.Context, policyDomain, destHost string) (bool, *Record, error) {
-	if e.Resolver == nil {
-		return false, nil, errNoResolver
+	if e.res == nil {
+		return false, nil, errNotMade
 	}
 	name := normalizeDomain(policyDomain) + "._report._dmarc." + normalizeDomain(destHost)
-	txts, err := e.Resolver.LookupTXT(ctx, name)
+	txts, err := e.res.LookupTXT(ctx, name)
 	if err != nil {
 		var de *net.DNSError
 		if errors.As(err, &de) && de.IsNotFound {
@@ -46,8 +46,11 @@ func (e *Evaluator) ExternalAuthorized(ctx context.Context, policyDomain, destHo
 // are kept; other schemes are ignored (RFC 9989 §4.7). A temporary DNS
 // failure stops with an error wrapping ErrDNS.
 func (e *Evaluator) ReportDestinations(ctx context.Context, policyDomain string, uris []URI, aggregate bool) ([]URI, error) {
-	s := newLookupState(e.Resolver)
-	org, err := s.orgDomain(ctx, e.Rules, policyDomain)
+	if e.res == nil {
+		return nil, errNotMade
+	}
+	s := newLookupState(e.res)
+	org, err := s.orgDomain(ctx, e.rules, policyDomain)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +63,7 @@ func (e *Evaluator) ReportDestinations(ctx context.Context, policyDomain string,
 		if host == "" {
 			continue
 		}
-		destOrg, err := s.orgDomain(ctx, e.Rules, host)
+		destOrg, err := s.orgDomain(ctx, e.rules, host)
 		if err != nil {
 			return out, err
 		}

@@ -9,7 +9,7 @@ import (
 // maxFromLen bounds the From field value examined, against abuse.
 const maxFromLen = 64 << 10
 
-// FromDomains extracts the domains of the addresses in one RFC5322.From
+// fromDomains extracts the domains of the addresses in one RFC5322.From
 // field value (RFC 5322 §3.6.2), in order, lower-cased, duplicates removed.
 //
 // It is lenient in the manner of OpenDMARC: comments and quoted strings are
@@ -18,7 +18,7 @@ const maxFromLen = 64 << 10
 // with a valid domain is found (RFC 9989 §5.3.1: DMARC validation is then
 // not possible). Domains in U-label form are returned as A-labels (RFC 9989
 // §5.3.1), with the IDNA lookup mapping.
-func FromDomains(value string) ([]string, error) {
+func fromDomains(value string) ([]string, error) {
 	if len(value) > maxFromLen {
 		return nil, fmt.Errorf("%w: From field longer than %d bytes", ErrFrom, maxFromLen)
 	}

@@ -43,7 +43,7 @@ func FuzzFromDomains(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		ds, err := FromDomains(s)
+		ds, err := fromDomains(s)
 		if err != nil {
 			if len(ds) != 0 {
 				t.Fatal("domains with an error")

@@ -14,6 +14,7 @@ import (
 	"github.com/smarthost-go/smarthost/dmarc"
 	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
 	"github.com/smarthost-go/smarthost/internal/peertest"
+	"github.com/smarthost-go/smarthost/msgauth"
 )
 
 // mailauthDMARC evaluates scenarios with mailauth's DMARC verifier, given
@@ -131,31 +132,37 @@ func TestInteropMailauthDMARC(t *testing.T) {
 		for name, v := range sc.TXT {
 			zone.AddTXT(name+".", v)
 		}
-		ev := &dmarc.Evaluator{Resolver: zone, Rules: dmarc.RFC7489}
-		p := &dmarc.Params{Header: mail.Header{"From": {"someone@" + sc.From}}}
+		ev, err := dmarc.NewEvaluator(zone, &dmarc.Options{Rules: dmarc.RFC7489})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var in msgauth.Entries
 		if sc.SPF != "" {
-			p.SPF = dmarc.SPFResult{Domain: sc.SPF, Result: authres.ResultPass}
+			in = append(in, &authres.SPFResult{Value: authres.ResultPass, From: "someone@" + sc.SPF})
 		}
 		for _, d := range sc.DKIM {
-			p.DKIM = append(p.DKIM, dmarc.DKIMResult{Domain: d, Result: authres.ResultPass})
+			in = append(in, &authres.GenericResult{Method: "dkim", Value: authres.ResultPass, Params: map[string]string{"header.d": d}})
 		}
-		res := ev.Evaluate(ctx, p)
+		res := ev.Evaluate(ctx, mail.Header{"From": {"someone@" + sc.From}}, in)
 		statuses[res.Status]++
+		if (res.Err == nil) != (res.Status == dmarc.Pass) {
+			t.Errorf("from=%s: %s with error %v", sc.From, res.Status, res.Err)
+		}
 		want := theirs[i]
 		desc := fmt.Sprintf("from=%s records=%v spf=%q dkim=%q", sc.From, sc.TXT, sc.SPF, sc.DKIM)
 		if string(res.Status) != want[0] {
-			if sc.Strict && res.Status == dmarc.StatusFail && want[0] == "pass" && relaxedMatch(sc) {
+			if sc.Strict && res.Status == dmarc.Fail && want[0] == "pass" && relaxedMatch(sc) {
 				strictRule++
 				continue
 			}
 			t.Errorf("%s: ours %s (%v), mailauth %s", desc, res.Status, res.Err, want[0])
 			continue
 		}
-		if res.Status == dmarc.StatusFail && string(res.Policy) != want[1] {
+		if res.Status == dmarc.Fail && string(res.Policy) != want[1] {
 			t.Errorf("%s: ours policy %s (%s), mailauth %s", desc, res.Policy, res.PolicyTag, want[1])
 		}
 	}
-	for _, s := range []dmarc.Status{dmarc.StatusPass, dmarc.StatusFail, dmarc.StatusNone} {
+	for _, s := range []dmarc.Status{dmarc.Pass, dmarc.Fail, dmarc.None} {
 		if statuses[s] == 0 {
 			t.Errorf("no scenario gave %s", s)
 		}

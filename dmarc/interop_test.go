@@ -130,12 +130,12 @@ while (my $line = <STDIN>) { chomp $line; print $d->get_organizational_domain($l
 	decided := map[string]string{"www.city.kawasaki.jp": "city.kawasaki.jp"}
 	for i, d := range domains {
 		if want, ok := decided[d]; ok {
-			if got := PublicSuffixOrgDomain(d); got != want {
+			if got := publicSuffixOrgDomain(d); got != want {
 				t.Errorf("%s: ours %q, want %q (Mail::DMARC says %q)", d, got, want, peer[i])
 			}
 			continue
 		}
-		if got := PublicSuffixOrgDomain(d); got != strings.ToLower(peer[i]) {
+		if got := publicSuffixOrgDomain(d); got != strings.ToLower(peer[i]) {
 			t.Errorf("%s: ours %q, Mail::DMARC %q", d, got, peer[i])
 		}
 	}

@@ -19,8 +19,7 @@ func FuzzParseReport(f *testing.F) {
 	}
 	f.Add([]byte("<feedback><record><row><source_ip>::1</source_ip><count>1.5</count></row></record></feedback>"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p := &ReportParser{MaxSize: 1 << 20}
-		fb, err := p.Parse(bytes.NewReader(b))
+		fb, err := ParseReport(bytes.NewReader(b), &ReportOptions{MaxSize: 1 << 20})
 		if err == nil && fb == nil {
 			t.Fatal("nil feedback without error")
 		}

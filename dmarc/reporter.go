@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/mail"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,32 +22,73 @@ import (
 )
 
 // Reporter gathers evaluations and produces RFC 7489 §7.2 aggregate
-// reports, one per policy domain and reporting period. Fill the exported
-// fields before the first Add; a Reporter is safe for concurrent use.
+// reports, one per policy domain and reporting period. Make one with
+// NewReporter; it is safe for concurrent use.
 type Reporter struct {
-	// OrgName is report_metadata/org_name, the reporting organization
-	// (RFC 7489 Appendix C). Required.
-	OrgName string
-	// Email is report_metadata/email and the From of report messages.
-	// Required.
-	Email string
-	// Domain is the reporting organization's domain, the "receiver" of the
-	// report filename and the "Submitter" of the subject (RFC 7489
-	// §7.2.1.1). Default: the domain of Email.
-	Domain string
-	// ExtraContactInfo is report_metadata/extra_contact_info; optional.
-	ExtraContactInfo string
-	// Period is the reporting period. Default 24 hours (the ri= default,
-	// RFC 7489 §6.3). Periods start at multiples of Period since the Unix
-	// epoch, so daily reports cover UTC days.
-	Period time.Duration
-	// Now is the clock. Default time.Now.
-	Now func() time.Time
-	// Rand makes report IDs and Message-IDs. Default crypto/rand.Reader.
-	Rand io.Reader
+	orgName, email, domain, extra string
+	period                        time.Duration
+	now                           func() time.Time
+	rand                          io.Reader
 
 	mu      sync.Mutex
 	buckets map[bucketKey]*bucket
+}
+
+// ReporterOptions configure a Reporter. A nil *ReporterOptions, like the
+// zero value, means every default.
+type ReporterOptions struct {
+	// Domain is the reporting organization's domain, the "receiver" of the
+	// report filename and the "Submitter" of the subject (RFC 7489
+	// §7.2.1.1). Default: the domain of the email address.
+	Domain string
+	// ExtraContactInfo is report_metadata/extra_contact_info (RFC 7489
+	// Appendix C). Default: none.
+	ExtraContactInfo string
+	// Period is the reporting period, at least a second. Periods start at
+	// multiples of Period since the Unix epoch, so daily reports cover UTC
+	// days. Default: 24 hours, the ri= default (RFC 7489 §6.3).
+	Period time.Duration
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+	// Rand makes report IDs and Message-IDs. Default: crypto/rand.Reader.
+	Rand io.Reader
+}
+
+// NewReporter returns a Reporter for the reporting organization orgName
+// (report_metadata/org_name, RFC 7489 Appendix C), whose contact address
+// email is report_metadata/email and the From of the report messages
+// (§7.2.1.1). It fails when orgName is empty, email is not an address
+// (RFC 5322 §3.4) or Period is under a second.
+func NewReporter(orgName, email string, opts *ReporterOptions) (*Reporter, error) {
+	if strings.TrimSpace(orgName) == "" {
+		return nil, errors.New("dmarc: NewReporter: empty organization name")
+	}
+	addr, err := mail.ParseAddress(email)
+	if err != nil {
+		return nil, fmt.Errorf("dmarc: NewReporter: email %q: %w", email, err)
+	}
+	var o ReporterOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Period != 0 && o.Period < time.Second {
+		return nil, fmt.Errorf("dmarc: NewReporter: Period %v is under a second", o.Period)
+	}
+	rp := &Reporter{orgName: orgName, email: email, domain: normalizeDomain(o.Domain), extra: o.ExtraContactInfo,
+		period: o.Period, now: o.Now, rand: o.Rand}
+	if rp.domain == "" {
+		rp.domain = normalizeDomain(addr.Address[strings.LastIndexByte(addr.Address, '@')+1:])
+	}
+	if rp.period == 0 {
+		rp.period = 24 * time.Hour
+	}
+	if rp.now == nil {
+		rp.now = time.Now
+	}
+	if rp.rand == nil {
+		rp.rand = rand.Reader
+	}
+	return rp, nil
 }
 
 type bucketKey struct {
@@ -59,30 +101,6 @@ type bucket struct {
 	rua    []URI
 	rows   map[string]*ReportRecord
 	order  []string
-}
-
-func (rp *Reporter) period() time.Duration {
-	if rp.Period > 0 {
-		return rp.Period
-	}
-	return 24 * time.Hour
-}
-
-func (rp *Reporter) now() time.Time {
-	if rp.Now != nil {
-		return rp.Now()
-	}
-	return time.Now()
-}
-
-func (rp *Reporter) submitter() string {
-	if rp.Domain != "" {
-		return normalizeDomain(rp.Domain)
-	}
-	if i := strings.LastIndexByte(rp.Email, '@'); i >= 0 {
-		return normalizeDomain(rp.Email[i+1:])
-	}
-	return ""
 }
 
 // spfKeywords and dkimKeywords are the results the RFC 7489 schema admits.
@@ -107,15 +125,48 @@ func keyword(v string, allowed []string) string {
 	return "none"
 }
 
-// Add records one evaluated message; p.SourceIP must be valid. Messages
-// without a source address, those for which no policy record applied, and
-// those whose record asks for no aggregate reports (no rua=) are not
-// recorded (RFC 9989 §4.7: without rua= receivers "MUST NOT generate
-// aggregate feedback reports").
-func (rp *Reporter) Add(p *Params, r *Result) {
-	if r == nil || r.Record == nil || !p.SourceIP.IsValid() || len(r.Record.AggregateURIs) == 0 || (r.Status != StatusPass && r.Status != StatusFail) {
+// Add records one message from the connecting address source, evaluated
+// as r: its policy, disposition and aligned results, and the SPF and DKIM
+// results it evaluated (r.Inputs). Messages without a valid source
+// address, those that neither passed nor failed (no policy record
+// applied, or an error), and those whose record asks for no aggregate
+// reports (no rua=) are not recorded (RFC 9989 §4.7: without rua=
+// receivers "MUST NOT generate aggregate feedback reports").
+func (rp *Reporter) Add(source netip.Addr, r *Result) {
+	if r == nil || r.Record == nil || !source.IsValid() || len(r.Record.AggregateURIs) == 0 || (r.Status != Pass && r.Status != Fail) {
 		return
 	}
+	source = source.Unmap()
+	row := Row{SourceIP: source, SourceIPText: source.String(), Count: 1, PolicyEvaluated: policyEvaluated(r)}
+	ids, ar := reportedInputs(r)
+	pe := &row.PolicyEvaluated
+	var key strings.Builder
+	fmt.Fprintf(&key, "%s|%s|%s|%s|%v|%s|%s|%v|%v", row.SourceIPText, pe.Disposition, pe.DKIM, pe.SPF, pe.Reasons,
+		ids.EnvelopeFrom, ids.HeaderFrom, ar.DKIM, ar.SPF)
+
+	bk := bucketKey{domain: r.PolicyDomain, begin: rp.now().Truncate(rp.period).Unix()}
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.buckets == nil {
+		rp.buckets = map[bucketKey]*bucket{}
+	}
+	b := rp.buckets[bk]
+	if b == nil {
+		b = &bucket{rows: map[string]*ReportRecord{}}
+		rp.buckets[bk] = b
+	}
+	b.policy, b.rua = policyPublished(r), r.Record.AggregateURIs
+	if existing := b.rows[key.String()]; existing != nil {
+		existing.Row.Count++
+		return
+	}
+	b.rows[key.String()] = &ReportRecord{Row: row, Identifiers: ids, AuthResults: ar}
+	b.order = append(b.order, key.String())
+}
+
+// policyPublished is the record r applied, with its defaults, as a report
+// gives it (RFC 7489 Appendix C).
+func policyPublished(r *Result) PolicyPublished {
 	rec := r.Record
 	pp := PolicyPublished{
 		Domain: r.PolicyDomain,
@@ -132,17 +183,19 @@ func (rp *Reporter) Add(p *Params, r *Result) {
 	if pp.SP == "" {
 		pp.SP = pp.P
 	}
-	row := Row{SourceIP: p.SourceIP.Unmap(), SourceIPText: p.SourceIP.Unmap().String(), Count: 1}
-	pe := &row.PolicyEvaluated
-	pe.Disposition = string(r.Disposition)
+	return pp
+}
+
+// policyEvaluated is the disposition and the DMARC-aligned results of r.
+func policyEvaluated(r *Result) PolicyEvaluated {
+	pe := PolicyEvaluated{Disposition: string(r.Disposition), DKIM: "fail", SPF: "fail"}
 	if pe.Disposition == "" {
 		pe.Disposition = string(PolicyNone)
 	}
-	pe.DKIM, pe.SPF = "fail", "fail"
-	if r.DKIM == StatusPass {
+	if r.DKIM == Pass {
 		pe.DKIM = "pass"
 	}
-	if r.SPF == StatusPass {
+	if r.SPF == Pass {
 		pe.SPF = "pass"
 	}
 	if r.SampledOut {
@@ -152,45 +205,34 @@ func (rp *Reporter) Add(p *Params, r *Result) {
 		// RFC 9990's policy_test_mode is not in the RFC 7489 schema.
 		pe.Reasons = append(pe.Reasons, PolicyOverrideReason{Type: "other", Comment: "policy_test_mode (t=y)"})
 	}
-	scope := strings.ToLower(p.SPF.Scope)
-	if scope != "helo" {
-		scope = "mfrom"
-	}
+	return pe
+}
+
+// reportedInputs returns the identifiers and the SPF and DKIM results of
+// r.Inputs as a report gives them: results mapped to the keywords of the
+// RFC 7489 schema, and always one SPF result, "none" when there was none
+// (the schema requires one).
+func reportedInputs(r *Result) (Identifiers, AuthResults) {
 	ids := Identifiers{HeaderFrom: r.AuthorDomain}
-	if scope == "mfrom" {
-		ids.EnvelopeFrom = normalizeDomain(p.SPF.Domain)
-	}
 	var ar AuthResults
-	for _, k := range p.DKIM {
-		ar.DKIM = append(ar.DKIM, DKIMAuthResult{Domain: normalizeDomain(k.Domain), Selector: k.Selector, Result: keyword(string(k.Result), dkimKeywords)})
+	for _, k := range r.Inputs.DKIM {
+		ar.DKIM = append(ar.DKIM, DKIMAuthResult{Domain: k.Domain, Selector: k.Selector, Result: keyword(k.Result, dkimKeywords)})
 	}
-	ar.SPF = []SPFAuthResult{{Domain: normalizeDomain(p.SPF.Domain), Scope: scope, Result: keyword(string(p.SPF.Result), spfKeywords)}}
-
-	var key strings.Builder
-	fmt.Fprintf(&key, "%s|%s|%s|%s|%v|%s|%s|%s|%v|%v", row.SourceIPText, pe.Disposition, pe.DKIM, pe.SPF, pe.Reasons,
-		ids.EnvelopeFrom, ids.HeaderFrom, scope, ar.DKIM, ar.SPF)
-
-	per := rp.period()
-	begin := rp.now().Truncate(per).Unix()
-	bk := bucketKey{domain: r.PolicyDomain, begin: begin}
-
-	rp.mu.Lock()
-	defer rp.mu.Unlock()
-	if rp.buckets == nil {
-		rp.buckets = map[bucketKey]*bucket{}
+	spfs := r.Inputs.SPF
+	if len(spfs) == 0 {
+		spfs = []SPFAuthResult{{Scope: "mfrom", Result: "none"}}
 	}
-	b := rp.buckets[bk]
-	if b == nil {
-		b = &bucket{rows: map[string]*ReportRecord{}}
-		rp.buckets[bk] = b
+	for i, s := range spfs {
+		scope := strings.ToLower(s.Scope)
+		if scope != "helo" {
+			scope = "mfrom"
+		}
+		if i == 0 && scope == "mfrom" {
+			ids.EnvelopeFrom = s.Domain
+		}
+		ar.SPF = append(ar.SPF, SPFAuthResult{Domain: s.Domain, Scope: scope, Result: keyword(s.Result, spfKeywords)})
 	}
-	b.policy, b.rua = pp, rec.AggregateURIs
-	if existing := b.rows[key.String()]; existing != nil {
-		existing.Row.Count++
-		return
-	}
-	b.rows[key.String()] = &ReportRecord{Row: row, Identifiers: ids, AuthResults: ar}
-	b.order = append(b.order, key.String())
+	return ids, ar
 }
 
 // AggregateReport is one report ready to send.
@@ -212,7 +254,7 @@ type AggregateReport struct {
 // period's (at shutdown).
 func (rp *Reporter) Reports(all bool) ([]*AggregateReport, error) {
 	now := rp.now()
-	per := rp.period()
+	per := rp.period
 	rp.mu.Lock()
 	var keys []bucketKey
 	for k := range rp.buckets {
@@ -237,16 +279,16 @@ func (rp *Reporter) Reports(all bool) ([]*AggregateReport, error) {
 	var out []*AggregateReport
 	for i, k := range keys {
 		b := taken[i]
-		id, err := randomID(rp.Rand, 8)
+		id, err := randomID(rp.rand, 8)
 		if err != nil {
 			return out, err
 		}
 		fb := &Feedback{
 			Version: "1.0",
 			Metadata: ReportMetadata{
-				OrgName:          rp.OrgName,
-				Email:            rp.Email,
-				ExtraContactInfo: rp.ExtraContactInfo,
+				OrgName:          rp.orgName,
+				Email:            rp.email,
+				ExtraContactInfo: rp.extra,
 				ReportID:         fmt.Sprintf("%s.%d.%s", k.domain, k.begin, id),
 				DateRange:        DateRange{Begin: k.begin, End: k.begin + int64(per/time.Second) - 1},
 			},
@@ -255,15 +297,12 @@ func (rp *Reporter) Reports(all bool) ([]*AggregateReport, error) {
 		for _, key := range b.order {
 			fb.Records = append(fb.Records, *b.rows[key])
 		}
-		out = append(out, &AggregateReport{Feedback: fb, Domain: k.domain, Destinations: b.rua, Submitter: rp.submitter(), from: rp.Email, rand: rp.Rand})
+		out = append(out, &AggregateReport{Feedback: fb, Domain: k.domain, Destinations: b.rua, Submitter: rp.domain, from: rp.email, rand: rp.rand})
 	}
 	return out, nil
 }
 
 func randomID(r io.Reader, n int) (string, error) {
-	if r == nil {
-		r = rand.Reader
-	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r, b); err != nil {
 		return "", fmt.Errorf("dmarc: random: %w", err)

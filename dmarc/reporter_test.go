@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-msgauth/authres"
 	"github.com/miekg/dns"
 
 	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
@@ -28,20 +29,25 @@ _dmarc.example.com. TXT "v=DMARC1; p=reject; pct=50; rua=mailto:dmarc@example.co
 _dmarc.example.org. TXT "v=DMARC1; p=quarantine; sp=none; adkim=s; rua=mailto:agg@reports.example.net"
 _dmarc.nopolicy.example. TXT "v=DMARC1; p=reject"`)
 	now := time.Date(2026, 11, 26, 15, 4, 5, 0, time.UTC)
-	rp := &Reporter{OrgName: "Receiver Example", Email: "dmarc-noreply@receiver.example", Now: func() time.Time { return now },
-		Rand: bytes.NewReader(bytes.Repeat([]byte{0xab}, 1024))}
-	e := &Evaluator{Resolver: z, Rules: RFC7489, Rand: bytes.NewReader(bytes.Repeat([]byte{0, 0, 0, 0, 0, 0, 0, 99}, 64))}
-	add := func(ip string, from string, spf SPFResult, dkim ...DKIMResult) {
-		p := &Params{Header: header(from), SPF: spf, DKIM: dkim, SourceIP: netip.MustParseAddr(ip)}
-		rp.Add(p, e.Evaluate(context.Background(), p))
+	rp, err := NewReporter("Receiver Example", "dmarc-noreply@receiver.example", &ReporterOptions{Now: func() time.Time { return now },
+		Rand: bytes.NewReader(bytes.Repeat([]byte{0xab}, 1024))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEvaluator(t, z, &Options{Rules: RFC7489, Rand: bytes.NewReader(bytes.Repeat([]byte{0, 0, 0, 0, 0, 0, 0, 99}, 64))})
+	add := func(ip string, from string, results ...authres.Result) {
+		rp.Add(netip.MustParseAddr(ip), e.Evaluate(context.Background(), header(from), entries(results...)))
+	}
+	dkim := func(domain, selector string, value authres.ResultValue) authres.Result {
+		return &authres.GenericResult{Method: "dkim", Value: value, Params: map[string]string{"header.d": domain, "header.s": selector}}
 	}
 	for range 3 {
-		add("192.0.2.1", "a@example.com", SPFResult{Domain: "example.com", Result: "pass"}, DKIMResult{Domain: "example.com", Selector: "s1", Result: "pass"})
+		add("192.0.2.1", "a@example.com", spfResult("example.com", "pass"), dkim("example.com", "s1", "pass"))
 	}
-	add("2001:db8::25", "a@example.com", SPFResult{Domain: "bounce.example.net", Result: "pass"}, DKIMResult{Domain: "example.net", Selector: "x", Result: "pass"})
-	add("::ffff:198.51.100.7", "a@example.com", SPFResult{Domain: "mta.example", Result: "softfail", Scope: "helo"})
-	add("198.51.100.8", "b@mail.example.org", SPFResult{Domain: "example.org", Result: "pass"}, DKIMResult{Domain: "example.org", Selector: "s", Result: "fail"})
-	add("198.51.100.9", "c@nopolicy.example", SPFResult{Domain: "nopolicy.example", Result: "fail"})
+	add("2001:db8::25", "a@example.com", spfResult("bounce.example.net", "pass"), dkim("example.net", "x", "pass"))
+	add("::ffff:198.51.100.7", "a@example.com", &authres.SPFResult{Value: "softfail", Helo: "mta.example"})
+	add("198.51.100.8", "b@mail.example.org", spfResult("example.org", "pass"), dkim("example.org", "s", "fail"))
+	add("198.51.100.9", "c@nopolicy.example", spfResult("nopolicy.example", "fail"))
 	return rp
 }
 
@@ -97,7 +103,7 @@ func TestReporterReports(t *testing.T) {
 	if !bytes.Contains(x, []byte("<source_ip>2001:0db8:0000:0000:0000:0000:0000:0025</source_ip>")) {
 		t.Errorf("IPv6 not in the full form the schema requires:\n%s", x)
 	}
-	back, err := ParseReport(bytes.NewReader(x))
+	back, err := ParseReport(bytes.NewReader(x), nil)
 	if err != nil || len(back.Problems) != 0 || len(back.Records) != 3 || back.Records[1].Row.SourceIP != netip.MustParseAddr("2001:db8::25") ||
 		back.Metadata.ReportID != a.Feedback.Metadata.ReportID || back.Version != "1.0" {
 		t.Errorf("read back: %+v %v", back, err)
@@ -167,7 +173,7 @@ func TestReportMessage(t *testing.T) {
 			t.Errorf("message lacks %q:\n%s", want, msg)
 		}
 	}
-	fb, err := ParseReport(strings.NewReader(msg))
+	fb, err := ParseReport(strings.NewReader(msg), nil)
 	if err != nil || fb.Metadata.ReportID != a.Feedback.Metadata.ReportID || len(fb.Records) != 3 {
 		t.Fatalf("read back %+v %v", fb, err)
 	}
@@ -195,15 +201,39 @@ print(m.get_content_type(), att.get_filename(), x.count("<record>"), m["Subject"
 	}
 }
 
+func TestNewReporter(t *testing.T) {
+	for _, c := range []struct {
+		org, email string
+		opts       *ReporterOptions
+	}{
+		{"", "r@r.example", nil},
+		{"r", "", nil},
+		{"r", "not an address", nil},
+		{"r", "r@r.example", &ReporterOptions{Period: time.Millisecond}},
+		{"r", "r@r.example", &ReporterOptions{Period: -time.Hour}},
+	} {
+		if rp, err := NewReporter(c.org, c.email, c.opts); err == nil || rp != nil {
+			t.Errorf("%q %q %+v: accepted", c.org, c.email, c.opts)
+		}
+	}
+	rp, err := NewReporter("Receiver", "DMARC <dmarc@Reports.Receiver.example>", nil)
+	if err != nil || rp.domain != "reports.receiver.example" || rp.period != 24*time.Hour || rp.now == nil || rp.rand == nil {
+		t.Errorf("defaults: %+v %v", rp, err)
+	}
+}
+
 func TestReporterPeriods(t *testing.T) {
 	now := time.Date(2026, 1, 1, 23, 59, 0, 0, time.UTC)
-	rp := &Reporter{OrgName: "r", Email: "r@r.example", Period: time.Hour, Now: func() time.Time { return now }}
+	rp, err := NewReporter("r", "r@r.example", &ReporterOptions{Period: time.Hour, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	z := dnstest.MustParseZone(`_dmarc.example.com. TXT "v=DMARC1; p=none; rua=mailto:d@example.com"`)
-	e := &Evaluator{Resolver: z}
-	p := &Params{Header: header("a@example.com"), SourceIP: netip.MustParseAddr("192.0.2.1")}
-	rp.Add(p, e.Evaluate(context.Background(), p))
+	e := newEvaluator(t, z, nil)
+	src := netip.MustParseAddr("192.0.2.1")
+	rp.Add(src, e.Evaluate(context.Background(), header("a@example.com")))
 	now = now.Add(2 * time.Minute)
-	rp.Add(p, e.Evaluate(context.Background(), p))
+	rp.Add(src, e.Evaluate(context.Background(), header("a@example.com")))
 	reports, _ := rp.Reports(false)
 	if len(reports) != 1 || reports[0].Feedback.Metadata.DateRange.End != time.Date(2026, 1, 1, 23, 59, 59, 0, time.UTC).Unix() {
 		t.Fatalf("%+v", reports)
@@ -212,7 +242,7 @@ func TestReporterPeriods(t *testing.T) {
 		t.Fatalf("%+v", reports)
 	}
 	// Without a source address nothing is recorded.
-	rp.Add(&Params{Header: header("a@example.com")}, e.Evaluate(context.Background(), p))
+	rp.Add(netip.Addr{}, e.Evaluate(context.Background(), header("a@example.com")))
 	if reports, _ := rp.Reports(true); len(reports) != 0 {
 		t.Errorf("recorded without source IP")
 	}
@@ -228,7 +258,7 @@ example.com._report._dmarc.override.example. TXT "v=DMARC1; rua=mailto:other@ove
 example.com._report._dmarc.refuses.example. TXT "v=spf1 -all"`)
 	z.Fail("example.com._report._dmarc.down.example", dns.TypeTXT, dnstest.ServFail)
 	rec, _ := Parse("v=DMARC1; p=none; rua=mailto:d@example.com, mailto:d@sub.example.com, mailto:x@thirdparty.example.net, mailto:y@override.example, mailto:z@refuses.example, mailto:w@unknown.example, https://example.com/r")
-	e := &Evaluator{Resolver: z, Rules: RFC7489}
+	e := newEvaluator(t, z, rfc7489)
 	got, err := e.ReportDestinations(ctx, "example.com", rec.AggregateURIs, true)
 	if err != nil {
 		t.Fatal(err)
@@ -246,7 +276,7 @@ example.com._report._dmarc.refuses.example. TXT "v=spf1 -all"`)
 	}
 	// The RFC 9989 rules reach the same answer with tree walks.
 	z.AddTXT("_dmarc.example.com", "v=DMARC1; p=none")
-	e9 := &Evaluator{Resolver: z}
+	e9 := newEvaluator(t, z, nil)
 	got, err = e9.ReportDestinations(ctx, "example.com", rec.AggregateURIs, true)
 	if err != nil || len(got) != 4 {
 		t.Errorf("RFC 9989: %v %v", got, err)

@@ -14,45 +14,42 @@ import (
 	"github.com/emersion/go-message"
 )
 
-// DefaultMaxReportSize is the default limit of ReportParser.MaxSize.
-const DefaultMaxReportSize = 32 << 20
+// maxReportSize is the default of ReportOptions.MaxSize.
+const maxReportSize = 32 << 20
 
-// ReportParser reads received aggregate reports leniently. The zero value
-// is ready to use.
-type ReportParser struct {
+// ReportOptions configure ParseReport. A nil *ReportOptions, like the zero
+// value, means every default.
+type ReportOptions struct {
 	// MaxSize caps the bytes read and the bytes any decompression may
-	// produce, against zip and gzip bombs. Default DefaultMaxReportSize.
+	// produce, against zip and gzip bombs. Default (0 or less): 32 MiB.
 	MaxSize int64
 }
 
-// ParseReport reads a report with a zero ReportParser.
-func ParseReport(r io.Reader) (*Feedback, error) {
-	return (&ReportParser{}).Parse(r)
+// reportParser is ParseReport with its limit.
+type reportParser struct {
+	max int64
 }
 
-func (p *ReportParser) max() int64 {
-	if p.MaxSize > 0 {
-		return p.MaxSize
-	}
-	return DefaultMaxReportSize
-}
-
-// Parse reads an aggregate report: RFC 7489 Appendix C XML, gzip- or
+// ParseReport reads an aggregate report: RFC 7489 Appendix C XML, gzip- or
 // zip-compressed XML, or a whole report e-mail (RFC 7489 §7.2.1.1) whose
 // first report attachment is read. The form is recognised from the content,
 // not from names or media types, which senders get wrong.
 //
-// Parse is lenient: unknown elements, namespaces, elements out of order,
-// windows-1252 or ISO-8859-1 documents, numbers written as "1337270400.0"
-// and unparsable addresses are tolerated; an XML document that breaks off
-// after the report has begun gives what was read before, with the problem
-// in Feedback.Problems. Parse fails, wrapping ErrSyntax, when the input is
-// not a report at all, and wrapping ErrTooLarge when the input, or what it
-// inflates to, exceeds MaxSize. XML entities other than the predefined ones
-// are never expanded (encoding/xml ignores DTDs), so an entity bomb cannot
-// inflate.
-func (p *ReportParser) Parse(r io.Reader) (*Feedback, error) {
-	b, err := readLimited(r, p.max())
+// ParseReport is lenient: unknown elements, namespaces, elements out of
+// order, windows-1252 or ISO-8859-1 documents, numbers written as
+// "1337270400.0" and unparsable addresses are tolerated; an XML document
+// that breaks off after the report has begun gives what was read before,
+// with the problem in Feedback.Problems. It fails, wrapping ErrSyntax,
+// when the input is not a report at all, and wrapping ErrTooLarge when
+// the input, or what it inflates to, exceeds ReportOptions.MaxSize. XML
+// entities other than the predefined ones are never expanded
+// (encoding/xml ignores DTDs), so an entity bomb cannot inflate.
+func ParseReport(r io.Reader, opts *ReportOptions) (*Feedback, error) {
+	p := &reportParser{max: maxReportSize}
+	if opts != nil && opts.MaxSize > 0 {
+		p.max = opts.MaxSize
+	}
+	b, err := readLimited(r, p.max)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +67,7 @@ func readLimited(r io.Reader, max int64) ([]byte, error) {
 	return b, nil
 }
 
-func (p *ReportParser) parseBytes(b []byte, depth int) (*Feedback, error) {
+func (p *reportParser) parseBytes(b []byte, depth int) (*Feedback, error) {
 	if depth > 3 {
 		return nil, fmt.Errorf("%w: report nested too deeply", ErrSyntax)
 	}
@@ -81,10 +78,10 @@ func (p *ReportParser) parseBytes(b []byte, depth int) (*Feedback, error) {
 			return nil, fmt.Errorf("%w: gzip: %w", ErrSyntax, err)
 		}
 		zr.Multistream(false)
-		inner, err := readLimited(zr, p.max())
+		inner, err := readLimited(zr, p.max)
 		if err != nil {
 			if errors.Is(err, ErrTooLarge) {
-				return nil, fmt.Errorf("%w: gzip data inflates to more than %d bytes", ErrTooLarge, p.max())
+				return nil, fmt.Errorf("%w: gzip data inflates to more than %d bytes", ErrTooLarge, p.max)
 			}
 			return nil, fmt.Errorf("%w: gzip: %w", ErrSyntax, err)
 		}
@@ -99,19 +96,19 @@ func (p *ReportParser) parseBytes(b []byte, depth int) (*Feedback, error) {
 			if f.FileInfo().IsDir() {
 				continue
 			}
-			if f.UncompressedSize64 > uint64(p.max()) {
-				return nil, fmt.Errorf("%w: zip member %q inflates to %d bytes, more than %d", ErrTooLarge, f.Name, f.UncompressedSize64, p.max())
+			if f.UncompressedSize64 > uint64(p.max) {
+				return nil, fmt.Errorf("%w: zip member %q inflates to %d bytes, more than %d", ErrTooLarge, f.Name, f.UncompressedSize64, p.max)
 			}
 			rc, err := f.Open()
 			if err != nil {
 				firstErr = cmpErr(firstErr, fmt.Errorf("%w: zip member %q: %w", ErrSyntax, f.Name, err))
 				continue
 			}
-			inner, err := readLimited(rc, p.max())
+			inner, err := readLimited(rc, p.max)
 			rc.Close()
 			if err != nil {
 				if errors.Is(err, ErrTooLarge) {
-					return nil, fmt.Errorf("%w: zip member %q inflates to more than %d bytes", ErrTooLarge, f.Name, p.max())
+					return nil, fmt.Errorf("%w: zip member %q inflates to more than %d bytes", ErrTooLarge, f.Name, p.max)
 				}
 				firstErr = cmpErr(firstErr, fmt.Errorf("%w: zip member %q: %w", ErrSyntax, f.Name, err))
 				continue
@@ -150,7 +147,7 @@ func looksLikeXML(b []byte) bool {
 
 // parseMessage finds the report in an e-mail (RFC 7489 §7.2.1.1): the
 // first part, in order, that holds a gzip, zip or XML report.
-func (p *ReportParser) parseMessage(b []byte, depth int) (*Feedback, error) {
+func (p *reportParser) parseMessage(b []byte, depth int) (*Feedback, error) {
 	e, err := message.Read(bytes.NewReader(b))
 	if e == nil {
 		return nil, fmt.Errorf("%w: neither a report nor an e-mail: %w", ErrSyntax, err)
@@ -161,7 +158,7 @@ func (p *ReportParser) parseMessage(b []byte, depth int) (*Feedback, error) {
 		if found != nil || part == nil || part.MultipartReader() != nil {
 			return nil
 		}
-		body, err := readLimited(part.Body, p.max())
+		body, err := readLimited(part.Body, p.max)
 		if err != nil {
 			if errors.Is(err, ErrTooLarge) {
 				return err

@@ -261,14 +261,14 @@ func TestBrokenReport(t *testing.T) {
 }
 
 func TestReportBombs(t *testing.T) {
-	p := &ReportParser{MaxSize: 64 << 10}
+	opts := &ReportOptions{MaxSize: 64 << 10}
 	zeros := bytes.Repeat([]byte{'<'}, 2<<20)
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	zw.Write(zeros)
 	zw.Close()
 	start := time.Now()
-	if _, err := p.Parse(bytes.NewReader(gz.Bytes())); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "gzip") {
+	if _, err := ParseReport(bytes.NewReader(gz.Bytes()), opts); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "gzip") {
 		t.Errorf("gzip bomb: %v", err)
 	}
 	var zb bytes.Buffer
@@ -276,7 +276,7 @@ func TestReportBombs(t *testing.T) {
 	fw, _ := w.Create("report.xml")
 	fw.Write(zeros)
 	w.Close()
-	if _, err := p.Parse(bytes.NewReader(zb.Bytes())); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "zip") {
+	if _, err := ParseReport(bytes.NewReader(zb.Bytes()), opts); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "zip") {
 		t.Errorf("zip bomb: %v", err)
 	}
 	// A zip whose central directory understates the size (offset 24 of the
@@ -285,7 +285,7 @@ func TestReportBombs(t *testing.T) {
 	lying := bytes.Clone(zb.Bytes())
 	cd := bytes.Index(lying, []byte("PK\x01\x02"))
 	binary.LittleEndian.PutUint32(lying[cd+24:], 100)
-	if _, err := p.Parse(bytes.NewReader(lying)); !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrSyntax) {
+	if _, err := ParseReport(bytes.NewReader(lying), opts); !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrSyntax) {
 		t.Errorf("zip bomb without sizes: %v", err)
 	}
 	// Nested gzip inside gzip.
@@ -293,7 +293,7 @@ func TestReportBombs(t *testing.T) {
 	zw = gzip.NewWriter(&outer)
 	zw.Write(gz.Bytes())
 	zw.Close()
-	if _, err := p.Parse(bytes.NewReader(outer.Bytes())); !errors.Is(err, ErrTooLarge) {
+	if _, err := ParseReport(bytes.NewReader(outer.Bytes()), opts); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("nested gzip bomb: %v", err)
 	}
 	if d := time.Since(start); d > time.Minute {
@@ -312,7 +312,7 @@ func TestEntityExpansion(t *testing.T) {
 	}
 	b.WriteString("]>\n<feedback><report_metadata><org_name>&lol9;</org_name><report_id>x</report_id></report_metadata>" +
 		"<policy_published><domain>example.com</domain></policy_published></feedback>")
-	fb, err := (&ReportParser{MaxSize: 1 << 20}).Parse(strings.NewReader(b.String()))
+	fb, err := ParseReport(strings.NewReader(b.String()), &ReportOptions{MaxSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,11 +326,11 @@ func TestEntityExpansion(t *testing.T) {
 
 func TestParseReportRejects(t *testing.T) {
 	for _, in := range []string{"", "hello", "<html></html>", "\x1f\x8bnot gzip", "PK\x03\x04junk"} {
-		if fb, err := ParseReport(strings.NewReader(in)); err == nil || !errors.Is(err, ErrSyntax) {
+		if fb, err := ParseReport(strings.NewReader(in), nil); err == nil || !errors.Is(err, ErrSyntax) {
 			t.Errorf("%q: %+v, %v", in, fb, err)
 		}
 	}
-	if _, err := (&ReportParser{MaxSize: 10}).Parse(strings.NewReader("<feedback></feedback>")); !errors.Is(err, ErrTooLarge) {
+	if _, err := ParseReport(strings.NewReader("<feedback></feedback>"), &ReportOptions{MaxSize: 10}); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("size: %v", err)
 	}
 }
@@ -343,7 +343,7 @@ func parseReportFile(t *testing.T, path string) *Feedback {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	fb, err := ParseReport(f)
+	fb, err := ParseReport(f, nil)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}

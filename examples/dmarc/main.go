@@ -34,6 +34,7 @@ import (
 	"github.com/smarthost-go/smarthost/dmarc"
 	"github.com/smarthost-go/smarthost/dnsauth"
 	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
+	"github.com/smarthost-go/smarthost/msgauth"
 )
 
 func main() {
@@ -83,15 +84,16 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 func (d *dnsFlags) evaluator() (*dmarc.Evaluator, error) {
-	e := &dmarc.Evaluator{}
+	var opts dmarc.Options
 	switch d.rules {
 	case "9989", "rfc9989":
-		e.Rules = dmarc.RFC9989
+		opts.Rules = dmarc.RFC9989
 	case "7489", "rfc7489":
-		e.Rules = dmarc.RFC7489
+		opts.Rules = dmarc.RFC7489
 	default:
 		return nil, usageError{fmt.Sprintf("-rules %q: want 9989 or 7489", d.rules)}
 	}
+	var res dmarc.Resolver
 	switch {
 	case d.zone != "" && d.server != "":
 		return nil, usageError{"-zone and -dns are exclusive"}
@@ -100,7 +102,7 @@ func (d *dnsFlags) evaluator() (*dmarc.Evaluator, error) {
 		if err != nil {
 			return nil, err
 		}
-		e.Resolver = z
+		res = z
 	case d.server != "":
 		if _, _, err := net.SplitHostPort(d.server); err != nil {
 			return nil, usageError{fmt.Sprintf("-dns %q: want HOST:PORT", d.server)}
@@ -109,11 +111,11 @@ func (d *dnsFlags) evaluator() (*dmarc.Evaluator, error) {
 		if err != nil {
 			return nil, err
 		}
-		e.Resolver = r
+		res = r
 	default:
-		e.Resolver = net.DefaultResolver
+		res = net.DefaultResolver
 	}
-	return e, nil
+	return dmarc.NewEvaluator(res, &opts)
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
@@ -192,31 +194,28 @@ func evaluate(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if !validResult(*spfResult) {
 		return fail(stderr, usageError{fmt.Sprintf("-spf %q is not an RFC 8601 result", *spfResult)})
 	}
-	p := &dmarc.Params{
-		Header: mail.Header{"From": {*from}},
-		SPF:    dmarc.SPFResult{Domain: *spfDomain, Result: authres.ResultValue(strings.ToLower(*spfResult))},
-	}
+	// The results as the entries of an Authentication-Results field: the
+	// SPF domain is the domain of smtp.mailfrom.
+	results := msgauth.Entries{&authres.SPFResult{Value: authres.ResultValue(strings.ToLower(*spfResult)), From: *spfDomain}}
 	if *dkim != "" {
 		for _, item := range strings.Split(*dkim, ",") {
 			d, res, ok := strings.Cut(strings.TrimSpace(item), ":")
 			if !ok || d == "" || !validResult(res) {
 				return fail(stderr, usageError{fmt.Sprintf("-dkim %q: want DOMAIN:RESULT", item)})
 			}
-			p.DKIM = append(p.DKIM, dmarc.DKIMResult{Domain: d, Result: authres.ResultValue(strings.ToLower(res))})
+			results = append(results, &authres.DKIMResult{Value: authres.ResultValue(strings.ToLower(res)), Domain: d})
 		}
 	}
 	if *ip != "" {
-		a, err := netip.ParseAddr(*ip)
-		if err != nil {
+		if _, err := netip.ParseAddr(*ip); err != nil {
 			return fail(stderr, usageError{fmt.Sprintf("-ip %q: %v", *ip, err)})
 		}
-		p.SourceIP = a
 	}
 	e, err := df.evaluator()
 	if err != nil {
 		return fail(stderr, err)
 	}
-	r := e.Evaluate(ctx, p)
+	r := e.Evaluate(ctx, mail.Header{"From": {*from}}, results)
 	fmt.Fprintf(stdout, "dmarc=%s policy=%s\n", r.Status, r.Disposition)
 	fmt.Fprintf(stdout, "author domain: %s\n", orDash(r.AuthorDomain))
 	if r.Record != nil {
@@ -235,7 +234,7 @@ func evaluate(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if r.Err != nil {
 		fmt.Fprintf(stdout, "reason: %v\n", r.Err)
 	}
-	fmt.Fprintf(stdout, "Authentication-Results: %s\n", authres.Format("localhost", []authres.Result{r.AuthResult()}))
+	fmt.Fprintf(stdout, "Authentication-Results: %s\n", msgauth.Format("localhost", r))
 	fmt.Fprintf(stdout, "dns queries: %d\n", r.Queries)
 	return 0
 }
@@ -279,7 +278,7 @@ func report(args []string, stdout, stderr io.Writer) int {
 			status = 1
 			continue
 		}
-		fb, err := dmarc.ParseReport(f)
+		fb, err := dmarc.ParseReport(f, nil)
 		f.Close()
 		if err != nil {
 			fmt.Fprintf(stderr, "dmarc: %s: %v\n", name, err)

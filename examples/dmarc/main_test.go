@@ -54,6 +54,8 @@ func TestEvaluate(t *testing.T) {
 		{[]string{"-from", "alice@news.example.com", "-spf", "pass", "-spf-domain", "esp.example", "-dkim", "esp.example:pass,example.com:fail"}, "dmarc=fail policy=quarantine", "applicable policy: sp=quarantine"},
 		{[]string{"-from", "bob@test.example", "-dkim", "test.example:fail"}, "dmarc=fail policy=none", "test mode t=y"},
 		{[]string{"-from", "bob@test.example", "-rules", "7489"}, "dmarc=fail policy=quarantine", "applicable policy: p=quarantine"},
+		{[]string{"-from", "alice@news.example.com", "-spf", "pass", "-spf-domain", "esp.example"}, "dmarc=fail policy=quarantine",
+			"reason: dmarc: no aligned pass for news.example.com: spf pass for esp.example not aligned, no dkim pass"},
 		{[]string{"-from", "x@nodmarc.example"}, "dmarc=none policy=none", "reason: dmarc: no DMARC record"},
 		{[]string{"-from", "not an address"}, "dmarc=permerror policy=none", "no usable RFC5322.From"},
 	} {
