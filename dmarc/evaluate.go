@@ -112,8 +112,9 @@ func Evaluate(ctx context.Context, header mail.Header, results ...msgauth.Result
 // (scope "helo", RFC 7208 §2.4). DKIM entries are *authres.DKIMResult
 // (its Domain) and *authres.GenericResult with the method "dkim"
 // (header.d, and header.s for reports); an entry without a d= domain is
-// left out. Only pass results can align; every other entry is ignored.
-// What was read is in Result.Inputs.
+// left out. Entries of other methods are ignored. What was read is in
+// Result.Inputs, results other than pass too, though only a pass can
+// align.
 //
 // A message with no From field, several From fields, or a From field
 // without a well-formed address gets permerror wrapping ErrFrom: DMARC is

@@ -37,8 +37,9 @@ type Result struct {
 	// Err is nil exactly when Status is Pass, and says why otherwise: on
 	// fail, which identifiers were tried and why none aligned; on none,
 	// why no policy applies (wrapping ErrNoRecord or ErrMultipleRecords);
-	// on temperror the DNS failure (wrapping ErrDNS); on permerror what is
-	// wrong with the From field (wrapping ErrFrom).
+	// on temperror the DNS failure (wrapping ErrDNS; or that the
+	// Evaluator was not made by NewEvaluator); on permerror what is wrong
+	// with the From field (wrapping ErrFrom).
 	Err error
 	// AuthorDomain is the RFC5322.From domain evaluated; AuthorDomains all
 	// of them when the From field held several.
@@ -98,6 +99,9 @@ func (r *Result) AuthResult() authres.Result {
 	}
 	return ar
 }
+
+// A *Result is one of the results msgauth.Format and msgauth.Header take.
+var _ msgauth.Result = (*Result)(nil)
 
 // AuthResults returns the one entry of AuthResult, so that a *Result is a
 // msgauth.Result for msgauth.Format and msgauth.Header.
