@@ -13,8 +13,30 @@
 //     They import none of each other; each needs only a resolver shaped like
 //     *net.Resolver, so net.DefaultResolver, a dnsauth.Resolver and a
 //     dnstest.Zone all serve.
+//   - msgauth is what spf, dkim and dmarc share: the RFC 8601 result
+//     keywords, and the Authentication-Results header field that any mix of
+//     their results becomes. The results of spf and dkim are also the input
+//     of dmarc, so a receiver checks a message in one pass (see the example).
 //   - relay composes them: the client submits to a smart host, the server
 //     signs, rewrites the envelope sender and queues durably.
 //
 // This package holds documentation only.
+//
+// # Conventions
+//
+// The packages of this module share one set of conventions. A dependency a
+// value cannot work without (a resolver) is a constructor argument;
+// everything optional is an Options struct, where nil means every default;
+// constructors check what they are given and return an error. A package
+// function using net.DefaultResolver may sit beside a configured type for
+// one-off use. Results are *Result values: Status is an RFC 8601 result
+// keyword (msgauth.Status, with the same constant names, Pass, Fail, None
+// and so on, in every package), Err is nil exactly on pass and says why for
+// every other status, and AuthResult gives the Authentication-Results
+// entry; msgauth.Header writes any mix of results as one header field.
+// Errors begin with the package name and wrap sentinel errors whose names
+// are shared (ErrNoRecord, ErrMultipleRecords, ErrDNS, ErrSyntax). Every
+// call that may do I/O takes a context.Context first. Logging goes to the
+// *slog.Logger of the options, at debug level, one record per operation;
+// nothing is global, and clocks and randomness are fields of the options.
 package smarthost

@@ -1,7 +1,8 @@
 // Package dnsauth is the DNS side of domain authentication: a resolver
 // built on github.com/miekg/dns that every package of the module can ask,
-// and (in later additions) the records a domain publishes so that a smart
-// host may send, sign and bounce for it.
+// and the records a domain publishes so that a smart host may send, sign and
+// bounce for it (today QuoteTXT, which writes a TXT record's data as a zone
+// file holds it).
 //
 // # Resolver
 //
@@ -25,4 +26,22 @@
 // Lookup returns the whole Answer, with the AD bit of a validating
 // resolver (RFC 4035 §3.2.3), and LookupAt asks one named server directly,
 // without the cache, as the checks of a domain's authoritative servers need.
+//
+// # Conventions
+//
+// The packages of this module share one set of conventions. A dependency a
+// value cannot work without (a resolver) is a constructor argument;
+// everything optional is an Options struct, where nil means every default;
+// constructors check what they are given and return an error. A package
+// function using net.DefaultResolver may sit beside a configured type for
+// one-off use. Results are *Result values: Status is an RFC 8601 result
+// keyword (msgauth.Status, with the same constant names, Pass, Fail, None
+// and so on, in every package), Err is nil exactly on pass and says why for
+// every other status, and AuthResult gives the Authentication-Results
+// entry; msgauth.Header writes any mix of results as one header field.
+// Errors begin with the package name and wrap sentinel errors whose names
+// are shared (ErrNoRecord, ErrMultipleRecords, ErrDNS, ErrSyntax). Every
+// call that may do I/O takes a context.Context first. Logging goes to the
+// *slog.Logger of the options, at debug level, one record per operation;
+// nothing is global, and clocks and randomness are fields of the options.
 package dnsauth
