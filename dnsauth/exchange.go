@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -59,7 +58,7 @@ func (c *chain) step(msg *dns.Msg, from string) *entry {
 	for {
 		next := ""
 		for _, rr := range msg.Answer {
-			if cn, ok := rr.(*dns.CNAME); ok && c.qtype != dns.TypeCNAME && strings.EqualFold(cn.Hdr.Name, c.cur) {
+			if cn, ok := rr.(*dns.CNAME); ok && c.qtype != dns.TypeCNAME && dnsname.Equal(cn.Hdr.Name, c.cur) {
 				next, c.ttl = cn.Target, min(c.ttl, ttlOf(rr))
 				break
 			}
@@ -72,7 +71,7 @@ func (c *chain) step(msg *dns.Msg, from string) *entry {
 		}
 		c.seen = append(c.seen, c.cur)
 		for _, s := range c.seen {
-			if strings.EqualFold(s, next) {
+			if dnsname.Equal(s, next) {
 				return &entry{err: dnsname.Temporary(c.abs, from, "CNAME loop at "+next)}
 			}
 		}
@@ -83,7 +82,7 @@ func (c *chain) step(msg *dns.Msg, from string) *entry {
 	}
 	var recs []dns.RR
 	for _, rr := range msg.Answer {
-		if h := rr.Header(); h.Rrtype == c.qtype && strings.EqualFold(h.Name, c.cur) {
+		if h := rr.Header(); h.Rrtype == c.qtype && dnsname.Equal(h.Name, c.cur) {
 			recs = append(recs, rr)
 			c.ttl = min(c.ttl, ttlOf(rr))
 		}
@@ -170,8 +169,8 @@ func (r *Resolver) exchangeOne(ctx context.Context, server, name string, qtype u
 		}
 		return nil, server, dnsname.Temporary(name, server, "unusable answer over "+transport+": "+err.Error())
 	}
-	if len(msg.Question) != 1 || msg.Question[0].Qtype != qtype || !strings.EqualFold(msg.Question[0].Name, name) {
-		return nil, server, dnsname.Temporary(name, server, "answer does not match the question")
+	if err := checkReply(msg, name, qtype); err != "" {
+		return nil, server, dnsname.Temporary(name, server, err)
 	}
 	switch msg.Rcode {
 	case dns.RcodeSuccess, dns.RcodeNameError:
@@ -186,6 +185,32 @@ func (r *Resolver) exchangeOne(ctx context.Context, server, name string, qtype u
 		}
 	}
 	return nil, server, dnsname.Temporary(name, server, "server answered "+dns.RcodeToString[msg.Rcode])
+}
+
+// checkReply says what makes msg unusable as the reply to a query for
+// name and qtype, or "". miekg/dns has checked the ID; the rest is ours: a
+// reply must be a response (QR=1) to a standard query (RFC 1035 §4.1.1) for
+// the question asked, compared as wire labels (names are in presentation
+// form, escaped, so two spellings of one name must compare equal), and an
+// NXDOMAIN cannot also carry the records asked for at that name (RFC 2308
+// §2.1: only the CNAME chain that leads to the missing name).
+func checkReply(msg *dns.Msg, name string, qtype uint16) string {
+	switch {
+	case !msg.Response:
+		return "not a response (QR=0)"
+	case msg.Opcode != dns.OpcodeQuery:
+		return "answer with opcode " + dns.OpcodeToString[msg.Opcode]
+	case len(msg.Question) != 1 || msg.Question[0].Qtype != qtype || !dnsname.Equal(msg.Question[0].Name, name):
+		return "answer does not match the question"
+	}
+	if msg.Rcode == dns.RcodeNameError {
+		for _, rr := range msg.Answer {
+			if rr.Header().Rrtype == qtype && qtype != dns.TypeCNAME {
+				return "NXDOMAIN answer that holds " + dns.TypeToString[qtype] + " records"
+			}
+		}
+	}
+	return ""
 }
 
 func rcodeOf(msg *dns.Msg) string {

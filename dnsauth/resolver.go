@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"slices"
@@ -30,7 +31,9 @@ type ResolverOptions struct {
 	// Default: the nameservers of ResolvConf.
 	Servers []string
 	// ResolvConf is the resolv.conf(5) file read when Servers is empty.
-	// Default: /etc/resolv.conf.
+	// Default: /etc/resolv.conf. When the file does not exist, or names no
+	// nameserver, the servers are 127.0.0.1:53 and [::1]:53, as with
+	// *net.Resolver; a file that exists but cannot be read is an error.
 	ResolvConf string
 	// Timeout is the time one query to one server may take. Default 2s.
 	Timeout time.Duration
@@ -81,7 +84,10 @@ func NewResolver(opts *ResolverOptions) (*Resolver, error) {
 			path = "/etc/resolv.conf"
 		}
 		cc, err := dns.ClientConfigFromFile(path)
-		if err != nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			cc = &dns.ClientConfig{}
+		case err != nil:
 			return nil, fmt.Errorf("dnsauth: reading %s: %w", path, err)
 		}
 		for _, s := range cc.Servers {
@@ -94,7 +100,9 @@ func NewResolver(opts *ResolverOptions) (*Resolver, error) {
 			r.attempts = cc.Attempts
 		}
 		if len(o.Servers) == 0 {
-			return nil, fmt.Errorf("dnsauth: no nameserver in %s", path)
+			// As *net.Resolver does: no file, or no nameserver line in
+			// it, means a server on the local host.
+			o.Servers = []string{"127.0.0.1:53", "[::1]:53"}
 		}
 	}
 	for _, s := range o.Servers {
@@ -179,6 +187,7 @@ func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) (*entr
 	if err != nil {
 		return nil, dnsname.Invalid(name, err)
 	}
+	abs = dnsname.Escape(abs)
 	e, err := r.cached(ctx, abs, qtype)
 	if err != nil {
 		return nil, err
@@ -198,6 +207,7 @@ func (r *Resolver) LookupAt(ctx context.Context, server, name string, qtype uint
 	if err != nil {
 		return nil, dnsname.Invalid(name, err)
 	}
+	abs = dnsname.Escape(abs)
 	if _, _, err := net.SplitHostPort(server); err != nil {
 		server = net.JoinHostPort(strings.Trim(server, "[]"), "53")
 	}

@@ -524,6 +524,24 @@ func TestGarbageAnswers(t *testing.T) {
 			b, _ := m.Pack()
 			return b
 		}, "does not match"},
+		"not a response (QR=0)": {func(q []byte) []byte {
+			m := answer(q)
+			m.Response = false
+			b, _ := m.Pack()
+			return b
+		}, "not a response"},
+		"opcode UPDATE": {func(q []byte) []byte {
+			m := answer(q)
+			m.Opcode = dns.OpcodeUpdate
+			b, _ := m.Pack()
+			return b
+		}, "opcode"},
+		"NXDOMAIN with the records asked": {func(q []byte) []byte {
+			m := answer(q)
+			m.Rcode = dns.RcodeNameError
+			b, _ := m.Pack()
+			return b
+		}, "NXDOMAIN"},
 		"FORMERR twice": {func(q []byte) []byte {
 			var m dns.Msg
 			m.Unpack(q)
@@ -566,13 +584,18 @@ func TestResolvConf(t *testing.T) {
 	if got, want := r.Servers(), []string{"192.0.2.1:53", "[2001:db8::1]:53", "127.0.0.1:5353"}; !slices.Equal(got, want) {
 		t.Errorf("Servers() = %q, want %q", got, want)
 	}
-	if _, err := dnsauth.NewResolver(&dnsauth.ResolverOptions{ResolvConf: filepath.Join(dir, "missing")}); err == nil {
-		t.Error("missing resolv.conf accepted")
+	// Like *net.Resolver: no resolv.conf, or one naming no server, means
+	// the local host.
+	local := []string{"127.0.0.1:53", "[::1]:53"}
+	r, err = dnsauth.NewResolver(&dnsauth.ResolverOptions{ResolvConf: filepath.Join(dir, "missing")})
+	if err != nil || !slices.Equal(r.Servers(), local) {
+		t.Errorf("missing resolv.conf: %v, %v; want %q", r, err, local)
 	}
 	empty := filepath.Join(dir, "empty.conf")
 	os.WriteFile(empty, []byte("search example.com\n"), 0o644)
-	if _, err := dnsauth.NewResolver(&dnsauth.ResolverOptions{ResolvConf: empty}); err == nil {
-		t.Error("resolv.conf without nameserver accepted")
+	r, err = dnsauth.NewResolver(&dnsauth.ResolverOptions{ResolvConf: empty})
+	if err != nil || !slices.Equal(r.Servers(), local) {
+		t.Errorf("resolv.conf without nameserver: %v, %v; want %q", r, err, local)
 	}
 	if _, err := dnsauth.NewResolver(&dnsauth.ResolverOptions{Servers: []string{"x"}, UDPSize: 100}); err == nil {
 		t.Error("UDPSize 100 accepted")

@@ -20,6 +20,9 @@ func (z *Zone) lookup(ctx context.Context, name string, qtype uint16) ([]dns.RR,
 	if err != nil {
 		return nil, dnsname.Invalid(name, err)
 	}
+	// The name is raw labels, as *net.Resolver takes it; the zone keeps
+	// names in presentation form (RFC 1035 §5.1).
+	abs = dnsname.Escape(abs)
 	a := z.Resolve(abs, qtype)
 	switch a.Failure {
 	case Timeout:
@@ -86,6 +89,7 @@ func (z *Zone) LookupCNAME(ctx context.Context, host string) (string, error) {
 	if err != nil {
 		return "", dnsname.Invalid(host, err)
 	}
+	abs = dnsname.Escape(abs)
 	// Asking for A follows the whole chain, as a stub resolver's query does.
 	a := z.Resolve(abs, dns.TypeA)
 	switch a.Failure {

@@ -79,6 +79,13 @@ type key struct {
 // Zone is an in-memory set of resource records that answers lookups. The
 // zero value is not usable; use NewZone or ParseZone. A Zone is safe for
 // concurrent use.
+//
+// Names given to its methods (the Lookup methods, the Add helpers, Remove,
+// Fail) are raw labels separated by dots, as *net.Resolver takes them: a
+// backslash or a quote is that octet. Zone-file text, the records given to
+// Add and Resolve's name are in the presentation form of RFC 1035 §5.1,
+// where such octets are escaped, as miekg/dns writes them. TXT text is raw
+// octets in AddTXT and in what LookupTXT returns.
 type Zone struct {
 	mu    sync.Mutex
 	rrs   map[key][]dns.RR
@@ -169,7 +176,7 @@ func (z *Zone) Add(rrs ...dns.RR) {
 func (z *Zone) Remove(name string, qtype uint16) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
-	n := dnsname.Key(dns.Fqdn(name))
+	n := dnsname.Key(fqdn(name))
 	for k := range z.rrs {
 		if k.name == n && (qtype == dns.TypeANY || k.qtype == qtype) {
 			delete(z.rrs, k)
@@ -192,14 +199,23 @@ func (z *Zone) recomputeNames() {
 	}
 }
 
+// hdr is the header of a record owned by name, a name of raw labels as the
+// Add helpers take it.
 func hdr(name string, t uint16) dns.RR_Header {
-	return dns.RR_Header{Name: dns.Fqdn(name), Rrtype: t, Class: dns.ClassINET, Ttl: DefaultTTL}
+	return dns.RR_Header{Name: fqdn(name), Rrtype: t, Class: dns.ClassINET, Ttl: DefaultTTL}
 }
 
-// AddTXT adds one TXT record whose text is value, split into
-// character-strings of at most 255 octets (RFC 1035 §3.3.14).
+// fqdn is the absolute presentation form (RFC 1035 §5.1) of a raw name.
+func fqdn(name string) string { return dns.Fqdn(dnsname.Escape(name)) }
+
+// AddTXT adds one TXT record whose text is value, raw octets (no escapes),
+// split into character-strings of at most 255 octets (RFC 1035 §3.3.14).
 func (z *Zone) AddTXT(name, value string) {
-	z.Add(&dns.TXT{Hdr: hdr(name, dns.TypeTXT), Txt: dnsname.SplitTXT(value)})
+	parts := dnsname.SplitTXT(value)
+	for i, p := range parts {
+		parts[i] = dnsname.EscapeTXT(p)
+	}
+	z.Add(&dns.TXT{Hdr: hdr(name, dns.TypeTXT), Txt: parts})
 }
 
 // AddIP adds an A or AAAA record for each address.
@@ -215,23 +231,23 @@ func (z *Zone) AddIP(name string, addrs ...netip.Addr) {
 
 // AddMX adds an MX record.
 func (z *Zone) AddMX(name string, pref uint16, host string) {
-	z.Add(&dns.MX{Hdr: hdr(name, dns.TypeMX), Preference: pref, Mx: dns.Fqdn(host)})
+	z.Add(&dns.MX{Hdr: hdr(name, dns.TypeMX), Preference: pref, Mx: fqdn(host)})
 }
 
 // AddCNAME adds a CNAME record from name to target.
 func (z *Zone) AddCNAME(name, target string) {
-	z.Add(&dns.CNAME{Hdr: hdr(name, dns.TypeCNAME), Target: dns.Fqdn(target)})
+	z.Add(&dns.CNAME{Hdr: hdr(name, dns.TypeCNAME), Target: fqdn(target)})
 }
 
 // AddNS adds an NS record.
 func (z *Zone) AddNS(name, host string) {
-	z.Add(&dns.NS{Hdr: hdr(name, dns.TypeNS), Ns: dns.Fqdn(host)})
+	z.Add(&dns.NS{Hdr: hdr(name, dns.TypeNS), Ns: fqdn(host)})
 }
 
 // AddPTR adds a PTR record for addr under in-addr.arpa or ip6.arpa.
 func (z *Zone) AddPTR(addr netip.Addr, name string) {
 	rev, _ := dns.ReverseAddr(addr.Unmap().String())
-	z.Add(&dns.PTR{Hdr: hdr(rev, dns.TypePTR), Ptr: dns.Fqdn(name)})
+	z.Add(&dns.PTR{Hdr: hdr(rev, dns.TypePTR), Ptr: fqdn(name)})
 }
 
 // Fail makes every query for name and qtype fail with f; qtype dns.TypeANY
@@ -240,7 +256,7 @@ func (z *Zone) AddPTR(addr netip.Addr, name string) {
 func (z *Zone) Fail(name string, qtype uint16, f Failure) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
-	k := key{dnsname.Key(dns.Fqdn(name)), qtype}
+	k := key{dnsname.Key(fqdn(name)), qtype}
 	if f == NoFailure {
 		delete(z.fail, k)
 	} else {

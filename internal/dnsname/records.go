@@ -15,12 +15,17 @@ import (
 // are skipped.
 
 // TXTs joins the character-strings of each TXT record into one string
-// (RFC 7208 §3.3, RFC 6376 §3.6.2.2), one string per record.
+// (RFC 7208 §3.3, RFC 6376 §3.6.2.2), one string per record, as raw
+// octets: miekg/dns keeps them escaped (RFC 1035 §5.1).
 func TXTs(rrs []dns.RR) []string {
 	out := make([]string, 0, len(rrs))
 	for _, rr := range rrs {
 		if t, ok := rr.(*dns.TXT); ok {
-			out = append(out, strings.Join(t.Txt, ""))
+			var b strings.Builder
+			for _, s := range t.Txt {
+				b.WriteString(UnescapeTXT(s))
+			}
+			out = append(out, b.String())
 		}
 	}
 	return out

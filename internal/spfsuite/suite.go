@@ -23,6 +23,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
+	"github.com/smarthost-go/smarthost/internal/dnsname"
 )
 
 // Case is one test of a suite.
@@ -115,9 +116,15 @@ func loadOpenSPF(file string, b []byte) ([]*Case, error) {
 	return cases, nil
 }
 
+// hdr makes the header of a record owned by name, given as raw labels as
+// the suites write them; records keep names in presentation form
+// (RFC 1035 §5.1), escaped.
 var hdr = func(name string, t uint16) dns.RR_Header {
-	return dns.RR_Header{Name: dns.Fqdn(name), Rrtype: t, Class: dns.ClassINET, Ttl: 3600}
+	return dns.RR_Header{Name: fqdn(name), Rrtype: t, Class: dns.ClassINET, Ttl: 3600}
 }
+
+// fqdn is the absolute presentation form of a raw name.
+func fqdn(name string) string { return dns.Fqdn(dnsname.Escape(name)) }
 
 // openZone builds a zone from openspf zonedata: type SPF records are served
 // as TXT when the name has no TXT entry ("TXT: NONE" means none); a TIMEOUT
@@ -152,14 +159,14 @@ func openZone(data map[string][]any) (*dnstest.Zone, error) {
 					switch v := v.(type) {
 					case []any:
 						for _, x := range v {
-							ss = append(ss, fmt.Sprint(x))
+							ss = append(ss, dnsname.EscapeTXT(fmt.Sprint(x)))
 						}
 					default:
 						s := fmt.Sprint(v)
 						if s == "NONE" {
 							continue
 						}
-						ss = []string{s}
+						ss = []string{dnsname.EscapeTXT(s)}
 					}
 					rr := &dns.TXT{Hdr: hdr(name, dns.TypeTXT), Txt: ss}
 					if typ == "SPF" {
@@ -186,13 +193,13 @@ func openZone(data map[string][]any) (*dnstest.Zone, error) {
 						return nil, fmt.Errorf("zone %s: bad MX %v", name, v)
 					}
 					pref, _ := strconv.Atoi(fmt.Sprint(l[0]))
-					z.Add(&dns.MX{Hdr: hdr(name, dns.TypeMX), Preference: uint16(pref), Mx: dns.Fqdn(fmt.Sprint(l[1]))})
+					z.Add(&dns.MX{Hdr: hdr(name, dns.TypeMX), Preference: uint16(pref), Mx: fqdn(fmt.Sprint(l[1]))})
 					real[dns.TypeMX] = true
 				case "PTR":
-					z.Add(&dns.PTR{Hdr: hdr(name, dns.TypePTR), Ptr: dns.Fqdn(fmt.Sprint(v))})
+					z.Add(&dns.PTR{Hdr: hdr(name, dns.TypePTR), Ptr: fqdn(fmt.Sprint(v))})
 					real[dns.TypePTR] = true
 				case "CNAME":
-					z.Add(&dns.CNAME{Hdr: hdr(name, dns.TypeCNAME), Target: dns.Fqdn(fmt.Sprint(v))})
+					z.Add(&dns.CNAME{Hdr: hdr(name, dns.TypeCNAME), Target: fqdn(fmt.Sprint(v))})
 					real[dns.TypeCNAME] = true
 				default:
 					return nil, fmt.Errorf("zone %s: unknown type %s", name, typ)
