@@ -87,23 +87,30 @@ func Header(authServID string, results ...Result) string {
 // folder writes words separated by spaces, folding before a word that
 // would pass column 78.
 type folder struct {
-	b   strings.Builder
-	col int
+	b     strings.Builder
+	col   int
+	fresh bool // a line was just folded: the next word needs no space
 }
 
+// fold puts the next word on a line of its own: CRLF then the space that
+// separates it (RFC 5322 §2.2.3: folding inserts CRLF before white space,
+// so unfolding gives the same value).
 func (f *folder) fold() {
-	f.b.WriteString("\r\n\t")
+	f.b.WriteString("\r\n ")
 	f.col = 1
+	f.fresh = true
 }
 
 func (f *folder) word(w string) {
-	if f.col > 1 {
-		if f.col+1+len(w) > 78 {
-			f.fold()
-		} else {
-			f.b.WriteByte(' ')
-			f.col++
-		}
+	switch {
+	case f.fresh:
+		f.fresh = false
+	case f.col+1+len(w) > 78:
+		f.fold()
+		f.fresh = false
+	default:
+		f.b.WriteByte(' ')
+		f.col++
 	}
 	f.b.WriteString(w)
 	f.col += len(w)

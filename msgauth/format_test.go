@@ -70,14 +70,14 @@ func TestHeader(t *testing.T) {
 	}
 	h := msgauth.Header("mx.example.net", rs)
 	want := "Authentication-Results: mx.example.net;\r\n" +
-		"\tspf=pass smtp.mailfrom=bounces+1a2b@em1234.example.com;\r\n" +
-		"\tdkim=pass header.d=example.com header.i=@example.com header.s=s1\r\n" +
-		"\theader.a=ed25519-sha256 header.b=76THQRji;\r\n" +
-		"\tdmarc=pass header.from=example.com\r\n"
+		" spf=pass smtp.mailfrom=bounces+1a2b@em1234.example.com;\r\n" +
+		" dkim=pass header.d=example.com header.i=@example.com header.s=s1\r\n" +
+		" header.a=ed25519-sha256 header.b=76THQRji;\r\n" +
+		" dmarc=pass header.from=example.com\r\n"
 	if h != want {
 		t.Errorf("got\n%q\nwant\n%q", h, want)
 	}
-	unfolded := strings.ReplaceAll(strings.TrimSuffix(h, "\r\n"), "\r\n\t", " ")
+	unfolded := strings.ReplaceAll(strings.TrimSuffix(h, "\r\n"), "\r\n", "") // RFC 5322 §2.2.3
 	if unfolded != "Authentication-Results: "+msgauth.Format("mx.example.net", rs) {
 		t.Errorf("unfolded %q differs from Format", unfolded)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
 	"github.com/smarthost-go/smarthost/msgauth"
@@ -24,14 +25,18 @@ why.example.com.  TXT "%{i} is not one of %{d}'s designated mail servers."
 
 	r := c.CheckMailFrom(ctx, netip.MustParseAddr("192.0.2.25"), "alice@example.com", "mail.example.com")
 	fmt.Println(r.Status, r.Mechanism)
-	fmt.Println(r.ReceivedSPF("mx.example.org"))
+	fmt.Println(strings.ReplaceAll(r.ReceivedSPF("mx.example.org"), "\r\n", "\n"))
 
 	r = c.CheckMailFrom(ctx, netip.MustParseAddr("203.0.113.7"), "alice@example.com", "mail.example.com")
 	fmt.Println(r.Status, r.Mechanism)
 	fmt.Println(r.Explanation)
 	// Output:
 	// pass include:_spf.example.com
-	// Received-SPF: pass (mx.example.org: domain of alice@example.com designates 192.0.2.25 as permitted sender) client-ip=192.0.2.25; envelope-from="alice@example.com"; helo=mail.example.com; mechanism="include:_spf.example.com"; receiver=mx.example.org; identity=mailfrom
+	// Received-SPF: pass (mx.example.org: domain of alice@example.com designates
+	//  192.0.2.25 as permitted sender) client-ip=192.0.2.25;
+	//  envelope-from="alice@example.com"; helo=mail.example.com;
+	//  mechanism="include:_spf.example.com"; receiver=mx.example.org;
+	//  identity=mailfrom
 	// fail -all
 	// 203.0.113.7 is not one of example.com's designated mail servers.
 }

@@ -202,20 +202,27 @@ func (t Trace) String() string {
 //	 192.0.2.1 as permitted sender) client-ip=192.0.2.1;
 //	 envelope-from="a@example.com"; helo=mail.example.com;
 //	 receiver=mx.example.org; identity=mailfrom
+//
+// The field is folded (CRLF before the space) ahead of a word that would
+// pass column 78, and no line passes the 998 octets of RFC 5322 §2.1.1: a value or
+// comment longer than maxReceivedValue octets (an error quoting a huge
+// record, say) is cut and ends in "...(truncated)".
 func (r *Result) ReceivedSPF(receiver string) string {
-	var b strings.Builder
-	b.WriteString("Received-SPF: ")
-	b.WriteString(string(r.Status))
-	b.WriteString(" (")
-	b.WriteString(commentSafe(r.comment(receiver)))
-	b.WriteString(")")
-	kv := func(k, v string) {
-		b.WriteByte(' ')
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(kvValue(v))
-		b.WriteByte(';')
+	var f receivedFolder
+	f.word("Received-SPF:")
+	f.word(string(r.Status))
+	comment := strings.Fields(truncate(commentSafe(r.comment(receiver))))
+	for i, w := range comment {
+		if i == 0 {
+			w = "(" + w
+		}
+		if i == len(comment)-1 {
+			w += ")"
+		}
+		f.word(w)
 	}
+	var pairs []string
+	kv := func(k, v string) { pairs = append(pairs, k+"="+kvValue(truncate(v))) }
 	if r.IP.IsValid() {
 		kv("client-ip", r.IP.String())
 	}
@@ -238,7 +245,51 @@ func (r *Result) ReceivedSPF(receiver string) string {
 	if r.Identity != "" {
 		kv("identity", string(r.Identity))
 	}
-	return strings.TrimSuffix(b.String(), ";")
+	for i, p := range pairs {
+		if i < len(pairs)-1 {
+			p += ";"
+		}
+		// A quoted value may fold at its spaces too (RFC 5322 §3.2.4).
+		for _, w := range strings.Split(p, " ") {
+			f.word(w)
+		}
+	}
+	return f.b.String()
+}
+
+// maxReceivedValue is the longest value or comment ReceivedSPF writes: even
+// quoted with every octet escaped it fits a line of 998 octets.
+const maxReceivedValue = 400
+
+// truncate cuts s to maxReceivedValue octets, saying so.
+func truncate(s string) string {
+	const mark = "...(truncated)"
+	if len(s) <= maxReceivedValue {
+		return s
+	}
+	return s[:maxReceivedValue-len(mark)] + mark
+}
+
+// receivedFolder writes words separated by single spaces, folding before a
+// word that would pass column 78: CRLF goes before the separating space
+// (RFC 5322 §2.2.3), so unfolding gives the one-line field back.
+type receivedFolder struct {
+	b   strings.Builder
+	col int
+}
+
+func (f *receivedFolder) word(w string) {
+	switch {
+	case f.b.Len() == 0:
+	case f.col+1+len(w) > 78:
+		f.b.WriteString("\r\n ")
+		f.col = 1
+	default:
+		f.b.WriteByte(' ')
+		f.col++
+	}
+	f.b.WriteString(w)
+	f.col += len(w)
 }
 
 func (r *Result) comment(receiver string) string {

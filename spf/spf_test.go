@@ -244,7 +244,7 @@ helo.example.com.  A   198.51.100.1
 		r.Domain != "example.com" || r.IP != netip.MustParseAddr("192.0.2.1") || r.DNSTerms != 1 {
 		t.Fatalf("result %+v", r)
 	}
-	h := r.ReceivedSPF("mybox.example.org")
+	h := unfold(r.ReceivedSPF("mybox.example.org"))
 	for _, want := range []string{
 		"Received-SPF: pass (mybox.example.org: domain of myname@example.com designates 192.0.2.1 as permitted sender) ",
 		" client-ip=192.0.2.1;", ` envelope-from="myname@example.com";`, " helo=foo.example.com;",
@@ -273,7 +273,7 @@ helo.example.com.  A   198.51.100.1
 	if r.Status != spf.Fail || r.Identity != spf.IdentityHELO || r.Mechanism != "-all" {
 		t.Fatalf("HELO result %+v", r)
 	}
-	if h := r.ReceivedSPF(""); !strings.HasPrefix(h, "Received-SPF: fail (domain of helo.example.com does not designate 192.0.2.1 as permitted sender)") ||
+	if h := unfold(r.ReceivedSPF("")); !strings.HasPrefix(h, "Received-SPF: fail (domain of helo.example.com does not designate 192.0.2.1 as permitted sender)") ||
 		!strings.Contains(h, "identity=helo") {
 		t.Errorf("HELO header %q", h)
 	}
@@ -301,8 +301,8 @@ helo.example.com.  A   198.51.100.1
 			t.Errorf("%s: %s %v, want %s %v", c2.from, r.Status, r.Err, c2.want, c2.target)
 		}
 		// RFC 7208 §9.1: problem= is for an error discovered, not a none.
-		if problem := strings.Contains(r.ReceivedSPF("mx"), "problem="); problem != (r.Status != spf.None) {
-			t.Errorf("%s: problem= %v in %q", c2.from, problem, r.ReceivedSPF("mx"))
+		if problem := strings.Contains(unfold(r.ReceivedSPF("mx")), "problem="); problem != (r.Status != spf.None) {
+			t.Errorf("%s: problem= %v in %q", c2.from, problem, unfold(r.ReceivedSPF("mx")))
 		}
 	}
 }
@@ -397,8 +397,8 @@ redir.example.com.   TXT "v=spf1 redirect=open.example.com"
 		if tc.str != "" && r.String() != tc.str {
 			t.Errorf("%s %s: String() = %q, want %q", tc.ip, tc.domain, r.String(), tc.str)
 		}
-		if got := strings.Contains(r.ReceivedSPF("mx"), "problem="); got != tc.receivedSPFErr {
-			t.Errorf("%s %s: problem= %v in %q", tc.ip, tc.domain, got, r.ReceivedSPF("mx"))
+		if got := strings.Contains(unfold(r.ReceivedSPF("mx")), "problem="); got != tc.receivedSPFErr {
+			t.Errorf("%s %s: problem= %v in %q", tc.ip, tc.domain, got, unfold(r.ReceivedSPF("mx")))
 		}
 	}
 }
@@ -463,5 +463,57 @@ func TestCheckHostDefaultResolver(t *testing.T) {
 	r := spf.CheckHost(ctx, netip.MustParseAddr("192.0.2.1"), "single-label", "a@single-label")
 	if r.Status != spf.None || !errors.Is(r.Err, spf.ErrNoRecord) || len(r.Trace) != 1 {
 		t.Errorf("invalid domain: %v\n%s", r, r.Trace)
+	}
+}
+
+// unfold undoes the folding of a header field (RFC 5322 §2.2.3).
+func unfold(h string) string { return strings.ReplaceAll(h, "\r\n", "") }
+
+// TestReceivedSPFBounded: a record of a megabyte (served as one TXT
+// record) makes an error that quotes it, but the Received-SPF field stays a
+// header: folded at 78 where words allow, no line over 998 octets (RFC 5322
+// §2.1.1), the cut value marked, every key still there.
+func TestReceivedSPFBounded(t *testing.T) {
+	t.Parallel()
+	z := dnstest.NewZone()
+	mb := strings.Repeat("x", 1<<20)
+	z.AddTXT("unknown.example", "v=spf1 "+strings.Repeat("ip4:192.0.2.1 ", 1<<10)+"bogus:"+mb+" -all")
+	z.AddTXT("include.example", "v=spf1 include:"+mb+".example -all")
+	z.AddTXT("modifier.example", "v=spf1 x-mod="+mb+" ip4:192.0.2.0/24 x=\"\" -all")
+	z.AddTXT("quotes.example", "v=spf1 a:\""+strings.Repeat("\\\"", 1<<18)+" -all")
+	c, _ := spf.NewChecker(z, nil)
+	long := strings.Repeat("l", 64) + "@" + strings.Repeat("d", 60) + ".unknown.example"
+	for _, tc := range []struct{ domain, sender string }{
+		{"unknown.example", "a@unknown.example"},
+		{"unknown.example", long},
+		{"include.example", "a@include.example"},
+		{"modifier.example", "a@modifier.example"},
+		{"quotes.example", "a@quotes.example"},
+	} {
+		r := c.CheckHost(context.Background(), netip.MustParseAddr("192.0.2.9"), tc.domain, tc.sender)
+		h := r.ReceivedSPF("mx.example.org")
+		for i, line := range strings.Split(h, "\r\n") {
+			if len(line) > 998 {
+				t.Errorf("line %d of %d octets", i, len(line))
+			}
+			if i > 0 && (line == "" || line[0] != ' ') {
+				t.Errorf("line %d does not start with white space: %.40q", i, line)
+			}
+			if len(line) > 78 && strings.Count(line, " ") > 1 {
+				t.Errorf("line %d of %d octets could have been folded: %.80q", i, len(line), line)
+			}
+		}
+		u := unfold(h)
+		if len(u) > 3000 {
+			t.Errorf("%s: %d octets: %.200q", tc.domain, len(u), u)
+		}
+		if errText := fmt.Sprint(r.Err); len(errText) > 500 && !strings.Contains(u, "...(truncated)") {
+			t.Errorf("%s: error of %d octets written without a truncation mark: %.300q", tc.domain, len(errText), u)
+		}
+		for _, key := range []string{" client-ip=192.0.2.9;", " envelope-from=", " receiver=mx.example.org;", " identity=mailfrom"} {
+			if !strings.Contains(u, key) {
+				t.Errorf("no %q in %.300q", key, u)
+			}
+		}
 	}
 }

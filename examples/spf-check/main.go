@@ -25,6 +25,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 
 	"github.com/smarthost-go/smarthost/dnsauth"
 	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
@@ -100,7 +101,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	res := c.CheckMailFrom(context.Background(), ip, *mailFrom, *helo)
 	fmt.Fprintf(stdout, "result=%s\n", res.Status)
-	fmt.Fprintln(stdout, res.ReceivedSPF(name))
+	// The field unfolded (RFC 5322 §2.2.3): one line of output.
+	fmt.Fprintln(stdout, strings.ReplaceAll(res.ReceivedSPF(name), "\r\n", ""))
 	if res.Explanation != "" {
 		fmt.Fprintf(stdout, "explanation=%s\n", res.Explanation)
 	}
