@@ -50,7 +50,8 @@ func Format(authServID string, results ...Result) string {
 // Header returns the whole Authentication-Results header field (RFC 8601
 // §2.2), ready to prepend to a message: "Authentication-Results: " and the
 // value of Format, folded before each entry and wherever a line would pass
-// 78 characters (RFC 5322 §2.1.1), ending in CRLF.
+// 78 characters (RFC 5322 §2.1.1), but never inside a quoted-string, ending
+// in CRLF. Unfolded (RFC 5322 §2.2.3), it is Format's value.
 func Header(authServID string, results ...Result) string {
 	var f folder
 	f.b.WriteString("Authentication-Results:")
@@ -72,7 +73,7 @@ func Header(authServID string, results ...Result) string {
 	}
 	for i, e := range entries {
 		f.fold()
-		words := strings.Split(e, " ")
+		words := splitWords(e)
 		for j, w := range words {
 			if i < len(entries)-1 && j == len(words)-1 {
 				w += ";"
@@ -82,6 +83,28 @@ func Header(authServID string, results ...Result) string {
 	}
 	f.b.WriteString("\r\n")
 	return f.b.String()
+}
+
+// splitWords splits an entry at the spaces between its parts, not at those
+// inside a quoted-string: RFC 5322 allows folding there, but parsers in use
+// (Mail::AuthenticationResults) keep the line break in the value.
+func splitWords(e string) []string {
+	var words []string
+	start, quoted := 0, false
+	for i := 0; i < len(e); i++ {
+		switch e[i] {
+		case '\\':
+			i++
+		case '"':
+			quoted = !quoted
+		case ' ':
+			if !quoted {
+				words = append(words, e[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(words, e[start:])
 }
 
 // folder writes words separated by spaces, folding before a word that
