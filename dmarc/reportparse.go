@@ -44,6 +44,14 @@ type reportParser struct {
 // the input, or what it inflates to, exceeds ReportOptions.MaxSize. XML
 // entities other than the predefined ones are never expanded
 // (encoding/xml ignores DTDs), so an entity bomb cannot inflate.
+//
+// A record's count must be a whole number of messages from 0 to 2^63-1
+// (white space, a sign and a fraction of zeros are tolerated: "+12.0" is
+// 12). A record whose count is negative, fractional, too large, not a
+// decimal number or absent is refused: it is left out of
+// Feedback.Records, so no total includes it, and Feedback.Problems names
+// it by its place in the document and says why. A count of 0 is kept and
+// noted in Problems.
 func ParseReport(r io.Reader, opts *ReportOptions) (*Feedback, error) {
 	p := &reportParser{max: maxReportSize}
 	if opts != nil && opts.MaxSize > 0 {
@@ -254,7 +262,9 @@ func parseFeedbackXML(b []byte) (*Feedback, error) {
 	return fb, nil
 }
 
-// normalize trims and lower-cases the enumerated values and notes problems.
+// normalize trims and lower-cases the enumerated values, notes problems,
+// and leaves out the records whose count was refused. Records are numbered
+// in problems by their place in the document.
 func (fb *Feedback) normalize() {
 	low := func(s *string) { *s = strings.ToLower(strings.TrimSpace(*s)) }
 	trim := func(s *string) { *s = strings.TrimSpace(*s) }
@@ -273,8 +283,13 @@ func (fb *Feedback) normalize() {
 	if pp.Domain == "" {
 		fb.Problems = append(fb.Problems, "no policy_published domain")
 	}
+	kept := fb.Records[:0]
 	for i := range fb.Records {
 		r := &fb.Records[i]
+		if r.Row.countErr != "" {
+			fb.Problems = append(fb.Problems, fmt.Sprintf("record %d: %s; the record is left out", i+1, r.Row.countErr))
+			continue
+		}
 		pe := &r.Row.PolicyEvaluated
 		low(&pe.Disposition)
 		low(&pe.DKIM)
@@ -302,10 +317,13 @@ func (fb *Feedback) normalize() {
 		if !r.Row.SourceIP.IsValid() {
 			fb.Problems = append(fb.Problems, fmt.Sprintf("record %d: source_ip %q is not an IP address", i+1, r.Row.SourceIPText))
 		}
-		if r.Row.Count <= 0 {
-			fb.Problems = append(fb.Problems, fmt.Sprintf("record %d: no positive count", i+1))
+		if r.Row.Count == 0 {
+			fb.Problems = append(fb.Problems, fmt.Sprintf("record %d: count 0", i+1))
 		}
+		kept = append(kept, *r)
 	}
+	clear(fb.Records[len(kept):])
+	fb.Records = kept
 }
 
 // charsetReader decodes the single-byte charsets reports are seen in.

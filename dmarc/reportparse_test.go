@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -348,4 +349,75 @@ func parseReportFile(t *testing.T, path string) *Feedback {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return fb
+}
+
+// countReport is a report with a record of count 2 from 192.0.2.1 and a
+// record from 192.0.2.2 whose count element is count (none when count is
+// "<none>").
+func countReport(count string) string {
+	c := "<count>" + count + "</count>"
+	if count == "<none>" {
+		c = ""
+	}
+	return `<feedback><report_metadata><org_name>r</org_name><report_id>1</report_id></report_metadata>` +
+		`<policy_published><domain>example.com</domain></policy_published>` +
+		`<record><row><source_ip>192.0.2.1</source_ip><count>2</count><policy_evaluated><dkim>pass</dkim></policy_evaluated></row></record>` +
+		`<record><row><source_ip>192.0.2.2</source_ip>` + c + `<policy_evaluated><dkim>fail</dkim></policy_evaluated></row></record></feedback>`
+}
+
+// TestReportCounts: a count is a whole number of messages from 0 to
+// 2^63-1. A record whose count is negative, too large, fractional, not a
+// number or absent is refused: it is left out of Records and named in
+// Problems, so no total ever includes it.
+func TestReportCounts(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		count   string
+		want    int64  // the second record's count, when kept
+		problem string // the problem named, "" when none
+	}{
+		{"5", 5, ""},
+		{" 7\n", 7, ""},
+		{"+4", 4, ""},
+		{"3.0", 3, ""},
+		{"9223372036854775807", math.MaxInt64, ""},
+		{"0", 0, "record 2: count 0"},
+		{"-0", 0, "record 2: count 0"},
+		{"-5", -1, `record 2: count "-5" is negative`},
+		{"-1.5", -1, `record 2: count "-1.5" is negative`},
+		{"99999999999999999999", -1, `record 2: count "99999999999999999999" is too large`},
+		{"9223372036854775808", -1, `record 2: count "9223372036854775808" is too large`},
+		{"1.5", -1, `record 2: count "1.5" is not a whole number`},
+		{"abc", -1, `record 2: count "abc" is not a number`},
+		{"1e3", -1, `record 2: count "1e3" is not a number`},
+		{"0x10", -1, `record 2: count "0x10" is not a number`},
+		{"", -1, "record 2: no count"},
+		{"<none>", -1, "record 2: no count"},
+	} {
+		fb, err := ParseReport(strings.NewReader(countReport(c.count)), nil)
+		if err != nil {
+			t.Errorf("%q: %v", c.count, err)
+			continue
+		}
+		joined := strings.Join(fb.Problems, "\n")
+		if c.problem == "" && len(fb.Problems) != 0 || !strings.Contains(joined, c.problem) {
+			t.Errorf("%q: problems %q, want %q", c.count, fb.Problems, c.problem)
+		}
+		wantRecords, wantTotal := 2, 2+c.want
+		if c.want < 0 {
+			wantRecords, wantTotal = 1, 2
+			if !strings.Contains(joined, "left out") {
+				t.Errorf("%q: problems %q do not say the record is left out", c.count, fb.Problems)
+			}
+		}
+		if len(fb.Records) != wantRecords || fb.Records[0].Row.Count != 2 || wantRecords == 2 && fb.Records[1].Row.Count != c.want {
+			t.Errorf("%q: records %+v", c.count, fb.Records)
+		}
+		if c.want > math.MaxInt64-2 {
+			wantTotal = 2 // the sum would overflow: Summarize leaves the record out
+		}
+		if s := Summarize(fb); s.Messages != wantTotal || s.Passed != 2 || s.Failed != wantTotal-2 {
+			t.Errorf("%q: summary %d messages (%d+%d), want %d", c.count, s.Messages, s.Passed, s.Failed, wantTotal)
+		}
+	}
 }
