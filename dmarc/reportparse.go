@@ -28,6 +28,9 @@ type ReportOptions struct {
 // reportParser is ParseReport with its limit.
 type reportParser struct {
 	max int64
+	// mimeBytes counts the bytes every level of an e-mail's MIME
+	// structure reads, for the tests.
+	mimeBytes int64
 }
 
 // ParseReport reads an aggregate report: RFC 7489 Appendix C XML, gzip- or
@@ -40,8 +43,10 @@ type reportParser struct {
 // "1337270400.0" and unparsable addresses are tolerated; an XML document
 // that breaks off after the report has begun gives what was read before,
 // with the problem in Feedback.Problems. It fails, wrapping ErrSyntax,
-// when the input is not a report at all, and wrapping ErrTooLarge when
-// the input, or what it inflates to, exceeds ReportOptions.MaxSize. XML
+// when the input is not a report at all or is nested beyond reason (an
+// e-mail whose parts lie in more than 8 multiparts), and wrapping
+// ErrTooLarge when the input, or what it inflates to, exceeds
+// ReportOptions.MaxSize. XML
 // entities other than the predefined ones are never expanded
 // (encoding/xml ignores DTDs), so an entity bomb cannot inflate.
 //
@@ -153,50 +158,95 @@ func looksLikeXML(b []byte) bool {
 	return len(b) > 0 && b[0] == '<'
 }
 
+// maxMIMEDepth is how many multiparts deep parseMessage looks for the
+// report. Report e-mails nest one or two; eight leaves room for
+// forwarding and wrapping software.
+const maxMIMEDepth = 8
+
 // parseMessage finds the report in an e-mail (RFC 7489 §7.2.1.1): the
-// first part, in order, that holds a gzip, zip or XML report.
+// first part, in order, that holds a gzip, zip or XML report. A part
+// nested in more than maxMIMEDepth multiparts is refused as soon as it is
+// reached, wrapping ErrSyntax. Every level reads its parts through the
+// levels above it, so the depth limit bounds the work to maxMIMEDepth+1
+// passes over the message.
 func (p *reportParser) parseMessage(b []byte, depth int) (*Feedback, error) {
 	e, err := message.Read(bytes.NewReader(b))
 	if e == nil {
 		return nil, fmt.Errorf("%w: neither a report nor an e-mail: %w", ErrSyntax, err)
 	}
-	var found *Feedback
-	var firstErr error
-	walkErr := e.Walk(func(_ []int, part *message.Entity, _ error) error {
-		if found != nil || part == nil || part.MultipartReader() != nil {
-			return nil
-		}
-		body, err := readLimited(part.Body, p.max)
-		if err != nil {
-			if errors.Is(err, ErrTooLarge) {
-				return err
-			}
-			return nil
-		}
-		if !(bytes.HasPrefix(body, []byte{0x1f, 0x8b}) || bytes.HasPrefix(body, []byte("PK\x03\x04")) || looksLikeXML(body)) {
-			return nil
-		}
-		fb, err := p.parseBytes(body, depth+1)
-		if err != nil {
-			if errors.Is(err, ErrTooLarge) {
-				return err
-			}
-			firstErr = cmpErr(firstErr, err)
-			return nil
-		}
-		found = fb
-		return nil
-	})
-	if found != nil {
+	w := &mimeWalk{p: p, depth: depth}
+	found, err := w.entity(e, 0)
+	switch {
+	case found != nil:
 		return found, nil
-	}
-	if errors.Is(walkErr, ErrTooLarge) {
-		return nil, walkErr
-	}
-	if firstErr != nil {
-		return nil, firstErr
+	case err != nil:
+		return nil, err
+	case w.firstErr != nil:
+		return nil, w.firstErr
 	}
 	return nil, fmt.Errorf("%w: no aggregate report in the message", ErrSyntax)
+}
+
+// mimeWalk is the search of one e-mail for its report.
+type mimeWalk struct {
+	p        *reportParser
+	depth    int   // of the e-mail in parseBytes
+	firstErr error // of the first part that looked like a report but was not
+}
+
+// entity returns the report in e, the entity at level (the number of
+// multiparts around it), or nil when it holds none. The error is
+// non-nil only when the e-mail as a whole is refused: too deep or too
+// large.
+func (w *mimeWalk) entity(e *message.Entity, level int) (*Feedback, error) {
+	e.Body = &countingReader{r: e.Body, n: &w.p.mimeBytes}
+	if mr := e.MultipartReader(); mr != nil {
+		if level >= maxMIMEDepth {
+			return nil, fmt.Errorf("%w: e-mail parts nested in more than %d multiparts", ErrSyntax, maxMIMEDepth)
+		}
+		for {
+			// An unknown transfer encoding or charset comes with a part
+			// that can still be read; other errors end this multipart.
+			part, _ := mr.NextPart()
+			if part == nil {
+				return nil, nil
+			}
+			if fb, err := w.entity(part, level+1); fb != nil || err != nil {
+				return fb, err
+			}
+		}
+	}
+	body, err := readLimited(e.Body, w.p.max)
+	if err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			return nil, err
+		}
+		return nil, nil
+	}
+	if !(bytes.HasPrefix(body, []byte{0x1f, 0x8b}) || bytes.HasPrefix(body, []byte("PK\x03\x04")) || looksLikeXML(body)) {
+		return nil, nil
+	}
+	fb, err := w.p.parseBytes(body, w.depth+1)
+	if err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			return nil, err
+		}
+		w.firstErr = cmpErr(w.firstErr, err)
+		return nil, nil
+	}
+	return fb, nil
+}
+
+// countingReader adds the bytes read to *n.
+type countingReader struct {
+	r io.Reader
+	n *int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	*c.n += int64(n)
+	return n, err
 }
 
 // parseFeedbackXML decodes the feedback element by element, so that a

@@ -4,9 +4,11 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/gzip"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -419,5 +421,65 @@ func TestReportCounts(t *testing.T) {
 		if s := Summarize(fb); s.Messages != wantTotal || s.Passed != 2 || s.Failed != wantTotal-2 {
 			t.Errorf("%q: summary %d messages (%d+%d), want %d", c.count, s.Messages, s.Passed, s.Failed, wantTotal)
 		}
+	}
+}
+
+// nestedReportMessage is a report e-mail whose gzip attachment lies inside
+// depth nested multipart/mixed parts. When pad > 0, each multipart first
+// holds a text part of pad bytes.
+func nestedReportMessage(depth, pad int) []byte {
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	zw.Write([]byte(countReport("1")))
+	zw.Close()
+	var b bytes.Buffer
+	b.WriteString("From: reporter@example.net\r\nTo: dmarc@example.com\r\nSubject: Report Domain: example.com\r\nMIME-Version: 1.0\r\n")
+	for i := range depth {
+		fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"b%d\"\r\n\r\n--b%d\r\n", i, i)
+		if pad > 0 {
+			fmt.Fprintf(&b, "Content-Type: text/plain\r\n\r\n%s\r\n--b%d\r\n", strings.Repeat("x", pad), i)
+		}
+	}
+	b.WriteString("Content-Type: application/gzip\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	b.WriteString(base64.StdEncoding.EncodeToString(zb.Bytes()))
+	b.WriteString("\r\n")
+	for i := depth - 1; i >= 0; i-- {
+		fmt.Fprintf(&b, "--b%d--\r\n", i)
+	}
+	return b.Bytes()
+}
+
+// TestNestedMIME: a report e-mail may nest its parts in up to 8
+// multiparts; a deeper one is refused as soon as the walk reaches the
+// ninth, wrapping ErrSyntax, so a message of 10,000 nested multiparts
+// (700 KB) costs no more than one of 8.
+func TestNestedMIME(t *testing.T) {
+	t.Parallel()
+	for depth := range 9 {
+		for _, pad := range []int{0, 100} {
+			fb, err := ParseReport(bytes.NewReader(nestedReportMessage(depth, pad)), nil)
+			if err != nil || len(fb.Records) != 2 {
+				t.Errorf("depth %d, pad %d: %+v, %v", depth, pad, fb, err)
+			}
+		}
+	}
+	for _, depth := range []int{9, 10_000} {
+		msg := nestedReportMessage(depth, 0)
+		fb, err := ParseReport(bytes.NewReader(msg), nil)
+		if !errors.Is(err, ErrSyntax) || !strings.Contains(err.Error(), "nested") {
+			t.Errorf("depth %d (%d bytes): %+v, %v", depth, len(msg), fb, err)
+		}
+	}
+	// The walk is linear in the size of the message: every level of
+	// multipart reads at most the whole message. (Unbounded, the
+	// 10,000-deep message made its levels read 3 GB between them.)
+	for _, c := range []struct{ depth, pad int }{{8, 0}, {8, 100_000}, {9, 100_000}, {10_000, 0}, {20_000, 0}} {
+		msg := nestedReportMessage(c.depth, c.pad)
+		p := &reportParser{max: maxReportSize}
+		fb, err := p.parseBytes(msg, 0)
+		if limit := int64(maxMIMEDepth+1) * int64(len(msg)); p.mimeBytes > limit || (fb == nil) == (c.depth <= maxMIMEDepth) {
+			t.Errorf("depth %d, pad %d: the levels read %d bytes of %d, more than %d; %v", c.depth, c.pad, p.mimeBytes, len(msg), limit, err)
+		}
+		t.Logf("depth %d, pad %d: the levels read %d bytes of %d", c.depth, c.pad, p.mimeBytes, len(msg))
 	}
 }
