@@ -44,10 +44,10 @@ type reportParser struct {
 // that breaks off after the report has begun gives what was read before,
 // with the problem in Feedback.Problems. It fails, wrapping ErrSyntax,
 // when the input is not a report at all or is nested beyond reason (an
-// e-mail whose parts lie in more than 8 multiparts), and wrapping
-// ErrTooLarge when the input, or what it inflates to, exceeds
-// ReportOptions.MaxSize. XML
-// entities other than the predefined ones are never expanded
+// e-mail whose parts lie in more than 8 multiparts, XML elements nested
+// more than 64 deep anywhere in the document), and wrapping ErrTooLarge
+// when the input, or what it inflates to, exceeds ReportOptions.MaxSize.
+// XML entities other than the predefined ones are never expanded
 // (encoding/xml ignores DTDs), so an entity bomb cannot inflate.
 //
 // A record's count must be a whole number of messages from 0 to 2^63-1
@@ -249,18 +249,65 @@ func (c *countingReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// maxXMLDepth is how deep elements may nest in a report. The schema's
+// deepest is 5 (feedback, record, auth_results, dkim, domain); the rest
+// is room for extensions.
+const maxXMLDepth = 64
+
+// errXMLTooDeep refuses a report whose elements nest too deeply.
+var errXMLTooDeep = fmt.Errorf("%w: XML elements nested more than %d deep", ErrSyntax, maxXMLDepth)
+
+// depthLimiter passes on the tokens of a decoder and fails, from the
+// first element nested more than maxXMLDepth deep on, with errXMLTooDeep.
+// The decoder keeps a stack entry for every open element, even in a
+// subtree that is skipped, so without a limit unclosed elements hold
+// about a hundred bytes of memory for every three bytes of input.
+type depthLimiter struct {
+	dec   *xml.Decoder
+	depth int
+	err   error
+}
+
+func (l *depthLimiter) Token() (xml.Token, error) {
+	if l.err != nil {
+		return nil, l.err
+	}
+	tok, err := l.dec.Token()
+	switch tok.(type) {
+	case xml.StartElement:
+		if l.depth++; l.depth > maxXMLDepth {
+			l.err = errXMLTooDeep
+			return nil, l.err
+		}
+	case xml.EndElement:
+		l.depth--
+	}
+	return tok, err
+}
+
 // parseFeedbackXML decodes the feedback element by element, so that a
 // document that breaks off still yields the records before the break.
+// A document with elements nested more than maxXMLDepth deep is refused,
+// wrapping ErrSyntax, as soon as the first such element is read;
+// elements that are not kept (unknown ones, the content of extensions)
+// are skipped as they are read, not held.
 func parseFeedbackXML(b []byte) (*Feedback, error) {
-	dec := xml.NewDecoder(bytes.NewReader(b))
-	dec.Strict = false // tolerate "AT&T" and unknown entities; never expand them
-	dec.CharsetReader = charsetReader
+	raw := xml.NewDecoder(bytes.NewReader(b))
+	raw.Strict = false // tolerate "AT&T" and unknown entities; never expand them
+	raw.CharsetReader = charsetReader
+	// The decoder on top sees the elements, already matched and
+	// translated, through the limiter; every read, including those of
+	// DecodeElement and Skip, goes through it.
+	dec := xml.NewTokenDecoder(&depthLimiter{dec: raw})
 	fb := &Feedback{}
 	started := false
 	for {
 		tok, err := dec.Token()
 		if err == io.EOF {
 			break
+		}
+		if errors.Is(err, errXMLTooDeep) {
+			return nil, err
 		}
 		if err != nil {
 			if !started {
@@ -299,6 +346,9 @@ func parseFeedbackXML(b []byte) (*Feedback, error) {
 			err = dec.DecodeElement(&fb.Extensions, &se)
 		default:
 			err = dec.Skip()
+		}
+		if errors.Is(err, errXMLTooDeep) {
+			return nil, err
 		}
 		if err != nil {
 			fb.Problems = append(fb.Problems, fmt.Sprintf("the XML breaks off in <%s>: %v", se.Name.Local, err))

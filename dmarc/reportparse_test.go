@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -482,4 +483,87 @@ func TestNestedMIME(t *testing.T) {
 		}
 		t.Logf("depth %d, pad %d: the levels read %d bytes of %d", c.depth, c.pad, p.mimeBytes, len(msg))
 	}
+}
+
+// deepXMLReport is a report whose extension holds n nested <x> elements,
+// closed when closed is true.
+func deepXMLReport(n int, closed bool) []byte {
+	var b bytes.Buffer
+	b.WriteString(`<?xml version="1.0"?><feedback><report_metadata><org_name>r</org_name><report_id>1</report_id></report_metadata>` +
+		`<policy_published><domain>example.com</domain></policy_published><extensions><extension name="x" definition="https://example.com/x">`)
+	b.Write(bytes.Repeat([]byte("<x>"), n))
+	if closed {
+		b.Write(bytes.Repeat([]byte("</x>"), n))
+		b.WriteString(`</extension></extensions></feedback>`)
+	}
+	return b.Bytes()
+}
+
+func gzipped(b []byte) []byte {
+	var zb bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&zb, gzip.BestCompression)
+	zw.Write(b)
+	zw.Close()
+	return zb.Bytes()
+}
+
+// allocated is the bytes f allocates, from runtime.MemStats.TotalAlloc (of
+// the whole process: the test calling it must not be parallel).
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestDeepXML: elements may nest 64 deep, wherever they are; a deeper
+// element is refused as soon as it is read, wrapping ErrSyntax, so that 33
+// MB of unclosed <x> in an extension (a 32 KB gzip file) is refused after
+// reading a few of them, instead of costing a gigabyte of decoder stack.
+// Not parallel: it measures allocations.
+func TestDeepXML(t *testing.T) {
+	// <feedback><extensions><extension> and 61 <x> are 64 levels.
+	fb, err := ParseReport(bytes.NewReader(deepXMLReport(61, true)), nil)
+	if err != nil || fb.Policy.Domain != "example.com" || len(fb.Extensions) != 1 || fb.Extensions[0].Name != "x" || len(fb.Problems) != 0 {
+		t.Errorf("61 <x>: %+v, %v", fb, err)
+	}
+	// Unclosed, the document breaks off in the extension.
+	fb, err = ParseReport(bytes.NewReader(deepXMLReport(61, false)), nil)
+	if err != nil || fb.Policy.Domain != "example.com" || !strings.Contains(strings.Join(fb.Problems, "\n"), "breaks off") {
+		t.Errorf("61 unclosed <x>: %+v, %v", fb, err)
+	}
+	for _, in := range [][]byte{deepXMLReport(62, true), deepXMLReport(62, false), gzipped(deepXMLReport(62, true)),
+		[]byte(strings.Repeat("<feedback>", 65)), []byte("<feedback><record><row>" + strings.Repeat("<count>", 62) + "1")} {
+		fb, err := ParseReport(bytes.NewReader(in), nil)
+		if !errors.Is(err, ErrSyntax) || !strings.Contains(err.Error(), "nested") {
+			t.Errorf("%.80q: %+v, %v", in, fb, err)
+		}
+	}
+
+	xmlBomb := deepXMLReport(11_000_000, false)
+	bomb := gzipped(xmlBomb)
+	if len(xmlBomb) > maxReportSize || len(bomb) > 64<<10 {
+		t.Fatalf("the bomb is %d bytes, %d gzipped", len(xmlBomb), len(bomb))
+	}
+	n := allocated(func() { _, err = ParseReport(bytes.NewReader(bomb), nil) })
+	if !errors.Is(err, ErrSyntax) || !strings.Contains(err.Error(), "nested") {
+		t.Errorf("bomb: %v", err)
+	}
+	// What remains is inflating the gzip, which MaxSize bounds.
+	inflate := allocated(func() {
+		zr, _ := gzip.NewReader(bytes.NewReader(bomb))
+		readLimited(zr, maxReportSize)
+	})
+	if n > inflate+1<<20 {
+		t.Errorf("ParseReport of the bomb allocated %d bytes, inflating it %d", n, inflate)
+	}
+	t.Logf("ParseReport of the %d-byte bomb (%d inflated) allocated %d bytes, inflating it %d", len(bomb), len(xmlBomb), n, inflate)
+	// The XML walk alone: reading the whole tree held the decoder's stack
+	// of 11 million elements (more than a gigabyte).
+	n = allocated(func() { _, err = parseFeedbackXML(xmlBomb) })
+	if !errors.Is(err, ErrSyntax) || n > 1<<20 {
+		t.Errorf("the XML walk of the bomb allocated %d bytes: %v", n, err)
+	}
+	t.Logf("the XML walk allocated %d bytes", n)
 }
