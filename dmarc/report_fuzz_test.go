@@ -21,6 +21,15 @@ func FuzzParseReport(f *testing.F) {
 	for _, count := range []string{"-5", "99999999999999999999", "9223372036854775807", "abc"} {
 		f.Add([]byte(countReport(count)))
 	}
+	// Small versions of the bombs: nested multiparts around the report,
+	// and elements nested around the limit, plain and gzipped.
+	for _, depth := range []int{8, 9, 40} {
+		f.Add(nestedReportMessage(depth, 0))
+	}
+	f.Add(nestedReportMessage(3, 20))
+	f.Add(deepXMLReport(61, true))
+	f.Add(deepXMLReport(62, false))
+	f.Add(gzipped(deepXMLReport(1000, false)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fb, err := ParseReport(bytes.NewReader(b), &ReportOptions{MaxSize: 1 << 20})
 		if err == nil && fb == nil {
