@@ -19,8 +19,8 @@ type Feedback struct {
 	Records    []ReportRecord  `xml:"record"`
 	Extensions Extensions      `xml:"extensions,omitempty"`
 	// Problems lists what a lenient parse had to overlook: unparsable
-	// addresses or numbers, an XML document that breaks off. Never
-	// written.
+	// addresses or numbers, records left out for their count, an XML
+	// document that breaks off. Never written.
 	Problems []string `xml:"-"`
 }
 

@@ -301,6 +301,7 @@ func parseFeedbackXML(b []byte) (*Feedback, error) {
 	dec := xml.NewTokenDecoder(&depthLimiter{dec: raw})
 	fb := &Feedback{}
 	started := false
+	records := 0 // read, to name them in problems
 	for {
 		tok, err := dec.Token()
 		if err == io.EOF {
@@ -337,10 +338,12 @@ func parseFeedbackXML(b []byte) (*Feedback, error) {
 		case "policy_published":
 			err = dec.DecodeElement(&fb.Policy, &se)
 		case "record":
-			var rec ReportRecord
+			records++
+			// Row.UnmarshalXML replaces the error when there is a row.
+			rec := ReportRecord{Row: Row{countErr: "no count"}}
 			err = dec.DecodeElement(&rec, &se)
 			if err == nil || rec.Row.SourceIPText != "" {
-				fb.Records = append(fb.Records, rec)
+				fb.addRecord(&rec, records)
 			}
 		case "extensions":
 			err = dec.DecodeElement(&fb.Extensions, &se)
@@ -362,12 +365,12 @@ func parseFeedbackXML(b []byte) (*Feedback, error) {
 	return fb, nil
 }
 
-// normalize trims and lower-cases the enumerated values, notes problems,
-// and leaves out the records whose count was refused. Records are numbered
-// in problems by their place in the document.
+func lower(s *string) { *s = strings.ToLower(strings.TrimSpace(*s)) }
+func trim(s *string)  { *s = strings.TrimSpace(*s) }
+
+// normalize trims and lower-cases the enumerated values of the metadata and
+// policy, and notes what is missing.
 func (fb *Feedback) normalize() {
-	low := func(s *string) { *s = strings.ToLower(strings.TrimSpace(*s)) }
-	trim := func(s *string) { *s = strings.TrimSpace(*s) }
 	m := &fb.Metadata
 	for _, s := range []*string{&m.OrgName, &m.Email, &m.ExtraContactInfo, &m.ReportID, &m.Generator} {
 		trim(s)
@@ -375,7 +378,7 @@ func (fb *Feedback) normalize() {
 	pp := &fb.Policy
 	trim(&pp.Domain)
 	for _, s := range []*string{&pp.ADKIM, &pp.ASPF, &pp.P, &pp.SP, &pp.NP, &pp.T, &pp.Testing, &pp.PSD, &pp.Pct, &pp.FO, &pp.DiscoveryMethod} {
-		low(s)
+		lower(s)
 	}
 	if m.ReportID == "" && m.OrgName == "" {
 		fb.Problems = append(fb.Problems, "no report_metadata")
@@ -383,47 +386,47 @@ func (fb *Feedback) normalize() {
 	if pp.Domain == "" {
 		fb.Problems = append(fb.Problems, "no policy_published domain")
 	}
-	kept := fb.Records[:0]
-	for i := range fb.Records {
-		r := &fb.Records[i]
-		if r.Row.countErr != "" {
-			fb.Problems = append(fb.Problems, fmt.Sprintf("record %d: %s; the record is left out", i+1, r.Row.countErr))
-			continue
-		}
-		pe := &r.Row.PolicyEvaluated
-		low(&pe.Disposition)
-		low(&pe.DKIM)
-		low(&pe.SPF)
-		for j := range pe.Reasons {
-			low(&pe.Reasons[j].Type)
-			trim(&pe.Reasons[j].Comment)
-		}
-		for _, s := range []*string{&r.Identifiers.EnvelopeTo, &r.Identifiers.EnvelopeFrom, &r.Identifiers.HeaderFrom} {
-			trim(s)
-		}
-		for j := range r.AuthResults.DKIM {
-			d := &r.AuthResults.DKIM[j]
-			trim(&d.Domain)
-			trim(&d.Selector)
-			low(&d.Result)
-			trim(&d.HumanResult)
-		}
-		for j := range r.AuthResults.SPF {
-			s := &r.AuthResults.SPF[j]
-			trim(&s.Domain)
-			low(&s.Scope)
-			low(&s.Result)
-		}
-		if !r.Row.SourceIP.IsValid() {
-			fb.Problems = append(fb.Problems, fmt.Sprintf("record %d: source_ip %q is not an IP address", i+1, r.Row.SourceIPText))
-		}
-		if r.Row.Count == 0 {
-			fb.Problems = append(fb.Problems, fmt.Sprintf("record %d: count 0", i+1))
-		}
-		kept = append(kept, *r)
+}
+
+// addRecord adds r, the nth record of the document, to Records, trimming
+// and lower-casing its values and noting its problems, unless its count
+// was refused: then it only notes that.
+func (fb *Feedback) addRecord(r *ReportRecord, n int) {
+	if r.Row.countErr != "" {
+		fb.Problems = append(fb.Problems, fmt.Sprintf("record %d: %s; the record is left out", n, r.Row.countErr))
+		return
 	}
-	clear(fb.Records[len(kept):])
-	fb.Records = kept
+	pe := &r.Row.PolicyEvaluated
+	lower(&pe.Disposition)
+	lower(&pe.DKIM)
+	lower(&pe.SPF)
+	for j := range pe.Reasons {
+		lower(&pe.Reasons[j].Type)
+		trim(&pe.Reasons[j].Comment)
+	}
+	for _, s := range []*string{&r.Identifiers.EnvelopeTo, &r.Identifiers.EnvelopeFrom, &r.Identifiers.HeaderFrom} {
+		trim(s)
+	}
+	for j := range r.AuthResults.DKIM {
+		d := &r.AuthResults.DKIM[j]
+		trim(&d.Domain)
+		trim(&d.Selector)
+		lower(&d.Result)
+		trim(&d.HumanResult)
+	}
+	for j := range r.AuthResults.SPF {
+		s := &r.AuthResults.SPF[j]
+		trim(&s.Domain)
+		lower(&s.Scope)
+		lower(&s.Result)
+	}
+	if !r.Row.SourceIP.IsValid() {
+		fb.Problems = append(fb.Problems, fmt.Sprintf("record %d: source_ip %q is not an IP address", n, r.Row.SourceIPText))
+	}
+	if r.Row.Count == 0 {
+		fb.Problems = append(fb.Problems, fmt.Sprintf("record %d: count 0", n))
+	}
+	fb.Records = append(fb.Records, *r)
 }
 
 // charsetReader decodes the single-byte charsets reports are seen in.

@@ -356,16 +356,19 @@ func parseReportFile(t *testing.T, path string) *Feedback {
 
 // countReport is a report with a record of count 2 from 192.0.2.1 and a
 // record from 192.0.2.2 whose count element is count (none when count is
-// "<none>").
+// "<none>"; the record has no row when it is "<norow>").
 func countReport(count string) string {
-	c := "<count>" + count + "</count>"
-	if count == "<none>" {
-		c = ""
+	row := `<row><source_ip>192.0.2.2</source_ip><count>` + count + `</count><policy_evaluated><dkim>fail</dkim></policy_evaluated></row>`
+	switch count {
+	case "<none>":
+		row = `<row><source_ip>192.0.2.2</source_ip><policy_evaluated><dkim>fail</dkim></policy_evaluated></row>`
+	case "<norow>":
+		row = ""
 	}
 	return `<feedback><report_metadata><org_name>r</org_name><report_id>1</report_id></report_metadata>` +
 		`<policy_published><domain>example.com</domain></policy_published>` +
 		`<record><row><source_ip>192.0.2.1</source_ip><count>2</count><policy_evaluated><dkim>pass</dkim></policy_evaluated></row></record>` +
-		`<record><row><source_ip>192.0.2.2</source_ip>` + c + `<policy_evaluated><dkim>fail</dkim></policy_evaluated></row></record></feedback>`
+		`<record>` + row + `<identifiers><header_from>example.com</header_from></identifiers></record></feedback>`
 }
 
 // TestReportCounts: a count is a whole number of messages from 0 to
@@ -396,6 +399,7 @@ func TestReportCounts(t *testing.T) {
 		{"0x10", -1, `record 2: count "0x10" is not a number`},
 		{"", -1, "record 2: no count"},
 		{"<none>", -1, "record 2: no count"},
+		{"<norow>", -1, "record 2: no count"},
 	} {
 		fb, err := ParseReport(strings.NewReader(countReport(c.count)), nil)
 		if err != nil {
