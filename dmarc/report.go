@@ -19,8 +19,8 @@ type Feedback struct {
 	Records    []ReportRecord  `xml:"record"`
 	Extensions Extensions      `xml:"extensions,omitempty"`
 	// Problems lists what a lenient parse had to overlook: unparsable
-	// addresses or numbers, an XML document that breaks off. Never
-	// written.
+	// addresses or numbers, records left out for their count, an XML
+	// document that breaks off. Never written.
 	Problems []string `xml:"-"`
 }
 
@@ -65,6 +65,48 @@ func parseNumber(s string) (int64, bool) {
 	return 0, false
 }
 
+// maxQuoted is how much of a refused value a problem quotes.
+const maxQuoted = 40
+
+// parseCount reads the count of a row (RFC 7489 Appendix C: xs:integer, a
+// number of messages): a whole number from 0 to 2^63-1, in decimal
+// digits with an optional sign, tolerating white space and a fraction of
+// zeros ("12.0"), as reporters write numbers. Anything else is refused,
+// with the reason: a negative, fractional or too large number, text that
+// is not a decimal number (exponents and hexadecimal included), an empty
+// or absent count. A refused count is 0.
+func parseCount(s string) (int64, string) {
+	t := strings.TrimSpace(s)
+	if t == "" {
+		return 0, "no count"
+	}
+	quoted := t
+	if len(quoted) > maxQuoted {
+		quoted = quoted[:maxQuoted] + "..."
+	}
+	quoted = strconv.Quote(quoted)
+	digits := strings.TrimPrefix(t, "+")
+	neg := false
+	if digits == t {
+		digits, neg = strings.CutPrefix(t, "-")
+	}
+	whole, frac, _ := strings.Cut(digits, ".")
+	if whole == "" || strings.Trim(whole, "0123456789") != "" || strings.Trim(frac, "0123456789") != "" {
+		return 0, "count " + quoted + " is not a number"
+	}
+	if neg && strings.Trim(whole+frac, "0") != "" {
+		return 0, "count " + quoted + " is negative"
+	}
+	if strings.Trim(frac, "0") != "" {
+		return 0, "count " + quoted + " is not a whole number"
+	}
+	n, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil {
+		return 0, "count " + quoted + " is too large"
+	}
+	return n, ""
+}
+
 // PolicyPublished is policy_published: the record the reporter found.
 type PolicyPublished struct {
 	Domain          string `xml:"domain"`
@@ -94,10 +136,18 @@ type ReportRecord struct {
 type Row struct {
 	// SourceIP is the connecting address; invalid when SourceIPText does
 	// not parse.
-	SourceIP        netip.Addr
-	SourceIPText    string
+	SourceIP     netip.Addr
+	SourceIPText string
+	// Count is the number of messages, from 0 to 2^63-1. Read from XML it
+	// is never negative: a count that is not such a whole number (see
+	// parseCount) is read as 0 and marks the row invalid, and neither
+	// ParseReport nor Summarize counts the record of an invalid row.
 	Count           int64
 	PolicyEvaluated PolicyEvaluated
+
+	// countErr says why the count read from XML was refused; "" when it
+	// was not.
+	countErr string
 }
 
 type rawRow struct {
@@ -113,7 +163,7 @@ func (r *Row) UnmarshalXML(dec *xml.Decoder, start xml.StartElement) error {
 	r.SourceIPText = strings.TrimSpace(raw.SourceIP)
 	r.SourceIP, _ = netip.ParseAddr(r.SourceIPText)
 	r.SourceIP = r.SourceIP.Unmap()
-	r.Count, _ = parseNumber(raw.Count)
+	r.Count, r.countErr = parseCount(raw.Count)
 	r.PolicyEvaluated = raw.PolicyEvaluated
 	return err
 }

@@ -28,6 +28,9 @@ type ReportOptions struct {
 // reportParser is ParseReport with its limit.
 type reportParser struct {
 	max int64
+	// mimeBytes counts the bytes every level of an e-mail's MIME
+	// structure reads, for the tests.
+	mimeBytes int64
 }
 
 // ParseReport reads an aggregate report: RFC 7489 Appendix C XML, gzip- or
@@ -40,10 +43,20 @@ type reportParser struct {
 // "1337270400.0" and unparsable addresses are tolerated; an XML document
 // that breaks off after the report has begun gives what was read before,
 // with the problem in Feedback.Problems. It fails, wrapping ErrSyntax,
-// when the input is not a report at all, and wrapping ErrTooLarge when
-// the input, or what it inflates to, exceeds ReportOptions.MaxSize. XML
-// entities other than the predefined ones are never expanded
+// when the input is not a report at all or is nested beyond reason (an
+// e-mail whose parts lie in more than 8 multiparts, XML elements nested
+// more than 64 deep anywhere in the document), and wrapping ErrTooLarge
+// when the input, or what it inflates to, exceeds ReportOptions.MaxSize.
+// XML entities other than the predefined ones are never expanded
 // (encoding/xml ignores DTDs), so an entity bomb cannot inflate.
+//
+// A record's count must be a whole number of messages from 0 to 2^63-1
+// (white space, a sign and a fraction of zeros are tolerated: "+12.0" is
+// 12). A record whose count is negative, fractional, too large, not a
+// decimal number or absent is refused: it is left out of
+// Feedback.Records, so no total includes it, and Feedback.Problems names
+// it by its place in the document and says why. A count of 0 is kept and
+// noted in Problems.
 func ParseReport(r io.Reader, opts *ReportOptions) (*Feedback, error) {
 	p := &reportParser{max: maxReportSize}
 	if opts != nil && opts.MaxSize > 0 {
@@ -145,64 +158,157 @@ func looksLikeXML(b []byte) bool {
 	return len(b) > 0 && b[0] == '<'
 }
 
+// maxMIMEDepth is how many multiparts deep parseMessage looks for the
+// report. Report e-mails nest one or two; eight leaves room for
+// forwarding and wrapping software.
+const maxMIMEDepth = 8
+
 // parseMessage finds the report in an e-mail (RFC 7489 §7.2.1.1): the
-// first part, in order, that holds a gzip, zip or XML report.
+// first part, in order, that holds a gzip, zip or XML report. A part
+// nested in more than maxMIMEDepth multiparts is refused as soon as it is
+// reached, wrapping ErrSyntax. Every level reads its parts through the
+// levels above it, so the depth limit bounds the work to maxMIMEDepth+1
+// passes over the message.
 func (p *reportParser) parseMessage(b []byte, depth int) (*Feedback, error) {
 	e, err := message.Read(bytes.NewReader(b))
 	if e == nil {
 		return nil, fmt.Errorf("%w: neither a report nor an e-mail: %w", ErrSyntax, err)
 	}
-	var found *Feedback
-	var firstErr error
-	walkErr := e.Walk(func(_ []int, part *message.Entity, _ error) error {
-		if found != nil || part == nil || part.MultipartReader() != nil {
-			return nil
-		}
-		body, err := readLimited(part.Body, p.max)
-		if err != nil {
-			if errors.Is(err, ErrTooLarge) {
-				return err
-			}
-			return nil
-		}
-		if !(bytes.HasPrefix(body, []byte{0x1f, 0x8b}) || bytes.HasPrefix(body, []byte("PK\x03\x04")) || looksLikeXML(body)) {
-			return nil
-		}
-		fb, err := p.parseBytes(body, depth+1)
-		if err != nil {
-			if errors.Is(err, ErrTooLarge) {
-				return err
-			}
-			firstErr = cmpErr(firstErr, err)
-			return nil
-		}
-		found = fb
-		return nil
-	})
-	if found != nil {
+	w := &mimeWalk{p: p, depth: depth}
+	found, err := w.entity(e, 0)
+	switch {
+	case found != nil:
 		return found, nil
-	}
-	if errors.Is(walkErr, ErrTooLarge) {
-		return nil, walkErr
-	}
-	if firstErr != nil {
-		return nil, firstErr
+	case err != nil:
+		return nil, err
+	case w.firstErr != nil:
+		return nil, w.firstErr
 	}
 	return nil, fmt.Errorf("%w: no aggregate report in the message", ErrSyntax)
 }
 
+// mimeWalk is the search of one e-mail for its report.
+type mimeWalk struct {
+	p        *reportParser
+	depth    int   // of the e-mail in parseBytes
+	firstErr error // of the first part that looked like a report but was not
+}
+
+// entity returns the report in e, the entity at level (the number of
+// multiparts around it), or nil when it holds none. The error is
+// non-nil only when the e-mail as a whole is refused: too deep or too
+// large.
+func (w *mimeWalk) entity(e *message.Entity, level int) (*Feedback, error) {
+	e.Body = &countingReader{r: e.Body, n: &w.p.mimeBytes}
+	if mr := e.MultipartReader(); mr != nil {
+		if level >= maxMIMEDepth {
+			return nil, fmt.Errorf("%w: e-mail parts nested in more than %d multiparts", ErrSyntax, maxMIMEDepth)
+		}
+		for {
+			// An unknown transfer encoding or charset comes with a part
+			// that can still be read; other errors end this multipart.
+			part, _ := mr.NextPart()
+			if part == nil {
+				return nil, nil
+			}
+			if fb, err := w.entity(part, level+1); fb != nil || err != nil {
+				return fb, err
+			}
+		}
+	}
+	body, err := readLimited(e.Body, w.p.max)
+	if err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			return nil, err
+		}
+		return nil, nil
+	}
+	if !(bytes.HasPrefix(body, []byte{0x1f, 0x8b}) || bytes.HasPrefix(body, []byte("PK\x03\x04")) || looksLikeXML(body)) {
+		return nil, nil
+	}
+	fb, err := w.p.parseBytes(body, w.depth+1)
+	if err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			return nil, err
+		}
+		w.firstErr = cmpErr(w.firstErr, err)
+		return nil, nil
+	}
+	return fb, nil
+}
+
+// countingReader adds the bytes read to *n.
+type countingReader struct {
+	r io.Reader
+	n *int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	*c.n += int64(n)
+	return n, err
+}
+
+// maxXMLDepth is how deep elements may nest in a report. The schema's
+// deepest is 5 (feedback, record, auth_results, dkim, domain); the rest
+// is room for extensions.
+const maxXMLDepth = 64
+
+// errXMLTooDeep refuses a report whose elements nest too deeply.
+var errXMLTooDeep = fmt.Errorf("%w: XML elements nested more than %d deep", ErrSyntax, maxXMLDepth)
+
+// depthLimiter passes on the tokens of a decoder and fails, from the
+// first element nested more than maxXMLDepth deep on, with errXMLTooDeep.
+// The decoder keeps a stack entry for every open element, even in a
+// subtree that is skipped, so without a limit unclosed elements hold
+// about a hundred bytes of memory for every three bytes of input.
+type depthLimiter struct {
+	dec   *xml.Decoder
+	depth int
+	err   error
+}
+
+func (l *depthLimiter) Token() (xml.Token, error) {
+	if l.err != nil {
+		return nil, l.err
+	}
+	tok, err := l.dec.Token()
+	switch tok.(type) {
+	case xml.StartElement:
+		if l.depth++; l.depth > maxXMLDepth {
+			l.err = errXMLTooDeep
+			return nil, l.err
+		}
+	case xml.EndElement:
+		l.depth--
+	}
+	return tok, err
+}
+
 // parseFeedbackXML decodes the feedback element by element, so that a
 // document that breaks off still yields the records before the break.
+// A document with elements nested more than maxXMLDepth deep is refused,
+// wrapping ErrSyntax, as soon as the first such element is read;
+// elements that are not kept (unknown ones, the content of extensions)
+// are skipped as they are read, not held.
 func parseFeedbackXML(b []byte) (*Feedback, error) {
-	dec := xml.NewDecoder(bytes.NewReader(b))
-	dec.Strict = false // tolerate "AT&T" and unknown entities; never expand them
-	dec.CharsetReader = charsetReader
+	raw := xml.NewDecoder(bytes.NewReader(b))
+	raw.Strict = false // tolerate "AT&T" and unknown entities; never expand them
+	raw.CharsetReader = charsetReader
+	// The decoder on top sees the elements, already matched and
+	// translated, through the limiter; every read, including those of
+	// DecodeElement and Skip, goes through it.
+	dec := xml.NewTokenDecoder(&depthLimiter{dec: raw})
 	fb := &Feedback{}
 	started := false
+	records := 0 // read, to name them in problems
 	for {
 		tok, err := dec.Token()
 		if err == io.EOF {
 			break
+		}
+		if errors.Is(err, errXMLTooDeep) {
+			return nil, err
 		}
 		if err != nil {
 			if !started {
@@ -232,15 +338,20 @@ func parseFeedbackXML(b []byte) (*Feedback, error) {
 		case "policy_published":
 			err = dec.DecodeElement(&fb.Policy, &se)
 		case "record":
-			var rec ReportRecord
+			records++
+			// Row.UnmarshalXML replaces the error when there is a row.
+			rec := ReportRecord{Row: Row{countErr: "no count"}}
 			err = dec.DecodeElement(&rec, &se)
 			if err == nil || rec.Row.SourceIPText != "" {
-				fb.Records = append(fb.Records, rec)
+				fb.addRecord(&rec, records)
 			}
 		case "extensions":
 			err = dec.DecodeElement(&fb.Extensions, &se)
 		default:
 			err = dec.Skip()
+		}
+		if errors.Is(err, errXMLTooDeep) {
+			return nil, err
 		}
 		if err != nil {
 			fb.Problems = append(fb.Problems, fmt.Sprintf("the XML breaks off in <%s>: %v", se.Name.Local, err))
@@ -254,10 +365,12 @@ func parseFeedbackXML(b []byte) (*Feedback, error) {
 	return fb, nil
 }
 
-// normalize trims and lower-cases the enumerated values and notes problems.
+func lower(s *string) { *s = strings.ToLower(strings.TrimSpace(*s)) }
+func trim(s *string)  { *s = strings.TrimSpace(*s) }
+
+// normalize trims and lower-cases the enumerated values of the metadata and
+// policy, and notes what is missing.
 func (fb *Feedback) normalize() {
-	low := func(s *string) { *s = strings.ToLower(strings.TrimSpace(*s)) }
-	trim := func(s *string) { *s = strings.TrimSpace(*s) }
 	m := &fb.Metadata
 	for _, s := range []*string{&m.OrgName, &m.Email, &m.ExtraContactInfo, &m.ReportID, &m.Generator} {
 		trim(s)
@@ -265,7 +378,7 @@ func (fb *Feedback) normalize() {
 	pp := &fb.Policy
 	trim(&pp.Domain)
 	for _, s := range []*string{&pp.ADKIM, &pp.ASPF, &pp.P, &pp.SP, &pp.NP, &pp.T, &pp.Testing, &pp.PSD, &pp.Pct, &pp.FO, &pp.DiscoveryMethod} {
-		low(s)
+		lower(s)
 	}
 	if m.ReportID == "" && m.OrgName == "" {
 		fb.Problems = append(fb.Problems, "no report_metadata")
@@ -273,39 +386,47 @@ func (fb *Feedback) normalize() {
 	if pp.Domain == "" {
 		fb.Problems = append(fb.Problems, "no policy_published domain")
 	}
-	for i := range fb.Records {
-		r := &fb.Records[i]
-		pe := &r.Row.PolicyEvaluated
-		low(&pe.Disposition)
-		low(&pe.DKIM)
-		low(&pe.SPF)
-		for j := range pe.Reasons {
-			low(&pe.Reasons[j].Type)
-			trim(&pe.Reasons[j].Comment)
-		}
-		for _, s := range []*string{&r.Identifiers.EnvelopeTo, &r.Identifiers.EnvelopeFrom, &r.Identifiers.HeaderFrom} {
-			trim(s)
-		}
-		for j := range r.AuthResults.DKIM {
-			d := &r.AuthResults.DKIM[j]
-			trim(&d.Domain)
-			trim(&d.Selector)
-			low(&d.Result)
-			trim(&d.HumanResult)
-		}
-		for j := range r.AuthResults.SPF {
-			s := &r.AuthResults.SPF[j]
-			trim(&s.Domain)
-			low(&s.Scope)
-			low(&s.Result)
-		}
-		if !r.Row.SourceIP.IsValid() {
-			fb.Problems = append(fb.Problems, fmt.Sprintf("record %d: source_ip %q is not an IP address", i+1, r.Row.SourceIPText))
-		}
-		if r.Row.Count <= 0 {
-			fb.Problems = append(fb.Problems, fmt.Sprintf("record %d: no positive count", i+1))
-		}
+}
+
+// addRecord adds r, the nth record of the document, to Records, trimming
+// and lower-casing its values and noting its problems, unless its count
+// was refused: then it only notes that.
+func (fb *Feedback) addRecord(r *ReportRecord, n int) {
+	if r.Row.countErr != "" {
+		fb.Problems = append(fb.Problems, fmt.Sprintf("record %d: %s; the record is left out", n, r.Row.countErr))
+		return
 	}
+	pe := &r.Row.PolicyEvaluated
+	lower(&pe.Disposition)
+	lower(&pe.DKIM)
+	lower(&pe.SPF)
+	for j := range pe.Reasons {
+		lower(&pe.Reasons[j].Type)
+		trim(&pe.Reasons[j].Comment)
+	}
+	for _, s := range []*string{&r.Identifiers.EnvelopeTo, &r.Identifiers.EnvelopeFrom, &r.Identifiers.HeaderFrom} {
+		trim(s)
+	}
+	for j := range r.AuthResults.DKIM {
+		d := &r.AuthResults.DKIM[j]
+		trim(&d.Domain)
+		trim(&d.Selector)
+		lower(&d.Result)
+		trim(&d.HumanResult)
+	}
+	for j := range r.AuthResults.SPF {
+		s := &r.AuthResults.SPF[j]
+		trim(&s.Domain)
+		lower(&s.Scope)
+		lower(&s.Result)
+	}
+	if !r.Row.SourceIP.IsValid() {
+		fb.Problems = append(fb.Problems, fmt.Sprintf("record %d: source_ip %q is not an IP address", n, r.Row.SourceIPText))
+	}
+	if r.Row.Count == 0 {
+		fb.Problems = append(fb.Problems, fmt.Sprintf("record %d: count 0", n))
+	}
+	fb.Records = append(fb.Records, *r)
 }
 
 // charsetReader decodes the single-byte charsets reports are seen in.

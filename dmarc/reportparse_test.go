@@ -4,12 +4,16 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/gzip"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -348,4 +352,222 @@ func parseReportFile(t *testing.T, path string) *Feedback {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return fb
+}
+
+// countReport is a report with a record of count 2 from 192.0.2.1 and a
+// record from 192.0.2.2 whose count element is count (none when count is
+// "<none>"; the record has no row when it is "<norow>").
+func countReport(count string) string {
+	row := `<row><source_ip>192.0.2.2</source_ip><count>` + count + `</count><policy_evaluated><dkim>fail</dkim></policy_evaluated></row>`
+	switch count {
+	case "<none>":
+		row = `<row><source_ip>192.0.2.2</source_ip><policy_evaluated><dkim>fail</dkim></policy_evaluated></row>`
+	case "<norow>":
+		row = ""
+	}
+	return `<feedback><report_metadata><org_name>r</org_name><report_id>1</report_id></report_metadata>` +
+		`<policy_published><domain>example.com</domain></policy_published>` +
+		`<record><row><source_ip>192.0.2.1</source_ip><count>2</count><policy_evaluated><dkim>pass</dkim></policy_evaluated></row></record>` +
+		`<record>` + row + `<identifiers><header_from>example.com</header_from></identifiers></record></feedback>`
+}
+
+// TestReportCounts: a count is a whole number of messages from 0 to
+// 2^63-1. A record whose count is negative, too large, fractional, not a
+// number or absent is refused: it is left out of Records and named in
+// Problems, so no total ever includes it.
+func TestReportCounts(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		count   string
+		want    int64  // the second record's count, when kept
+		problem string // the problem named, "" when none
+	}{
+		{"5", 5, ""},
+		{" 7\n", 7, ""},
+		{"+4", 4, ""},
+		{"3.0", 3, ""},
+		{"9223372036854775807", math.MaxInt64, ""},
+		{"0", 0, "record 2: count 0"},
+		{"-0", 0, "record 2: count 0"},
+		{"-5", -1, `record 2: count "-5" is negative`},
+		{"-1.5", -1, `record 2: count "-1.5" is negative`},
+		{"99999999999999999999", -1, `record 2: count "99999999999999999999" is too large`},
+		{"9223372036854775808", -1, `record 2: count "9223372036854775808" is too large`},
+		{"1.5", -1, `record 2: count "1.5" is not a whole number`},
+		{"abc", -1, `record 2: count "abc" is not a number`},
+		{"1e3", -1, `record 2: count "1e3" is not a number`},
+		{"0x10", -1, `record 2: count "0x10" is not a number`},
+		{"", -1, "record 2: no count"},
+		{"<none>", -1, "record 2: no count"},
+		{"<norow>", -1, "record 2: no count"},
+	} {
+		fb, err := ParseReport(strings.NewReader(countReport(c.count)), nil)
+		if err != nil {
+			t.Errorf("%q: %v", c.count, err)
+			continue
+		}
+		joined := strings.Join(fb.Problems, "\n")
+		if c.problem == "" && len(fb.Problems) != 0 || !strings.Contains(joined, c.problem) {
+			t.Errorf("%q: problems %q, want %q", c.count, fb.Problems, c.problem)
+		}
+		wantRecords, wantTotal := 2, 2+c.want
+		if c.want < 0 {
+			wantRecords, wantTotal = 1, 2
+			if !strings.Contains(joined, "left out") {
+				t.Errorf("%q: problems %q do not say the record is left out", c.count, fb.Problems)
+			}
+		}
+		if len(fb.Records) != wantRecords || fb.Records[0].Row.Count != 2 || wantRecords == 2 && fb.Records[1].Row.Count != c.want {
+			t.Errorf("%q: records %+v", c.count, fb.Records)
+		}
+		if c.want > math.MaxInt64-2 {
+			wantTotal = 2 // the sum would overflow: Summarize leaves the record out
+		}
+		if s := Summarize(fb); s.Messages != wantTotal || s.Passed != 2 || s.Failed != wantTotal-2 {
+			t.Errorf("%q: summary %d messages (%d+%d), want %d", c.count, s.Messages, s.Passed, s.Failed, wantTotal)
+		}
+	}
+}
+
+// nestedReportMessage is a report e-mail whose gzip attachment lies inside
+// depth nested multipart/mixed parts. When pad > 0, each multipart first
+// holds a text part of pad bytes.
+func nestedReportMessage(depth, pad int) []byte {
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	zw.Write([]byte(countReport("1")))
+	zw.Close()
+	var b bytes.Buffer
+	b.WriteString("From: reporter@example.net\r\nTo: dmarc@example.com\r\nSubject: Report Domain: example.com\r\nMIME-Version: 1.0\r\n")
+	for i := range depth {
+		fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"b%d\"\r\n\r\n--b%d\r\n", i, i)
+		if pad > 0 {
+			fmt.Fprintf(&b, "Content-Type: text/plain\r\n\r\n%s\r\n--b%d\r\n", strings.Repeat("x", pad), i)
+		}
+	}
+	b.WriteString("Content-Type: application/gzip\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	b.WriteString(base64.StdEncoding.EncodeToString(zb.Bytes()))
+	b.WriteString("\r\n")
+	for i := depth - 1; i >= 0; i-- {
+		fmt.Fprintf(&b, "--b%d--\r\n", i)
+	}
+	return b.Bytes()
+}
+
+// TestNestedMIME: a report e-mail may nest its parts in up to 8
+// multiparts; a deeper one is refused as soon as the walk reaches the
+// ninth, wrapping ErrSyntax, so a message of 10,000 nested multiparts
+// (700 KB) costs no more than one of 8.
+func TestNestedMIME(t *testing.T) {
+	t.Parallel()
+	for depth := range 9 {
+		for _, pad := range []int{0, 100} {
+			fb, err := ParseReport(bytes.NewReader(nestedReportMessage(depth, pad)), nil)
+			if err != nil || len(fb.Records) != 2 {
+				t.Errorf("depth %d, pad %d: %+v, %v", depth, pad, fb, err)
+			}
+		}
+	}
+	for _, depth := range []int{9, 10_000} {
+		msg := nestedReportMessage(depth, 0)
+		fb, err := ParseReport(bytes.NewReader(msg), nil)
+		if !errors.Is(err, ErrSyntax) || !strings.Contains(err.Error(), "nested") {
+			t.Errorf("depth %d (%d bytes): %+v, %v", depth, len(msg), fb, err)
+		}
+	}
+	// The walk is linear in the size of the message: every level of
+	// multipart reads at most the whole message. (Unbounded, the
+	// 10,000-deep message made its levels read 3 GB between them.)
+	for _, c := range []struct{ depth, pad int }{{8, 0}, {8, 100_000}, {9, 100_000}, {10_000, 0}, {20_000, 0}} {
+		msg := nestedReportMessage(c.depth, c.pad)
+		p := &reportParser{max: maxReportSize}
+		fb, err := p.parseBytes(msg, 0)
+		if limit := int64(maxMIMEDepth+1) * int64(len(msg)); p.mimeBytes > limit || (fb == nil) == (c.depth <= maxMIMEDepth) {
+			t.Errorf("depth %d, pad %d: the levels read %d bytes of %d, more than %d; %v", c.depth, c.pad, p.mimeBytes, len(msg), limit, err)
+		}
+		t.Logf("depth %d, pad %d: the levels read %d bytes of %d", c.depth, c.pad, p.mimeBytes, len(msg))
+	}
+}
+
+// deepXMLReport is a report whose extension holds n nested <x> elements,
+// closed when closed is true.
+func deepXMLReport(n int, closed bool) []byte {
+	var b bytes.Buffer
+	b.WriteString(`<?xml version="1.0"?><feedback><report_metadata><org_name>r</org_name><report_id>1</report_id></report_metadata>` +
+		`<policy_published><domain>example.com</domain></policy_published><extensions><extension name="x" definition="https://example.com/x">`)
+	b.Write(bytes.Repeat([]byte("<x>"), n))
+	if closed {
+		b.Write(bytes.Repeat([]byte("</x>"), n))
+		b.WriteString(`</extension></extensions></feedback>`)
+	}
+	return b.Bytes()
+}
+
+func gzipped(b []byte) []byte {
+	var zb bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&zb, gzip.BestCompression)
+	zw.Write(b)
+	zw.Close()
+	return zb.Bytes()
+}
+
+// allocated is the bytes f allocates, from runtime.MemStats.TotalAlloc (of
+// the whole process: the test calling it must not be parallel).
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestDeepXML: elements may nest 64 deep, wherever they are; a deeper
+// element is refused as soon as it is read, wrapping ErrSyntax, so that 33
+// MB of unclosed <x> in an extension (a 32 KB gzip file) is refused after
+// reading a few of them, instead of costing a gigabyte of decoder stack.
+// Not parallel: it measures allocations.
+func TestDeepXML(t *testing.T) {
+	// <feedback><extensions><extension> and 61 <x> are 64 levels.
+	fb, err := ParseReport(bytes.NewReader(deepXMLReport(61, true)), nil)
+	if err != nil || fb.Policy.Domain != "example.com" || len(fb.Extensions) != 1 || fb.Extensions[0].Name != "x" || len(fb.Problems) != 0 {
+		t.Errorf("61 <x>: %+v, %v", fb, err)
+	}
+	// Unclosed, the document breaks off in the extension.
+	fb, err = ParseReport(bytes.NewReader(deepXMLReport(61, false)), nil)
+	if err != nil || fb.Policy.Domain != "example.com" || !strings.Contains(strings.Join(fb.Problems, "\n"), "breaks off") {
+		t.Errorf("61 unclosed <x>: %+v, %v", fb, err)
+	}
+	for _, in := range [][]byte{deepXMLReport(62, true), deepXMLReport(62, false), gzipped(deepXMLReport(62, true)),
+		[]byte(strings.Repeat("<feedback>", 65)), []byte("<feedback><record><row>" + strings.Repeat("<count>", 62) + "1")} {
+		fb, err := ParseReport(bytes.NewReader(in), nil)
+		if !errors.Is(err, ErrSyntax) || !strings.Contains(err.Error(), "nested") {
+			t.Errorf("%.80q: %+v, %v", in, fb, err)
+		}
+	}
+
+	xmlBomb := deepXMLReport(11_000_000, false)
+	bomb := gzipped(xmlBomb)
+	if len(xmlBomb) > maxReportSize || len(bomb) > 64<<10 {
+		t.Fatalf("the bomb is %d bytes, %d gzipped", len(xmlBomb), len(bomb))
+	}
+	n := allocated(func() { _, err = ParseReport(bytes.NewReader(bomb), nil) })
+	if !errors.Is(err, ErrSyntax) || !strings.Contains(err.Error(), "nested") {
+		t.Errorf("bomb: %v", err)
+	}
+	// What remains is inflating the gzip, which MaxSize bounds.
+	inflate := allocated(func() {
+		zr, _ := gzip.NewReader(bytes.NewReader(bomb))
+		readLimited(zr, maxReportSize)
+	})
+	if n > inflate+1<<20 {
+		t.Errorf("ParseReport of the bomb allocated %d bytes, inflating it %d", n, inflate)
+	}
+	t.Logf("ParseReport of the %d-byte bomb (%d inflated) allocated %d bytes, inflating it %d", len(bomb), len(xmlBomb), n, inflate)
+	// The XML walk alone: reading the whole tree held the decoder's stack
+	// of 11 million elements (more than a gigabyte).
+	n = allocated(func() { _, err = parseFeedbackXML(xmlBomb) })
+	if !errors.Is(err, ErrSyntax) || n > 1<<20 {
+		t.Errorf("the XML walk of the bomb allocated %d bytes: %v", n, err)
+	}
+	t.Logf("the XML walk allocated %d bytes", n)
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -40,6 +41,13 @@ type Summary struct {
 }
 
 // Summarize totals reports per source IP and result.
+//
+// Only counts from 0 to 2^63-1 are totalled, with checked addition: a
+// record whose count is negative, was refused when read from XML (see
+// ParseReport), or would take the total of messages past 2^63-1 is left
+// out of every total and row and named in Problems, so no total is ever
+// negative or wrapped. The rows and the pass and fail totals never exceed
+// Messages.
 func Summarize(fbs ...*Feedback) *Summary {
 	s := &Summary{uniqueDomain: map[string]bool{}, uniqueReporter: map[string]bool{}, uniqueProblemKey: map[string]bool{}}
 	rows := map[SummaryRow]int64{}
@@ -63,11 +71,7 @@ func Summarize(fbs ...*Feedback) *Summary {
 			s.End = time.Unix(e, 0).UTC()
 		}
 		for _, p := range fb.Problems {
-			p = fb.Metadata.OrgName + ": " + p
-			if !s.uniqueProblemKey[p] {
-				s.uniqueProblemKey[p] = true
-				s.Problems = append(s.Problems, p)
-			}
+			s.addProblem(fb.Metadata.OrgName, p)
 		}
 		for _, r := range fb.Records {
 			pe := r.Row.PolicyEvaluated
@@ -93,12 +97,27 @@ func Summarize(fbs ...*Feedback) *Summary {
 				sp = append(sp, d.Domain+"="+d.Result)
 			}
 			row.DKIMAuth, row.SPFAuth = strings.Join(dk, ","), strings.Join(sp, ",")
-			rows[row] += r.Row.Count
-			s.Messages += r.Row.Count
+			n := r.Row.Count
+			var refused string
+			switch {
+			case r.Row.countErr != "":
+				refused = r.Row.countErr
+			case n < 0:
+				refused = fmt.Sprintf("count %d is negative", n)
+			case n > math.MaxInt64-s.Messages:
+				refused = fmt.Sprintf("count %d would take the total past %d", n, int64(math.MaxInt64))
+			}
+			if refused != "" {
+				s.addProblem(fb.Metadata.OrgName, fmt.Sprintf("record from %s: %s; left out of the totals", orDash(row.SourceIP), refused))
+				continue
+			}
+			// Every other total is at most Messages, so none overflows.
+			rows[row] += n
+			s.Messages += n
 			if row.DMARC == "pass" {
-				s.Passed += r.Row.Count
+				s.Passed += n
 			} else {
-				s.Failed += r.Row.Count
+				s.Failed += n
 			}
 		}
 	}
@@ -116,6 +135,15 @@ func Summarize(fbs ...*Feedback) *Summary {
 		return cmp.Compare(a.DKIMAuth+a.SPFAuth+a.Disposition, b.DKIMAuth+b.SPFAuth+b.Disposition)
 	})
 	return s
+}
+
+// addProblem adds a reporter's problem to Problems, once.
+func (s *Summary) addProblem(org, p string) {
+	p = org + ": " + p
+	if !s.uniqueProblemKey[p] {
+		s.uniqueProblemKey[p] = true
+		s.Problems = append(s.Problems, p)
+	}
 }
 
 func orDash(s string) string {
