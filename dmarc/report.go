@@ -20,8 +20,10 @@ type Feedback struct {
 	Extensions Extensions      `xml:"extensions,omitempty"`
 	// Problems lists what a lenient parse had to overlook: unparsable
 	// addresses or numbers, records left out for their count, an XML
-	// document that breaks off. Never written.
+	// document that breaks off. At most 100: the last then counts those
+	// left out. Never written.
 	Problems []string `xml:"-"`
+	unlisted int      // problems past the first ones, counted in the last
 }
 
 // ReportMetadata is report_metadata.

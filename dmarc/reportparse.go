@@ -27,7 +27,8 @@ type ReportOptions struct {
 
 // reportParser is ParseReport with its limit.
 type reportParser struct {
-	max int64
+	max      int64
+	inflated int64 // bytes decompressed so far, against max
 	// mimeBytes counts the bytes every level of an e-mail's MIME
 	// structure reads, for the tests.
 	mimeBytes int64
@@ -69,6 +70,35 @@ func ParseReport(r io.Reader, opts *ReportOptions) (*Feedback, error) {
 	return p.parseBytes(b, 0)
 }
 
+// inflate reads decompressed data within what is left of the budget of
+// MaxSize bytes that all the decompression of one report shares, so that
+// the members of an archive cannot each inflate to the limit.
+func (p *reportParser) inflate(r io.Reader) ([]byte, error) {
+	b, err := readLimited(r, p.max-p.inflated)
+	p.inflated += int64(len(b))
+	return b, err
+}
+
+// maxProblems bounds Feedback.Problems: a report of millions of broken
+// records is described, not copied.
+const maxProblems = 100
+
+// note adds a problem to fb.Problems; past maxProblems the last entry
+// counts the problems left out.
+func (fb *Feedback) note(s string) {
+	if len(fb.Problems) < maxProblems-1 {
+		fb.Problems = append(fb.Problems, s)
+		return
+	}
+	fb.unlisted++
+	msg := fmt.Sprintf("and %d more problems", fb.unlisted)
+	if len(fb.Problems) < maxProblems {
+		fb.Problems = append(fb.Problems, msg)
+	} else {
+		fb.Problems[maxProblems-1] = msg
+	}
+}
+
 func readLimited(r io.Reader, max int64) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r, max+1))
 	if err != nil {
@@ -91,7 +121,7 @@ func (p *reportParser) parseBytes(b []byte, depth int) (*Feedback, error) {
 			return nil, fmt.Errorf("%w: gzip: %w", ErrSyntax, err)
 		}
 		zr.Multistream(false)
-		inner, err := readLimited(zr, p.max)
+		inner, err := p.inflate(zr)
 		if err != nil {
 			if errors.Is(err, ErrTooLarge) {
 				return nil, fmt.Errorf("%w: gzip data inflates to more than %d bytes", ErrTooLarge, p.max)
@@ -117,7 +147,7 @@ func (p *reportParser) parseBytes(b []byte, depth int) (*Feedback, error) {
 				firstErr = cmpErr(firstErr, fmt.Errorf("%w: zip member %q: %w", ErrSyntax, f.Name, err))
 				continue
 			}
-			inner, err := readLimited(rc, p.max)
+			inner, err := p.inflate(rc)
 			rc.Close()
 			if err != nil {
 				if errors.Is(err, ErrTooLarge) {
@@ -163,6 +193,10 @@ func looksLikeXML(b []byte) bool {
 // forwarding and wrapping software.
 const maxMIMEDepth = 8
 
+// maxMIMEParts bounds the entities of one report e-mail: a real report
+// has a text part and the report, a few more at most.
+const maxMIMEParts = 1000
+
 // parseMessage finds the report in an e-mail (RFC 7489 §7.2.1.1): the
 // first part, in order, that holds a gzip, zip or XML report. A part
 // nested in more than maxMIMEDepth multiparts is refused as soon as it is
@@ -191,6 +225,7 @@ func (p *reportParser) parseMessage(b []byte, depth int) (*Feedback, error) {
 type mimeWalk struct {
 	p        *reportParser
 	depth    int   // of the e-mail in parseBytes
+	parts    int   // entities visited
 	firstErr error // of the first part that looked like a report but was not
 }
 
@@ -200,6 +235,9 @@ type mimeWalk struct {
 // large.
 func (w *mimeWalk) entity(e *message.Entity, level int) (*Feedback, error) {
 	e.Body = &countingReader{r: e.Body, n: &w.p.mimeBytes}
+	if w.parts++; w.parts > maxMIMEParts {
+		return nil, fmt.Errorf("%w: an e-mail of more than %d parts", ErrSyntax, maxMIMEParts)
+	}
 	if mr := e.MultipartReader(); mr != nil {
 		if level >= maxMIMEDepth {
 			return nil, fmt.Errorf("%w: e-mail parts nested in more than %d multiparts", ErrSyntax, maxMIMEDepth)
@@ -314,7 +352,7 @@ func parseFeedbackXML(b []byte) (*Feedback, error) {
 			if !started {
 				return nil, fmt.Errorf("%w: not an XML report: %w", ErrSyntax, err)
 			}
-			fb.Problems = append(fb.Problems, "the XML breaks off: "+err.Error())
+			fb.note("the XML breaks off: " + err.Error())
 			break
 		}
 		se, ok := tok.(xml.StartElement)
@@ -354,7 +392,7 @@ func parseFeedbackXML(b []byte) (*Feedback, error) {
 			return nil, err
 		}
 		if err != nil {
-			fb.Problems = append(fb.Problems, fmt.Sprintf("the XML breaks off in <%s>: %v", se.Name.Local, err))
+			fb.note(fmt.Sprintf("the XML breaks off in <%s>: %v", se.Name.Local, err))
 			break
 		}
 	}
@@ -381,10 +419,10 @@ func (fb *Feedback) normalize() {
 		lower(s)
 	}
 	if m.ReportID == "" && m.OrgName == "" {
-		fb.Problems = append(fb.Problems, "no report_metadata")
+		fb.note("no report_metadata")
 	}
 	if pp.Domain == "" {
-		fb.Problems = append(fb.Problems, "no policy_published domain")
+		fb.note("no policy_published domain")
 	}
 }
 
@@ -393,7 +431,7 @@ func (fb *Feedback) normalize() {
 // was refused: then it only notes that.
 func (fb *Feedback) addRecord(r *ReportRecord, n int) {
 	if r.Row.countErr != "" {
-		fb.Problems = append(fb.Problems, fmt.Sprintf("record %d: %s; the record is left out", n, r.Row.countErr))
+		fb.note(fmt.Sprintf("record %d: %s; the record is left out", n, r.Row.countErr))
 		return
 	}
 	pe := &r.Row.PolicyEvaluated
@@ -421,10 +459,10 @@ func (fb *Feedback) addRecord(r *ReportRecord, n int) {
 		lower(&s.Result)
 	}
 	if !r.Row.SourceIP.IsValid() {
-		fb.Problems = append(fb.Problems, fmt.Sprintf("record %d: source_ip %q is not an IP address", n, r.Row.SourceIPText))
+		fb.note(fmt.Sprintf("record %d: source_ip %q is not an IP address", n, r.Row.SourceIPText))
 	}
 	if r.Row.Count == 0 {
-		fb.Problems = append(fb.Problems, fmt.Sprintf("record %d: count 0", n))
+		fb.note(fmt.Sprintf("record %d: count 0", n))
 	}
 	fb.Records = append(fb.Records, *r)
 }

@@ -571,3 +571,47 @@ func TestDeepXML(t *testing.T) {
 	}
 	t.Logf("the XML walk allocated %d bytes", n)
 }
+
+// TestReportBoundedWork: a report cannot make the parser hold or do more
+// than its limits: problems are counted past the first hundred, the
+// members of a zip share one decompression budget, and an e-mail of
+// thousands of parts is refused.
+func TestReportBoundedWork(t *testing.T) {
+	t.Parallel()
+	var x strings.Builder
+	x.WriteString(`<feedback><report_metadata><org_name>o</org_name><report_id>1</report_id></report_metadata><policy_published><domain>example.com</domain></policy_published>`)
+	for range 5000 {
+		x.WriteString(`<record><row><source_ip>192.0.2.1</source_ip><count>-1</count></row></record>`)
+	}
+	x.WriteString(`</feedback>`)
+	fb, err := ParseReport(strings.NewReader(x.String()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fb.Problems) != 100 || fb.Problems[99] != "and 4901 more problems" {
+		t.Errorf("%d problems, last %q; want 100, the last counting 4901 more", len(fb.Problems), fb.Problems[len(fb.Problems)-1])
+	}
+
+	// Three zip members of 400 KiB each, under a limit of 1 MiB: each fits
+	// alone, not all three.
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	for i := range 3 {
+		w, _ := zw.Create(fmt.Sprintf("m%d.xml", i))
+		w.Write(bytes.Repeat([]byte("not a report "), 400<<10/13))
+	}
+	zw.Close()
+	if _, err := ParseReport(bytes.NewReader(zb.Bytes()), &ReportOptions{MaxSize: 1 << 20}); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("zip members inflating past the limit together: %v, want ErrTooLarge", err)
+	}
+
+	var m strings.Builder
+	m.WriteString("From: a@example.com\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n")
+	for range 2000 {
+		m.WriteString("--b\r\nContent-Type: text/plain\r\n\r\nx\r\n")
+	}
+	m.WriteString("--b--\r\n")
+	if _, err := ParseReport(strings.NewReader(m.String()), nil); !errors.Is(err, ErrSyntax) || !strings.Contains(err.Error(), "parts") {
+		t.Errorf("an e-mail of 2000 parts: %v, want a refusal naming the parts", err)
+	}
+}
