@@ -1,13 +1,24 @@
 // Command srs rewrites envelope senders with the Sender Rewriting Scheme, or
-// reverses SRS addresses, with the same results as postsrsd:
+// reverses SRS addresses, as postsrsd does:
 //
 //	go run ./examples/srs forward|reverse -domain DOMAIN -secret-file FILE \
-//		[-sep =] [-hash-len 4] [-max-age 21] [-now UNIX] ADDR...
+//		[-sep =] [-hash-len 4] [-hash-min N] [-max-age 21] [-alphabet base64url|base64] \
+//		[-allow-long] [-always-rewrite] [-local-domains D,.D] [-now UNIX] ADDR...
 //
 // It prints one result per line, in the order given; an address that fails
 // prints "error: <reason>" on its line. The secret file holds one secret per
 // line; the first one signs, all of them verify. The exit status is 0 when
 // every address succeeded, 1 otherwise, and 2 on usage errors.
+//
+// By default the hash is written in base64url ("Mm-W"), as postsrsd 2.x
+// writes it, and a sender whose SRS local part would exceed the 64 octets
+// of RFC 5321 section 4.5.3.1.1 is refused, where postsrsd forwards it.
+// postsrsd 1.x (Debian's 1.10, like libsrs2) writes standard base64
+// ("Mm+W"): with -alphabet base64 -allow-long the strings are postsrsd
+// 1.10's. -sep, -hash-len, -hash-min, -always-rewrite and -local-domains
+// are postsrsd's -a, -n, -N, -A and -X. reverse reads both alphabets. The
+// database mode of postsrsd 2.x is not offered: a program that runs once
+// has nowhere to keep the aliases.
 package main
 
 import (
@@ -19,7 +30,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/smarthost-go/smarthost/srs"
@@ -29,7 +42,11 @@ func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = "usage: srs forward|reverse -domain DOMAIN -secret-file FILE [-sep =] [-hash-len 4] [-max-age 21] [-now UNIX] ADDR..."
+const usage = "usage: srs forward|reverse -domain DOMAIN -secret-file FILE [-sep =] [-hash-len 4] [-hash-min N] [-max-age 21] " +
+	"[-alphabet base64url|base64] [-allow-long] [-always-rewrite] [-local-domains D,.D] [-now UNIX] ADDR..."
+
+// alphabets are the values of -alphabet, by the names srs.Alphabet gives them.
+var alphabets = []srs.Alphabet{srs.Base64URL, srs.Base64Std}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || (args[0] != "forward" && args[0] != "reverse") {
@@ -47,7 +64,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	secretFile := fs.String("secret-file", "", "file with one secret per line, the first signs (required)")
 	sep := fs.String("sep", "=", "separator after SRS0/SRS1: = + or -")
 	hashLen := fs.Int("hash-len", 4, "hash length")
+	hashMin := fs.Int("hash-min", 0, "shortest hash reverse accepts (default: -hash-len)")
 	maxAge := fs.Int("max-age", 21, "maximum age of an SRS0 address, in days")
+	alphabet := fs.String("alphabet", srs.Base64URL.String(), "alphabet of the hash forward writes: base64url (postsrsd 2.x) or base64 (postsrsd 1.x)")
+	allowLong := fs.Bool("allow-long", false, "forward senders whose SRS local part exceeds 64 octets, as postsrsd 1.x does")
+	always := fs.Bool("always-rewrite", false, "rewrite senders in -domain and -local-domains too")
+	locals := fs.String("local-domains", "", "comma-separated domains whose senders are not rewritten; \".D\" matches D's subdomains")
 	now := fs.String("now", "", "current time as Unix seconds (default: the system clock)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
@@ -73,9 +95,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	opts := &srs.Options{
-		Separator:  (*sep)[0],
-		HashLength: *hashLen,
-		MaxAge:     time.Duration(*maxAge) * 24 * time.Hour,
+		Separator:          (*sep)[0],
+		HashLength:         *hashLen,
+		HashMin:            *hashMin,
+		MaxAge:             time.Duration(*maxAge) * 24 * time.Hour,
+		AllowLongLocalPart: *allowLong,
+		AlwaysRewrite:      *always,
+	}
+	if i := slices.IndexFunc(alphabets, func(a srs.Alphabet) bool { return a.String() == *alphabet }); i >= 0 {
+		opts.Alphabet = alphabets[i]
+	} else {
+		return fail("-alphabet %q: want base64url or base64", *alphabet)
+	}
+	if *locals != "" {
+		opts.LocalDomains = strings.Split(*locals, ",")
 	}
 	if *hashLen <= 0 {
 		return fail("-hash-len must be positive")
