@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"net"
 	"net/url"
 	"os"
@@ -102,7 +101,7 @@ func runLines(t *testing.T, mode string, flags, addrs []string) []string {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	args := append(append([]string{mode}, flags...), addrs...)
-	if code := run(context.Background(), args, &stdout, &stderr); code != 0 && code != 1 {
+	if code := run(args, nil, &stdout, &stderr); code != 0 && code != 1 {
 		t.Fatalf("%q: exit %d: %s", args, code, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n")
