@@ -22,16 +22,25 @@ import (
 //     AlwaysRewrite is set, and so is the null reverse-path ""
 //     (RFC 5321 section 4.5.5).
 //
-// The address is split at its last "@" (RFC 5321 section 4.1.2). When the
-// SRS local part would exceed 64 octets (RFC 5321 section 4.5.3.1.1), the
+// The address is split at its last "@": the domain follows it (RFC 5321
+// section 4.1.2). The local part may hold "@" only inside a quoted string
+// ("a@b"@orig.example); an address with an "@" outside quotes, such as
+// a@b@orig.example, is not an RFC 5321 Mailbox and is refused with
+// ErrSyntax. postsrsd 1.10 splits such an address at its first "@" and
+// writes SRS0=HHHH=TT=b@orig.example=a@Domain, which it then refuses to
+// reverse ("No user in SRS0 address"), and it refuses the reverse of an
+// address split at the last "@" (its hash covers "a", not "a@b"): there is
+// no split both can reverse, so Forward makes no address of it.
+//
+// When the SRS local part would exceed 64 octets (RFC 5321 section 4.5.3.1.1), the
 // address goes to the Store if there is one ("SRS0<sep>HHHH=TT=1=KEY@Domain",
 // postsrsd 2.x database mode), is written anyway if AllowLongLocalPart is
 // set, and is otherwise refused with ErrTooLong. With StoreMode StoreAll
 // every non-SRS sender goes to the Store. ctx is passed to the Store.
 //
 // Errors are *AddressError values wrapping ErrSyntax (no "@", empty local
-// part or domain, "=" in the domain or the domain "1", malformed SRS1
-// input), ErrTooLong, or the Store's error.
+// part or domain, an "@" outside quotes in the local part, "=" in the domain
+// or the domain "1", malformed SRS1 input), ErrTooLong, or the Store's error.
 func (r *Rewriter) Forward(ctx context.Context, addr string) (string, error) {
 	out, err := r.forward(ctx, addr)
 	if r.log != nil && r.log.Enabled(ctx, slog.LevelDebug) {
@@ -65,6 +74,9 @@ func (r *Rewriter) forward(ctx context.Context, addr string) (string, error) {
 	}
 	if user == "" {
 		return "", addrErr(op, addr, ErrSyntax, "no local part")
+	}
+	if atOutsideQuotes(user) {
+		return "", addrErr(op, addr, ErrSyntax, `"@" outside quotes in local part`)
 	}
 	// The hash covers the fields concatenated without separators, so an
 	// "=" in the domain would let Reverse split the address differently
@@ -105,6 +117,11 @@ func (r *Rewriter) forward(ctx context.Context, addr string) (string, error) {
 		if hop == "" {
 			return "", addrErr(op, addr, ErrSyntax, "no host in SRS1 address")
 		}
+		// Reverse will give SRS0<opaque>@hop: refuse now what it would
+		// refuse then.
+		if !mailbox("SRS0"+opaque, hop) {
+			return "", addrErr(op, addr, ErrSyntax, `"@" outside quotes in SRS1 address`)
+		}
 		srs = true
 	case isSRSTag(user, '0') || asciiEqualFold(user, "SRS0"):
 		// SRS0<sep>rest@hop: the whole local part after "SRS0" is opaque.
@@ -136,6 +153,36 @@ func (r *Rewriter) forward(ctx context.Context, addr string) (string, error) {
 		return r.compileSRS1(hop, opaque), nil
 	}
 	return r.compileSRS0(host, user), nil
+}
+
+// atOutsideQuotes reports whether local holds an "@" outside a quoted
+// string. In RFC 5321 section 4.1.2 a Local-part is a Dot-string, which has
+// no "@", or a Quoted-string, inside which "@" may appear and "\" quotes the
+// next character. An "@" after a quote that is never closed is outside
+// quotes too.
+func atOutsideQuotes(local string) bool {
+	quoted, atInQuote := false, false
+	for i := 0; i < len(local); i++ {
+		switch c := local[i]; {
+		case quoted && c == '\\':
+			i++
+		case c == '"':
+			quoted, atInQuote = !quoted, false
+		case c == '@':
+			if !quoted {
+				return true
+			}
+			atInQuote = true
+		}
+	}
+	return quoted && atInQuote
+}
+
+// mailbox reports whether local "@" domain is an address Forward takes
+// apart as local and domain: the domain has no "@", the local part none
+// outside quotes.
+func mailbox(local, domain string) bool {
+	return strings.IndexByte(domain, '@') < 0 && !atOutsideQuotes(local)
 }
 
 func truncate(addr string) string {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,16 @@ func foldHash(h string) string {
 	return strings.NewReplacer("-", "+", "_", "/").Replace(asciiLower(h))
 }
 
+// quotedStrings matches RFC 5321 Quoted-strings: what is left of a local
+// part without them must hold no "@".
+var quotedStrings = regexp.MustCompile(`(?s)"(?:[^"\\]|\\.)*"`)
+
+// refMailbox reports whether local "@" domain is an address Reverse may
+// return: no "@" in the domain, none outside quotes in the local part.
+func refMailbox(local, domain string) bool {
+	return !strings.Contains(domain, "@") && !strings.Contains(quotedStrings.ReplaceAllString(local, ""), "@")
+}
+
 // refReverse returns the original address and true, or false.
 func refReverse(addr string) (string, bool) {
 	if len(addr) > 1024 || len(addr) < 5 {
@@ -64,13 +75,13 @@ func refReverse(addr string) (string, bool) {
 	local := addr[:at]
 	if tag == "SRS1" {
 		f := strings.SplitN(local[5:], "=", 3)
-		if len(f) != 3 || f[1] == "" || !refVerify(f[0], f[1], f[2]) {
+		if len(f) != 3 || f[1] == "" || !refMailbox("SRS0"+f[2], f[1]) || !refVerify(f[0], f[1], f[2]) {
 			return "", false
 		}
 		return "SRS0" + f[2] + "@" + f[1], true
 	}
 	f := strings.SplitN(local[5:], "=", 4)
-	if len(f) != 4 || f[2] == "" || f[3] == "" || len(f[1]) != 2 {
+	if len(f) != 4 || f[2] == "" || f[3] == "" || len(f[1]) != 2 || !refMailbox(f[3], f[2]) {
 		return "", false
 	}
 	const b32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -108,7 +119,7 @@ func checkSentinel(t *testing.T, op, addr string, err error) {
 
 func reverseSeeds(f *testing.F) {
 	r := fuzzRewriter(f, nil)
-	for _, a := range []string{"test@otherdomain.com", "SRS0=opaque+string@otherdomain.com", "SRS1=X=thirddomain.com==opaque+string@otherdomain.com", "\"a b\"@x.example", "a=b@c.example"} {
+	for _, a := range []string{"test@otherdomain.com", "SRS0=opaque+string@otherdomain.com", "SRS1=X=thirddomain.com==opaque+string@otherdomain.com", "\"a b\"@x.example", "\"a@b\"@x.example", "a=b@c.example"} {
 		out, err := r.Forward(context.Background(), a)
 		if err != nil {
 			f.Fatal(err)
@@ -124,6 +135,7 @@ func reverseSeeds(f *testing.F) {
 		"SRS0=-3_5=2W=somedomain.com=hash234@example.com",
 		"SRS1=JIBX=thirddomain.com==opaque+string@example.com",
 		"SRS0=bxzH=2W=1=DCJGDE6N24LCRT41A4T0G1UIF0DTKKQJ@example.com",
+		"SRS0=XjO9=2V=otherdomain.com=a@b@example.com", "SRS0=XjO9=2V=b@otherdomain.com=a@example.com",
 		"SRS0=@example.com", "SRS0=XjO9@example.com", "SRS0=XjO9=2V@example.com", "SRS1=@x", "SRS1+a=b=@c", "srs0-", "",
 	} {
 		f.Add(a)
@@ -153,7 +165,7 @@ func FuzzReverse(f *testing.F) {
 func FuzzForward(f *testing.F) {
 	for _, a := range []string{
 		"test@otherdomain.com", "test@example.com", "TEST@Example.COM", "foo", "", "\"\"", "@x", "x@",
-		"user+tag@sub.example.org", "\"quoted name\"@x.example", "\"a@b\"@x.example", "a=b@c.example", "a@b=c",
+		"user+tag@sub.example.org", "\"quoted name\"@x.example", "\"a@b\"@x.example", "a@b@x.example", "\"a\\\"@b@x.example", "a=b@c.example", "a@b=c",
 		"SRS0=opaque+string@otherdomain.com", "SRS1=X=thirddomain.com==opaque+string@otherdomain.com",
 		"SRS0@x.example", "SRS1@x.example", "srs1=@x", "SRS1=h=@x", "x@1", strings.Repeat("a", 60) + "@example.net",
 	} {

@@ -177,8 +177,9 @@ func startPostsrsd(t testing.TB, domain string, secrets []string, flags ...strin
 
 // interopAddresses generates senders: odd local parts, + tags, quoted
 // forms, upper case, non-ASCII, foreign SRS0/SRS1 addresses, local ones.
-// Quoted local parts containing "@" are left out: postsrsd splits an
-// address at its first "@", we at the last (TestQuotedAtSign).
+// Local parts containing "@" are left out: postsrsd splits an address at
+// its first "@", we at the last and only inside quotes
+// (TestPostsrsdDivergences, TestPostsrsdUnquotedAtSign).
 func interopAddresses(t *testing.T, seed uint64, domain string) []string {
 	locals := []string{
 		"test", "alice", "Bob.Smith", "UPPER", "first.last", "user+tag", "user+Tag+more",
@@ -469,8 +470,10 @@ func TestPostsrsdDivergences(t *testing.T) {
 		{"@otherdomain.com", "=otherdomain.com=@example.com", srs.ErrSyntax, ""},
 		// An empty domain: postsrsd writes "SRS0=HHHH=TT==user@...".
 		{"user@", "==user@example.com", srs.ErrSyntax, ""},
-		// A quoted local part with "@": postsrsd splits at the first "@",
-		// taking `b"@otherdomain.com` as the domain; we split at the last.
+		// A quoted local part with "@" (RFC 5321 Quoted-string): postsrsd
+		// splits at the first "@", taking `b"@otherdomain.com` as the
+		// domain; we split at the last, as RFC 5321 section 4.1.2 reads.
+		// postsrsd reverses neither (see below).
 		{`"a@b"@otherdomain.com`, `=b"@otherdomain.com="a@example.com`, nil, `=otherdomain.com="a@b"@example.com`},
 	} {
 		code, theirs := p.fwd.get(t, tc.addr)
@@ -490,6 +493,70 @@ func TestPostsrsdDivergences(t *testing.T) {
 		back, err := r.Reverse(ctx, got)
 		if err != nil || back != tc.addr {
 			t.Errorf("Reverse(%q) = %q, %v; want %q", got, back, err, tc.addr)
+		}
+		// postsrsd splits at the first "@" on reverse too, and so hashes
+		// other fields than we signed, or finds no user.
+		if code, back := p.rev.get(t, got); code == 200 {
+			t.Errorf("postsrsd reverse of ours %q = %q", got, back)
+		}
+		if code, back := p.rev.get(t, theirs); code == 200 {
+			t.Errorf("postsrsd reverse of its own %q = %q", theirs, back)
+		}
+	}
+}
+
+// TestPostsrsdUnquotedAtSign: for an address with an "@" outside quotes
+// in its local part, postsrsd 1.10 splits at the first "@" on forward and
+// on reverse, and cannot reverse what it forwarded; nor what a split at
+// the last "@" makes. We refuse such an address both ways (ErrSyntax), so
+// neither implementation ever hands out an SRS address that does not
+// come back.
+func TestPostsrsdUnquotedAtSign(t *testing.T) {
+	const secret = "tops3cr3t"
+	p := startPostsrsd(t, "example.com", []string{secret})
+	r, err := srs.NewRewriter("example.com", []string{secret}, &srs.Options{Alphabet: srs.Base64Std})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	stamp := func(s string) string { return strings.SplitN(s, "=", 4)[2] }
+	for _, tc := range []struct {
+		addr, first, last string // the address, split at its first "@", at its last
+	}{
+		{"a@b@orig.example", "b@orig.example=a", "orig.example=a@b"},
+		{"a@example.com@orig.example", "example.com@orig.example=a", "orig.example=a@example.com"},
+		{"@a@orig.example", "a@orig.example=", "orig.example=@a"},
+		{"SRS0=x@y@orig.example", "", ""},
+	} {
+		code, theirs := p.fwd.get(t, tc.addr)
+		if code != 200 {
+			t.Fatalf("postsrsd forward %q = %d %q, expected an address", tc.addr, code, theirs)
+		}
+		if tc.first != "" && !strings.HasSuffix(theirs, "="+stamp(theirs)+"="+tc.first+"@example.com") {
+			t.Errorf("postsrsd forward %q = %q, expected the split %q", tc.addr, theirs, tc.first)
+		}
+		if code, back := p.rev.get(t, theirs); code != 500 {
+			t.Errorf("postsrsd reverses its own %q: %d %q", theirs, code, back)
+		}
+		if got, err := r.Forward(ctx, tc.addr); !errors.Is(err, srs.ErrSyntax) {
+			t.Errorf("Forward(%q) = %q, %v; want ErrSyntax", tc.addr, got, err)
+		}
+		if got, err := r.Reverse(ctx, theirs); !errors.Is(err, srs.ErrSyntax) {
+			t.Errorf("Reverse(postsrsd's %q) = %q, %v; want ErrSyntax", theirs, got, err)
+		}
+		if tc.last == "" {
+			continue
+		}
+		// The address a split at the last "@" gives, valid hash and all
+		// (what this package wrote before): postsrsd, splitting at the
+		// first "@", finds a bad hash; we find a syntax error.
+		host, user, _ := strings.Cut(tc.last, "=")
+		last := srs0(stamp(theirs), host, user)
+		if code, back := p.rev.get(t, last); code != 500 || !strings.Contains(back, "Hash invalid") {
+			t.Errorf("postsrsd reverse of %q = %d %q, want a hash error", last, code, back)
+		}
+		if got, err := r.Reverse(ctx, last); !errors.Is(err, srs.ErrSyntax) {
+			t.Errorf("Reverse(%q) = %q, %v; want ErrSyntax", last, got, err)
 		}
 	}
 }

@@ -18,6 +18,13 @@ import (
 //   - a database-mode address SRS0<sep>HHHH=TT=1=KEY@any is looked up in the
 //     Store (with ctx).
 //
+// An SRS address is split at its last "@", as Forward splits its input.
+// The address Reverse would return must be one Forward accepts: an "@" in
+// the original domain or outside quotes in the original local part (as in
+// an SRS0 address postsrsd 1.10 made of a@b@orig.example, or one made by
+// an earlier version of this package) is an ErrSyntax, checked before the
+// timestamp and the hash.
+//
 // The hash is compared in constant time, ignoring ASCII case, with '+' equal
 // to '-' and '/' equal to '_', so both base64 alphabets reverse. The domain
 // after "@" is not checked (postsrsd does not check it either); the mail
@@ -80,6 +87,9 @@ func (r *Rewriter) reverse(ctx context.Context, addr string) (string, error) {
 		if hop == "" {
 			return "", addrErr(op, addr, ErrSyntax, "no host in SRS1 address")
 		}
+		if !mailbox("SRS0"+opaque, hop) {
+			return "", addrErr(op, addr, ErrSyntax, `"@" outside quotes in SRS1 address`)
+		}
 		if err := r.hashErr(op, addr, r.checkHash(hash, hop, opaque, "")); err != nil {
 			return "", err
 		}
@@ -107,6 +117,9 @@ func (r *Rewriter) reverse(ctx context.Context, addr string) (string, error) {
 	}
 	if user == "" {
 		return "", addrErr(op, addr, ErrSyntax, "no user in SRS0 address")
+	}
+	if !mailbox(user, host) {
+		return "", addrErr(op, addr, ErrSyntax, `"@" outside quotes in SRS0 address`)
 	}
 	if reason, err := r.checkStamp(stamp); err != nil {
 		return "", addrErr(op, addr, err, reason)

@@ -424,11 +424,81 @@ func TestQuotedAtSign(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	r := newR(t, nil)
-	out, err := r.Forward(ctx, `"a@b"@other.example`)
-	if err != nil || !strings.HasSuffix(out, `=2W=other.example="a@b"@example.com`) {
-		t.Fatalf("%q, %v", out, err)
+	for _, tc := range []struct{ addr, suffix string }{
+		{`"a@b"@other.example`, `=2W=other.example="a@b"@example.com`},
+		{`"a\"@b"@other.example`, `=2W=other.example="a\"@b"@example.com`},
+		{`"@"@other.example`, `=2W=other.example="@"@example.com`},
+		{`x."a@b"@other.example`, `=2W=other.example=x."a@b"@example.com`},
+		// The quoted string does not carry over from the domain: Reverse
+		// reads the fields before it looks at the quotes.
+		{`"a@b"@odd"domain`, `=2W=odd"domain="a@b"@example.com`},
+	} {
+		out, err := r.Forward(ctx, tc.addr)
+		if err != nil || !strings.HasSuffix(out, tc.suffix) {
+			t.Errorf("Forward(%q) = %q, %v; want suffix %q", tc.addr, out, err, tc.suffix)
+			continue
+		}
+		if back, err := r.Reverse(ctx, out); err != nil || back != tc.addr {
+			t.Errorf("Reverse(%q) = %q, %v; want %q", out, back, err, tc.addr)
+		}
 	}
-	if back, err := r.Reverse(ctx, out); err != nil || back != `"a@b"@other.example` {
-		t.Fatalf("%q, %v", back, err)
+	// SRS0 and SRS1 addresses of quoted local parts make the round trip too.
+	s1, err := r.Forward(ctx, `SRS0="a@b"@hop.example`)
+	if err != nil || !strings.HasSuffix(s1, `=hop.example=="a@b"@example.com`) {
+		t.Fatalf("Forward(SRS0) = %q, %v", s1, err)
+	}
+	if back, err := r.Reverse(ctx, s1); err != nil || back != `SRS0="a@b"@hop.example` {
+		t.Errorf("Reverse(%q) = %q, %v", s1, back, err)
+	}
+}
+
+// srs0 writes the SRS0 address of stamp, host and user under "tops3cr3t"
+// with crypto/hmac, valid hash included, whatever the fields hold.
+func srs0(stamp, host, user string) string {
+	m := hmac.New(sha1.New, []byte("tops3cr3t"))
+	m.Write([]byte(strings.ToLower(stamp + host + user)))
+	return "SRS0=" + base64.StdEncoding.EncodeToString(m.Sum(nil))[:4] + "=" + stamp + "=" + host + "=" + user + "@example.com"
+}
+
+// An "@" outside quotes in a local part is not RFC 5321 syntax (section
+// 4.1.2: a Local-part is a Dot-string or a Quoted-string): Forward refuses
+// such an address, and Reverse refuses to return one, however the address
+// is split and even when the hash verifies.
+func TestUnquotedAtSign(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newR(t, nil)
+	for _, a := range []string{
+		"a@b@orig.example", "a@example.com@orig.example", "@a@orig.example", "a@@orig.example",
+		`"a"@b@orig.example`, `a@"b"@orig.example`, `"a\"@b@orig.example`,
+		"SRS0=x@y@orig.example", "SRS0=XjO9=2V=otherdomain.com=a@b@orig.example",
+		"SRS1=HHHH=hop.example==a@b@orig.example", `SRS1="=b@c"=opaque@orig.example`,
+	} {
+		out, err := r.Forward(ctx, a)
+		var ae *srs.AddressError
+		if !errors.Is(err, srs.ErrSyntax) || !errors.As(err, &ae) || out != "" || !strings.Contains(ae.Reason, `"@" outside quotes`) {
+			t.Errorf("Forward(%q) = %q, %v; want ErrSyntax for the \"@\"", a, out, err)
+		}
+	}
+	s1, err := r.Forward(ctx, "SRS0=x@hop.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{
+		srs0("2W", "orig.example", "a@b"),                         // a@b@orig.example split at the last "@"
+		srs0("2W", "b@orig.example", "a"),                         // split at the first "@" (postsrsd 1.10)
+		srs0("2W", "orig.example", `"a"@b`),                       // the quote closes before the "@"
+		strings.Replace(s1, "=x@", "=x@y@", 1),                    // SRS1 with an "@" in its opaque part
+		strings.Replace(s1, "=hop.example=", "=h@op.example=", 1), // and in its hop
+	} {
+		out, err := r.Reverse(ctx, a)
+		var ae *srs.AddressError
+		if !errors.Is(err, srs.ErrSyntax) || !errors.As(err, &ae) || out != "" || !strings.Contains(ae.Reason, `"@" outside quotes`) {
+			t.Errorf("Reverse(%q) = %q, %v; want ErrSyntax for the \"@\"", a, out, err)
+		}
+	}
+	// The same fields without the extra "@" verify: the hash is not why.
+	if back, err := r.Reverse(ctx, srs0("2W", "orig.example", `"a@b"`)); err != nil || back != `"a@b"@orig.example` {
+		t.Errorf("quoted: %q, %v", back, err)
 	}
 }

@@ -70,18 +70,36 @@ func TestKeygen(t *testing.T) {
 func TestKeygenUsage(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
+	exists := filepath.Join(dir, "exists")
+	if err := os.WriteFile(exists+".key", []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		args []string
 		code int
+		want string // in stderr
 	}{
-		{[]string{"-d", "example.com", "-s", "sel"}, 2},
-		{[]string{"-a", "dsa", "-d", "example.com", "-s", "sel", "-o", filepath.Join(dir, "x")}, 2},
-		{[]string{"-bogus"}, 2},
-		{[]string{"-d", "example.com", "-s", "sel", "-o", filepath.Join(dir, "no", "such", "dir")}, 1},
+		{[]string{"-d", "example.com", "-s", "sel"}, 2, "-o is required"},
+		{[]string{"-a", "dsa", "-d", "example.com", "-s", "sel", "-o", filepath.Join(dir, "x")}, 2, "-a"},
+		{[]string{"-bogus"}, 2, "-bogus"},
+		// A key file that cannot be made is a usage error, found before a
+		// key is made.
+		{[]string{"-d", "example.com", "-s", "sel", "-o", filepath.Join(dir, "no", "such", "dir")}, 2, "-o: open " + filepath.Join(dir, "no", "such", "dir.key")},
+		{[]string{"-d", "example.com", "-s", "sel", "-o", exists}, 2, "exists.key"},
+		// The dkim package's rules for d= and s=, before any key file.
+		{[]string{"-d", "exa mple..com", "-s", "sel", "-o", filepath.Join(dir, "d")}, 2, "-d: d=: syntax error"},
+		{[]string{"-d", "example.com", "-s", "a b", "-o", filepath.Join(dir, "s")}, 2, "-s: s=: syntax error"},
 	} {
 		var out, errb bytes.Buffer
-		if code := run(c.args, nil, &out, &errb); code != c.code {
-			t.Errorf("%v: exit %d, want %d (%s)", c.args, code, c.code, errb.String())
+		code := run(c.args, nil, &out, &errb)
+		if code != c.code || !strings.Contains(errb.String(), c.want) || strings.Count(errb.String(), "\n") != 1 || out.Len() != 0 {
+			t.Errorf("%v: exit %d, want %d; stderr %q, want one line with %q", c.args, code, c.code, errb.String(), c.want)
 		}
+	}
+	if b, err := os.ReadFile(exists + ".key"); string(b) != "keep me" {
+		t.Errorf("existing key file: %q, %v", b, err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "[ds].key")); len(m) != 0 {
+		t.Errorf("key files made for bad names: %v", m)
 	}
 }

@@ -1,7 +1,7 @@
 // Command dkim-verify verifies the DKIM signatures of the message on
 // standard input.
 //
-//	dkim-verify [-zone FILE | -dns HOST:PORT] [-time UNIX] [-authserv-id ID]
+//	dkim-verify [-zone FILE | -dns HOST:PORT] [-time UNIX] [-authserv-id ID] < message
 //
 // Keys come from a zone file (-zone, RFC 1035 master file syntax), from a
 // DNS server (-dns), or from the system resolver. -time fixes the clock
@@ -9,25 +9,26 @@
 //
 //	d=<d> s=<s> result=<status> reason=<text>
 //
-// then an Authentication-Results header field (RFC 8601). Exit status: 0
-// when there is at least one signature and every one passes, 1 otherwise,
-// 2 on a usage error.
+// then an Authentication-Results header field (RFC 8601).
+//
+// It follows the conventions of examples/README.md: -h prints every flag;
+// the exit status is 0 when there is at least one signature and every one
+// passes, 1 otherwise, and 2 on a usage error (a bad or missing flag, a
+// zone file that cannot be read); an error is one line naming the flag,
+// the file or standard input.
 package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/smarthost-go/smarthost/dkim"
-	"github.com/smarthost-go/smarthost/dnsauth"
-	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
+	"github.com/smarthost-go/smarthost/examples/internal/cli"
 	"github.com/smarthost-go/smarthost/msgauth"
 )
 
@@ -36,58 +37,49 @@ func main() {
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("dkim-verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	zoneFile := fs.String("zone", "", "zone file holding the key records")
-	server := fs.String("dns", "", "DNS server HOST:PORT to ask for key records")
-	at := fs.String("time", "", "verify as of this Unix time (default: now)")
-	authserv := fs.String("authserv-id", "localhost", "authserv-id of the Authentication-Results field")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	c := cli.New("dkim-verify", "dkim-verify [-zone FILE | -dns HOST:PORT] [-time UNIX] [-authserv-id ID] < message", stdout, stderr)
+	c.Doc = `Verifies the DKIM signatures of the message on standard input (RFC 6376,
+RFC 8463) and prints one line per signature,
+  d=<d> s=<s> result=<status> reason=<text>
+then an Authentication-Results header field (RFC 8601).`
+	c.Stdin = "the message to verify (RFC 5322, CRLF or LF line ends)"
+	c.Exit0 = "when there is at least one signature and every one passes"
+	c.Exit1 = "when there is none, or one does not pass, or the message cannot be read"
+	var dns cli.DNS
+	dns.Register(c.Flags)
+	at := c.Flags.String("time", "", "verify as of `UNIX` time in seconds, for x= expiry (default: now)")
+	authserv := c.Flags.String("authserv-id", "localhost", "authserv-id `ID` of the Authentication-Results field")
+	if status, stop := c.Parse(args); stop {
+		return status
 	}
-	usage := func(msg string) int {
-		fmt.Fprintln(stderr, "dkim-verify:", msg)
-		fmt.Fprintln(stderr, "usage: dkim-verify [-zone FILE | -dns HOST:PORT] [-time UNIX] < message")
-		return 2
+	if status, stop := c.NoArgs(); stop {
+		return status
 	}
-	if fs.NArg() > 0 {
-		return usage("unexpected arguments")
-	}
-	if *zoneFile != "" && *server != "" {
-		return usage("give -zone or -dns, not both")
+	if err := dns.Check(); err != nil {
+		return c.Usagef("%v", err)
 	}
 	opts := &dkim.VerifyOptions{}
-	var resolver dkim.Resolver = net.DefaultResolver
-	switch {
-	case *zoneFile != "":
-		z, err := dnstest.ReadZoneFile(*zoneFile)
-		if err != nil {
-			fmt.Fprintln(stderr, "dkim-verify:", err)
-			return 1
-		}
-		resolver = z
-	case *server != "":
-		r, err := dnsauth.NewResolver(&dnsauth.ResolverOptions{Servers: []string{*server}})
-		if err != nil {
-			return usage(err.Error())
-		}
-		resolver = r
-	}
 	if *at != "" {
 		sec, err := strconv.ParseInt(*at, 10, 64)
 		if err != nil {
-			return usage("bad -time: want Unix seconds")
+			return c.Usagef("-time %q: want Unix seconds", *at)
 		}
 		opts.Now = func() time.Time { return time.Unix(sec, 0) }
 	}
+	if *authserv == "" {
+		return c.Usagef("-authserv-id is empty")
+	}
+	resolver, err := dns.Resolver()
+	if err != nil {
+		return c.Usagef("%v", err)
+	}
 	v, err := dkim.NewVerifier(resolver, opts)
 	if err != nil {
-		return usage(err.Error())
+		return c.Failf("%s", cli.Msg(err))
 	}
 	results, err := v.Verify(context.Background(), stdin)
 	if err != nil {
-		fmt.Fprintln(stderr, "dkim-verify:", err)
-		return 1
+		return c.Failf("standard input: %s", cli.Msg(err))
 	}
 	allPass := len(results) > 0
 	for _, r := range results {
@@ -100,7 +92,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "Authentication-Results: %s\n", msgauth.Format(*authserv, results))
 	if !allPass {
-		return 1
+		return cli.Fail
 	}
-	return 0
+	return cli.OK
 }

@@ -106,19 +106,25 @@ func TestVerifyDNS(t *testing.T) {
 
 func TestVerifyUsage(t *testing.T) {
 	t.Parallel()
-	for _, args := range [][]string{
-		{"-zone", "a", "-dns", "127.0.0.1:53"},
-		{"-time", "yesterday"},
-		{"extra"},
-		{"-nope"},
+	missing := filepath.Join(t.TempDir(), "missing")
+	for _, c := range []struct {
+		args []string
+		want string // in the one line of stderr
+	}{
+		{[]string{"-zone", "a", "-dns", "127.0.0.1:53"}, "-zone and -dns exclude each other"},
+		{[]string{"-time", "yesterday"}, `-time "yesterday"`},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+		{[]string{"-nope"}, "-nope"},
+		// -dns is HOST:PORT, checked before any lookup.
+		{[]string{"-dns", "nonsense"}, `-dns "nonsense": want HOST:PORT`},
+		// A zone file that cannot be read is a usage error.
+		{[]string{"-zone", missing}, "-zone: open " + missing},
+		{[]string{"-zone", writeZone(t, "this is not a zone\n")}, "-zone: "},
 	} {
 		var out, errb bytes.Buffer
-		if code := run(args, strings.NewReader(""), &out, &errb); code != 2 {
-			t.Errorf("%v: exit %d, want 2", args, code)
+		code := run(c.args, strings.NewReader(""), &out, &errb)
+		if code != 2 || !strings.HasPrefix(errb.String(), "dkim-verify: ") || !strings.Contains(errb.String(), c.want) || strings.Count(errb.String(), "\n") != 1 || out.Len() != 0 {
+			t.Errorf("%v: exit %d, stderr %q, stdout %q; want 2 and one line with %q", c.args, code, errb.String(), out.String(), c.want)
 		}
-	}
-	var out, errb bytes.Buffer
-	if code := run([]string{"-zone", filepath.Join(t.TempDir(), "missing")}, strings.NewReader(""), &out, &errb); code != 1 {
-		t.Errorf("missing zone file: exit %d", code)
 	}
 }

@@ -11,19 +11,20 @@
 // details. report reads aggregate reports (XML, gzip, zip or a whole report
 // e-mail) and prints a table per source IP and result. -zone reads the DNS
 // from a zone file; -dns asks the server at HOST:PORT; without either the
-// system resolver is used.
+// system resolver is used. None reads standard input.
 //
-// The exit status is 0 on success, 1 when a lookup finds no record or a
-// report cannot be read, and 2 on usage errors.
+// It follows the conventions of examples/README.md: "dmarc -h" prints
+// every command's flags and "dmarc COMMAND -h" one command's; the exit
+// status is 0 when lookup finds a record, when evaluate's result is pass,
+// and when report reads every file, 1 when it does not, and 2 on a usage
+// error (a bad or missing command, flag or argument, a zone or report file
+// that cannot be read); an error is one line naming the flag or file.
 package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/mail"
 	"net/netip"
 	"os"
@@ -32,58 +33,70 @@ import (
 	"github.com/emersion/go-msgauth/authres"
 
 	"github.com/smarthost-go/smarthost/dmarc"
-	"github.com/smarthost-go/smarthost/dnsauth"
-	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
+	"github.com/smarthost-go/smarthost/examples/internal/cli"
 	"github.com/smarthost-go/smarthost/msgauth"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-const usage = `usage:
-  dmarc lookup [-zone FILE | -dns HOST:PORT] [-rules 9989|7489] DOMAIN
-  dmarc evaluate [-zone FILE | -dns HOST:PORT] [-rules 9989|7489] -from ADDR [-spf RESULT -spf-domain D] [-dkim D:RESULT[,D:RESULT]] [-ip IP]
-  dmarc report FILE...`
+// command is one command of the program: its flags and help, and what
+// runs once they are parsed.
+type command struct {
+	*cli.Command
+	run func(ctx context.Context) int
+}
 
-func run(args []string, stdout, stderr io.Writer) int {
+var commands = []struct {
+	name string
+	make func(stdout, stderr io.Writer) *command
+}{
+	{"lookup", lookup},
+	{"evaluate", evaluate},
+	{"report", report},
+}
+
+func run(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	top := cli.New("dmarc", "dmarc lookup|evaluate|report [FLAGS] [ARGS]", stdout, stderr)
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
-		return 2
+		return top.Usagef("no command: want lookup, evaluate or report (dmarc -h for help)")
 	}
-	ctx := context.Background()
 	switch args[0] {
-	case "lookup":
-		return lookup(ctx, args[1:], stdout, stderr)
-	case "evaluate":
-		return evaluate(ctx, args[1:], stdout, stderr)
-	case "report":
-		return report(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
-		fmt.Fprintln(stdout, usage)
-		return 0
+		for i, c := range commands {
+			if i > 0 {
+				fmt.Fprintln(stdout)
+			}
+			c.make(stdout, stderr).Help()
+		}
+		return cli.OK
 	}
-	fmt.Fprintf(stderr, "dmarc: unknown command %q\n%s\n", args[0], usage)
-	return 2
+	for _, c := range commands {
+		if c.name == args[0] {
+			cmd := c.make(stdout, stderr)
+			if status, stop := cmd.Parse(args[1:]); stop {
+				return status
+			}
+			return cmd.run(context.Background())
+		}
+	}
+	return top.Usagef("unknown command %q: want lookup, evaluate or report", args[0])
 }
 
 // dnsFlags are the flags of the commands that ask the DNS.
 type dnsFlags struct {
-	zone, server, rules string
+	dns   cli.DNS
+	rules string
 }
 
-func (d *dnsFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&d.zone, "zone", "", "answer DNS queries from this zone file")
-	fs.StringVar(&d.server, "dns", "", "ask the DNS server at HOST:PORT")
-	fs.StringVar(&d.rules, "rules", "9989", "9989 (DNS Tree Walk) or 7489 (public suffix list, pct=)")
+func (d *dnsFlags) register(c *cli.Command) {
+	d.dns.Register(c.Flags)
+	c.Flags.StringVar(&d.rules, "rules", "9989", "policy discovery `RULES`: 9989 (DNS Tree Walk) or 7489 (public suffix list, pct=)")
 }
 
-// usageError is reported with exit status 2.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
-func (d *dnsFlags) evaluator() (*dmarc.Evaluator, error) {
+// options checks the flags' values.
+func (d *dnsFlags) options() (*dmarc.Options, error) {
 	var opts dmarc.Options
 	switch d.rules {
 	case "9989", "rfc9989":
@@ -91,152 +104,141 @@ func (d *dnsFlags) evaluator() (*dmarc.Evaluator, error) {
 	case "7489", "rfc7489":
 		opts.Rules = dmarc.RFC7489
 	default:
-		return nil, usageError{fmt.Sprintf("-rules %q: want 9989 or 7489", d.rules)}
+		return nil, fmt.Errorf("-rules %q: want 9989 or 7489", d.rules)
 	}
-	var res dmarc.Resolver
-	switch {
-	case d.zone != "" && d.server != "":
-		return nil, usageError{"-zone and -dns are exclusive"}
-	case d.zone != "":
-		z, err := dnstest.ReadZoneFile(d.zone)
-		if err != nil {
-			return nil, err
-		}
-		res = z
-	case d.server != "":
-		if _, _, err := net.SplitHostPort(d.server); err != nil {
-			return nil, usageError{fmt.Sprintf("-dns %q: want HOST:PORT", d.server)}
-		}
-		r, err := dnsauth.NewResolver(&dnsauth.ResolverOptions{Servers: []string{d.server}})
-		if err != nil {
-			return nil, err
-		}
-		res = r
-	default:
-		res = net.DefaultResolver
-	}
-	return dmarc.NewEvaluator(res, &opts)
+	return &opts, d.dns.Check()
 }
 
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("dmarc "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, usage)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-func fail(stderr io.Writer, err error) int {
-	fmt.Fprintln(stderr, "dmarc:", err)
-	var ue usageError
-	if errors.As(err, &ue) {
-		fmt.Fprintln(stderr, usage)
-		return 2
-	}
-	return 1
-}
-
-func lookup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("lookup", stderr)
-	var df dnsFlags
-	df.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() != 1 {
-		return fail(stderr, usageError{"lookup takes one DOMAIN"})
-	}
-	e, err := df.evaluator()
+// evaluator reads the zone file or makes the resolver; its errors are
+// usage errors.
+func (d *dnsFlags) evaluator(opts *dmarc.Options) (*dmarc.Evaluator, error) {
+	res, err := d.dns.Resolver()
 	if err != nil {
-		return fail(stderr, err)
+		return nil, err
 	}
-	d, err := e.Lookup(ctx, fs.Arg(0))
-	if err != nil {
-		fmt.Fprintf(stdout, "domain: %s\nrecord: none (%v)\norganizational domain: %s\nqueries: %d\n", d.AuthorDomain, err, d.OrgDomain, d.Queries)
-		if errors.Is(err, dmarc.ErrDNS) {
-			return 1
-		}
-		return 1
-	}
-	fmt.Fprintf(stdout, "domain: %s\nrecord: %s\nfound at: _dmarc.%s\norganizational domain: %s\nqueries: %d\n",
-		d.AuthorDomain, d.Record, d.Domain, d.OrgDomain, d.Queries)
-	for _, p := range dmarc.Check(d.Record.String()) {
-		if p.Severity == dmarc.Error {
-			fmt.Fprintf(stdout, "problem: %s\n", p)
-		}
-	}
-	if len(d.Record.Invalid) > 0 {
-		fmt.Fprintf(stdout, "ignored invalid tags: %s\n", strings.Join(d.Record.Invalid, ", "))
-	}
-	return 0
+	return dmarc.NewEvaluator(res, opts)
 }
 
-func evaluate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("evaluate", stderr)
+func lookup(stdout, stderr io.Writer) *command {
+	c := cli.New("dmarc", "dmarc lookup [-zone FILE | -dns HOST:PORT] [-rules 9989|7489] DOMAIN", stdout, stderr)
+	c.Doc = `Finds the DMARC record that applies to DOMAIN (RFC 7489 §6.6.3, or the DNS
+Tree Walk of RFC 9989) and prints it, where it was found, the organizational
+domain and the number of DNS queries, then the record's errors, if any.`
+	c.Stdin = "nothing"
+	c.Exit0 = "when a record applies"
+	c.Exit1 = "when none is found, or the DNS fails"
 	var df dnsFlags
-	df.register(fs)
-	from := fs.String("from", "", "the From header field value (required)")
-	spfResult := fs.String("spf", "none", "SPF result: pass, fail, softfail, neutral, none, temperror, permerror")
-	spfDomain := fs.String("spf-domain", "", "the domain SPF checked (MAIL FROM or HELO domain)")
-	dkim := fs.String("dkim", "", "DKIM results as D:RESULT, comma-separated")
-	ip := fs.String("ip", "", "client IP address (informational)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() != 0 {
-		return fail(stderr, usageError{"evaluate takes no arguments, only flags"})
-	}
-	if *from == "" {
-		return fail(stderr, usageError{"-from is required"})
-	}
-	if !validResult(*spfResult) {
-		return fail(stderr, usageError{fmt.Sprintf("-spf %q is not an RFC 8601 result", *spfResult)})
-	}
-	// The results as the entries of an Authentication-Results field: the
-	// SPF domain is the domain of smtp.mailfrom.
-	results := msgauth.Entries{&authres.SPFResult{Value: authres.ResultValue(strings.ToLower(*spfResult)), From: *spfDomain}}
-	if *dkim != "" {
-		for _, item := range strings.Split(*dkim, ",") {
-			d, res, ok := strings.Cut(strings.TrimSpace(item), ":")
-			if !ok || d == "" || !validResult(res) {
-				return fail(stderr, usageError{fmt.Sprintf("-dkim %q: want DOMAIN:RESULT", item)})
+	df.register(c)
+	return &command{c, func(ctx context.Context) int {
+		if c.Flags.NArg() != 1 {
+			return c.Usagef("lookup takes one DOMAIN, not %d arguments", c.Flags.NArg())
+		}
+		opts, err := df.options()
+		if err != nil {
+			return c.Usagef("%v", err)
+		}
+		e, err := df.evaluator(opts)
+		if err != nil {
+			return c.Usagef("%s", cli.Msg(err))
+		}
+		d, err := e.Lookup(ctx, c.Flags.Arg(0))
+		if err != nil {
+			fmt.Fprintf(stdout, "domain: %s\nrecord: none (%v)\norganizational domain: %s\nqueries: %d\n", d.AuthorDomain, err, d.OrgDomain, d.Queries)
+			return cli.Fail
+		}
+		fmt.Fprintf(stdout, "domain: %s\nrecord: %s\nfound at: _dmarc.%s\norganizational domain: %s\nqueries: %d\n",
+			d.AuthorDomain, d.Record, d.Domain, d.OrgDomain, d.Queries)
+		for _, p := range dmarc.Check(d.Record.String()) {
+			if p.Severity == dmarc.Error {
+				fmt.Fprintf(stdout, "problem: %s\n", p)
 			}
-			results = append(results, &authres.DKIMResult{Value: authres.ResultValue(strings.ToLower(res)), Domain: d})
 		}
-	}
-	if *ip != "" {
-		if _, err := netip.ParseAddr(*ip); err != nil {
-			return fail(stderr, usageError{fmt.Sprintf("-ip %q: %v", *ip, err)})
+		if len(d.Record.Invalid) > 0 {
+			fmt.Fprintf(stdout, "ignored invalid tags: %s\n", strings.Join(d.Record.Invalid, ", "))
 		}
-	}
-	e, err := df.evaluator()
-	if err != nil {
-		return fail(stderr, err)
-	}
-	r := e.Evaluate(ctx, mail.Header{"From": {*from}}, results)
-	fmt.Fprintf(stdout, "dmarc=%s policy=%s\n", r.Status, r.Disposition)
-	fmt.Fprintf(stdout, "author domain: %s\n", orDash(r.AuthorDomain))
-	if r.Record != nil {
-		fmt.Fprintf(stdout, "record: %s\nfound at: _dmarc.%s\n", r.Record, r.PolicyDomain)
-		fmt.Fprintf(stdout, "organizational domain: %s\n", r.OrgDomain)
-		fmt.Fprintf(stdout, "applicable policy: %s=%s\n", r.PolicyTag, r.Policy)
-	}
-	fmt.Fprintf(stdout, "spf alignment: %s%s\n", r.SPF, paren(r.SPFDomain))
-	fmt.Fprintf(stdout, "dkim alignment: %s%s\n", r.DKIM, paren(strings.Join(r.DKIMDomains, " ")))
-	if r.SampledOut {
-		fmt.Fprintln(stdout, "sampled out by pct=: policy applied one level weaker")
-	}
-	if r.TestMode {
-		fmt.Fprintln(stdout, "test mode t=y: policy applied one level weaker")
-	}
-	if r.Err != nil {
-		fmt.Fprintf(stdout, "reason: %v\n", r.Err)
-	}
-	fmt.Fprintf(stdout, "Authentication-Results: %s\n", msgauth.Format("localhost", r))
-	fmt.Fprintf(stdout, "dns queries: %d\n", r.Queries)
-	return 0
+		return cli.OK
+	}}
+}
+
+func evaluate(stdout, stderr io.Writer) *command {
+	c := cli.New("dmarc", "dmarc evaluate [-zone FILE | -dns HOST:PORT] [-rules 9989|7489] -from ADDR "+
+		"[-spf RESULT -spf-domain D] [-dkim D:RESULT[,D:RESULT]] [-ip IP]", stdout, stderr)
+	c.Doc = `Evaluates DMARC (RFC 7489, RFC 9989) for a message with the From field -from
+and the given SPF and DKIM results, and prints "dmarc=<status>
+policy=<disposition>", then the record, the alignment of SPF and DKIM, the
+reason of a result other than pass, an Authentication-Results field and the
+number of DNS queries.`
+	c.Stdin = "nothing"
+	c.Exit0 = "when the result is pass"
+	c.Exit1 = "for any other result: fail, none, temperror, permerror"
+	var df dnsFlags
+	df.register(c)
+	from := c.Flags.String("from", "", "the From field's value: an `ADDR`, or \"Name <ADDR>\" (required)")
+	spfResult := c.Flags.String("spf", "none", "SPF `RESULT`: pass, fail, softfail, neutral, none, temperror, permerror")
+	spfDomain := c.Flags.String("spf-domain", "", "the `DOMAIN` SPF checked (MAIL FROM or HELO domain)")
+	dkim := c.Flags.String("dkim", "", "DKIM results as `D:RESULT`, comma-separated")
+	ip := c.Flags.String("ip", "", "client `IP` address (informational)")
+	return &command{c, func(ctx context.Context) int {
+		if status, stop := c.NoArgs(); stop {
+			return status
+		}
+		if *from == "" {
+			return c.Usagef("-from is required")
+		}
+		if !validResult(*spfResult) {
+			return c.Usagef("-spf %q: not an RFC 8601 result", *spfResult)
+		}
+		// The results as the entries of an Authentication-Results field:
+		// the SPF domain is the domain of smtp.mailfrom.
+		results := msgauth.Entries{&authres.SPFResult{Value: authres.ResultValue(strings.ToLower(*spfResult)), From: *spfDomain}}
+		if *dkim != "" {
+			for _, item := range strings.Split(*dkim, ",") {
+				d, res, ok := strings.Cut(strings.TrimSpace(item), ":")
+				if !ok || d == "" || !validResult(res) {
+					return c.Usagef("-dkim %q: want DOMAIN:RESULT", item)
+				}
+				results = append(results, &authres.DKIMResult{Value: authres.ResultValue(strings.ToLower(res)), Domain: d})
+			}
+		}
+		if *ip != "" {
+			if _, err := netip.ParseAddr(*ip); err != nil {
+				return c.Usagef("-ip %q: not an IP address", *ip)
+			}
+		}
+		opts, err := df.options()
+		if err != nil {
+			return c.Usagef("%v", err)
+		}
+		e, err := df.evaluator(opts)
+		if err != nil {
+			return c.Usagef("%s", cli.Msg(err))
+		}
+		r := e.Evaluate(ctx, mail.Header{"From": {*from}}, results)
+		fmt.Fprintf(stdout, "dmarc=%s policy=%s\n", r.Status, r.Disposition)
+		fmt.Fprintf(stdout, "author domain: %s\n", orDash(r.AuthorDomain))
+		if r.Record != nil {
+			fmt.Fprintf(stdout, "record: %s\nfound at: _dmarc.%s\n", r.Record, r.PolicyDomain)
+			fmt.Fprintf(stdout, "organizational domain: %s\n", r.OrgDomain)
+			fmt.Fprintf(stdout, "applicable policy: %s=%s\n", r.PolicyTag, r.Policy)
+		}
+		fmt.Fprintf(stdout, "spf alignment: %s%s\n", r.SPF, paren(r.SPFDomain))
+		fmt.Fprintf(stdout, "dkim alignment: %s%s\n", r.DKIM, paren(strings.Join(r.DKIMDomains, " ")))
+		if r.SampledOut {
+			fmt.Fprintln(stdout, "sampled out by pct=: policy applied one level weaker")
+		}
+		if r.TestMode {
+			fmt.Fprintln(stdout, "test mode t=y: policy applied one level weaker")
+		}
+		if r.Err != nil {
+			fmt.Fprintf(stdout, "reason: %v\n", r.Err)
+		}
+		fmt.Fprintf(stdout, "Authentication-Results: %s\n", msgauth.Format("localhost", r))
+		fmt.Fprintf(stdout, "dns queries: %d\n", r.Queries)
+		if r.Status != dmarc.Pass {
+			return cli.Fail
+		}
+		return cli.OK
+	}}
 }
 
 func validResult(s string) bool {
@@ -261,37 +263,50 @@ func paren(s string) string {
 	return " (" + s + ")"
 }
 
-func report(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("report", stderr)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() == 0 {
-		return fail(stderr, usageError{"report takes one or more FILEs"})
-	}
-	var fbs []*dmarc.Feedback
-	status := 0
-	for _, name := range fs.Args() {
-		f, err := os.Open(name)
-		if err != nil {
-			fmt.Fprintln(stderr, "dmarc:", err)
-			status = 1
-			continue
+func report(stdout, stderr io.Writer) *command {
+	c := cli.New("dmarc", "dmarc report FILE...", stdout, stderr)
+	c.Doc = `Reads DMARC aggregate reports (RFC 7489 appendix C; XML, gzip, zip
+or a whole report e-mail) and prints a summary: the reporters, the messages
+and how many passed DMARC, and a table per source IP and result.`
+	c.Stdin = "nothing"
+	c.Exit0 = "when every FILE is a report"
+	c.Exit1 = "when a FILE is not (the others are still summarized)"
+	return &command{c, func(ctx context.Context) int {
+		if c.Flags.NArg() == 0 {
+			return c.Usagef("report takes one or more FILEs")
 		}
-		fb, err := dmarc.ParseReport(f, nil)
-		f.Close()
-		if err != nil {
-			fmt.Fprintf(stderr, "dmarc: %s: %v\n", name, err)
-			status = 1
-			continue
+		// Every file is opened before any is read.
+		var files []*os.File
+		defer func() {
+			for _, f := range files {
+				f.Close()
+			}
+		}()
+		for _, name := range c.Flags.Args() {
+			f, err := os.Open(name)
+			if err != nil {
+				return c.Usagef("%v", err)
+			}
+			files = append(files, f)
 		}
-		fbs = append(fbs, fb)
-	}
-	if len(fbs) > 0 {
-		if err := dmarc.Summarize(fbs...).WriteText(stdout); err != nil {
-			fmt.Fprintln(stderr, "dmarc:", err)
-			return 1
+		var fbs []*dmarc.Feedback
+		var bad []string
+		for _, f := range files {
+			fb, err := dmarc.ParseReport(f, nil)
+			if err != nil {
+				bad = append(bad, f.Name()+": "+cli.Msg(err))
+				continue
+			}
+			fbs = append(fbs, fb)
 		}
-	}
-	return status
+		if len(fbs) > 0 {
+			if err := dmarc.Summarize(fbs...).WriteText(stdout); err != nil {
+				return c.Failf("%v", err)
+			}
+		}
+		if len(bad) > 0 {
+			return c.Failf("%s", strings.Join(bad, "; "))
+		}
+		return cli.OK
+	}}
 }

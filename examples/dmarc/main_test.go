@@ -27,7 +27,7 @@ func writeZone(t *testing.T) string {
 
 func runCmd(args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
-	code := run(args, &out, &errb)
+	code := run(args, nil, &out, &errb)
 	return code, out.String(), errb.String()
 }
 
@@ -61,7 +61,11 @@ func TestEvaluate(t *testing.T) {
 	} {
 		code, out, errs := runCmd(append([]string{"evaluate", "-zone", zone}, c.args...)...)
 		first, _, _ := strings.Cut(out, "\n")
-		if code != 0 || first != c.first || !strings.Contains(out, c.more) {
+		want := 1 // exit 0 for dmarc=pass only
+		if strings.HasPrefix(c.first, "dmarc=pass ") {
+			want = 0
+		}
+		if code != want || first != c.first || !strings.Contains(out, c.more) {
 			t.Errorf("%v: exit %d, first line %q, want %q and %q in\n%s%s", c.args, code, first, c.first, c.more, out, errs)
 		}
 	}
@@ -97,20 +101,63 @@ func TestReport(t *testing.T) {
 			t.Errorf("no %q in\n%s", want, out)
 		}
 	}
-	code, _, errs = runCmd("report", dir+"README.md")
-	if code != 1 || !strings.Contains(errs, "README.md") {
-		t.Errorf("%d %s", code, errs)
+	// A file that is not a report: exit 1, and the others are summarized.
+	code, out, errs = runCmd("report", dir+"README.md", dir+"stalwart/dmarc-feedback/003.xml")
+	if code != 1 || !strings.HasPrefix(errs, "dmarc: "+dir+"README.md: ") || strings.Count(errs, "\n") != 1 || !strings.Contains(out, "reports: 1 from") {
+		t.Errorf("%d %s %s", code, errs, out)
 	}
 }
 
 func TestUsage(t *testing.T) {
-	for _, args := range [][]string{
-		nil, {"frobnicate"}, {"lookup"}, {"lookup", "a", "b"}, {"evaluate"}, {"evaluate", "-from", "a@b.c", "-spf", "great"},
-		{"evaluate", "-from", "a@b.c", "-dkim", "nocolon"}, {"evaluate", "-from", "a@b.c", "-zone", "x", "-dns", "127.0.0.1:53"},
-		{"lookup", "-rules", "1234", "example.com"}, {"lookup", "-dns", "nohostport", "example.com"}, {"report"}, {"lookup", "-bogus", "x"},
+	missing := filepath.Join(t.TempDir(), "missing")
+	for _, c := range []struct {
+		args []string
+		want string // in the one line of stderr
+	}{
+		{nil, "no command"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"lookup"}, "lookup takes one DOMAIN"},
+		{[]string{"lookup", "a", "b"}, "lookup takes one DOMAIN"},
+		{[]string{"evaluate"}, "-from is required"},
+		{[]string{"evaluate", "-from", "a@b.c", "-spf", "great"}, `-spf "great"`},
+		{[]string{"evaluate", "-from", "a@b.c", "-dkim", "nocolon"}, `-dkim "nocolon"`},
+		{[]string{"evaluate", "-from", "a@b.c", "-ip", "1.2.3"}, `-ip "1.2.3"`},
+		{[]string{"evaluate", "-from", "a@b.c", "-zone", "x", "-dns", "127.0.0.1:53"}, "-zone and -dns exclude each other"},
+		{[]string{"evaluate", "-from", "a@b.c", "extra"}, `unexpected argument "extra"`},
+		{[]string{"lookup", "-rules", "1234", "example.com"}, `-rules "1234"`},
+		{[]string{"lookup", "-dns", "nohostport", "example.com"}, `-dns "nohostport": want HOST:PORT`},
+		{[]string{"lookup", "-zone", missing, "example.com"}, "-zone: open " + missing},
+		{[]string{"report"}, "report takes one or more FILEs"},
+		// A report file that cannot be opened is a usage error, found
+		// before any file is read.
+		{[]string{"report", "../../dmarc/testdata/stalwart/dmarc-feedback/003.xml", missing}, "open " + missing},
+		{[]string{"lookup", "-bogus", "x"}, "-bogus"},
 	} {
-		if code, _, errs := runCmd(args...); code != 2 || errs == "" {
-			t.Errorf("%q: exit %d, stderr %q", args, code, errs)
+		code, out, errs := runCmd(c.args...)
+		if code != 2 || !strings.HasPrefix(errs, "dmarc: ") || !strings.Contains(errs, c.want) || strings.Count(errs, "\n") != 1 || out != "" {
+			t.Errorf("%q: exit %d, stderr %q, stdout %q; want 2 and one line with %q", c.args, code, errs, out, c.want)
+		}
+	}
+}
+
+// -h prints the help of every command, or of one, and exits 0.
+func TestHelp(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"-h"}, []string{"usage: dmarc lookup", "usage: dmarc evaluate", "usage: dmarc report", "-from ADDR", "-rules RULES"}},
+		{[]string{"evaluate", "-h"}, []string{"usage: dmarc evaluate", "-from ADDR", "-dkim D:RESULT", "Exit status:"}},
+		{[]string{"report", "-help"}, []string{"usage: dmarc report FILE...", "Flags: none"}},
+	} {
+		code, out, errs := runCmd(c.args...)
+		if code != 0 || errs != "" {
+			t.Errorf("%q: exit %d, stderr %q", c.args, code, errs)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%q: no %q in\n%s", c.args, w, out)
+			}
 		}
 	}
 }

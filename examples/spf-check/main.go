@@ -11,95 +11,80 @@
 //
 // The first line printed is "result=<status>", the second the Received-SPF
 // header (RFC 7208 §9.1); an explanation (exp=) follows as
-// "explanation=<text>", and -trace prints every lookup and term tried. The
-// exit status is 0 when an evaluation completed (whatever its result), 1
-// when the zone file or DNS server could not be used, 2 on usage errors.
+// "explanation=<text>", and -trace prints every lookup and term tried.
+//
+// It follows the conventions of examples/README.md: -h prints every flag;
+// the exit status is 0 when the result is pass, 1 for any other result
+// (fail, softfail, neutral, none, temperror when the DNS could not be
+// used, permerror), and 2 on a usage error (a bad or missing flag, a zone
+// file that cannot be read); an error is one line naming the flag or file.
 package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
 
-	"github.com/smarthost-go/smarthost/dnsauth"
-	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
+	"github.com/smarthost-go/smarthost/examples/internal/cli"
 	"github.com/smarthost-go/smarthost/spf"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-const usage = "usage: spf-check -ip IP -mail-from ADDR -helo NAME [-zone FILE | -dns HOST:PORT] [-receiver NAME] [-trace]"
-
-func run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("spf-check", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	ipFlag := fs.String("ip", "", "the SMTP client's IP address")
-	mailFrom := fs.String("mail-from", "", "the MAIL FROM address (empty: the null sender)")
-	helo := fs.String("helo", "", "the HELO/EHLO name")
-	zoneFile := fs.String("zone", "", "answer from this zone file")
-	server := fs.String("dns", "", "ask this DNS server (host:port)")
-	receiver := fs.String("receiver", "", "the checking host's name for Received-SPF (default: this host's name)")
-	trace := fs.Bool("trace", false, "print each lookup and term")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stdout, usage)
-			return 0
-		}
-		fmt.Fprintf(stderr, "spf-check: %v\n%s\n", err, usage)
-		return 2
+func run(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	c := cli.New("spf-check", "spf-check -ip IP -mail-from ADDR -helo NAME [-zone FILE | -dns HOST:PORT] [-receiver NAME] [-trace]", stdout, stderr)
+	c.Doc = `Evaluates SPF (RFC 7208) for the MAIL FROM identity of one connection (the
+null sender, an empty -mail-from, is checked as postmaster@HELO) and prints
+"result=<status>", the Received-SPF header field (RFC 7208 §9.1), the
+explanation of a fail as "explanation=<text>", and with -trace every lookup
+and term tried.`
+	c.Stdin = "nothing"
+	c.Exit0 = "when the result is pass"
+	c.Exit1 = "for any other result: fail, softfail, neutral, none, temperror (the DNS could not be used), permerror"
+	ipFlag := c.Flags.String("ip", "", "the SMTP client's `IP` address (required)")
+	mailFrom := c.Flags.String("mail-from", "", "the MAIL FROM `ADDR`ess (empty: the null sender)")
+	helo := c.Flags.String("helo", "", "the HELO/EHLO `NAME` (required when -mail-from is empty)")
+	var dns cli.DNS
+	dns.Register(c.Flags)
+	receiver := c.Flags.String("receiver", "", "the checking host's `NAME` for Received-SPF (default: this host's name)")
+	trace := c.Flags.Bool("trace", false, "print each lookup and term")
+	if status, stop := c.Parse(args); stop {
+		return status
 	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "spf-check: "+format+"\n%s\n", append(a, usage)...)
-		return 2
+	if status, stop := c.NoArgs(); stop {
+		return status
 	}
-	if fs.NArg() > 0 {
-		return fail("unexpected argument %q", fs.Arg(0))
+	if *ipFlag == "" {
+		return c.Usagef("-ip is required")
 	}
 	ip, err := netip.ParseAddr(*ipFlag)
 	if err != nil {
-		return fail("-ip: %q is not an IP address", *ipFlag)
+		return c.Usagef("-ip %q: not an IP address", *ipFlag)
 	}
 	if *helo == "" && *mailFrom == "" {
-		return fail("-helo is needed when -mail-from is empty")
+		return c.Usagef("-helo is required when -mail-from is empty")
 	}
-	if *zoneFile != "" && *server != "" {
-		return fail("-zone and -dns exclude each other")
+	if err := dns.Check(); err != nil {
+		return c.Usagef("%v", err)
 	}
-	var r spf.Resolver = net.DefaultResolver
-	switch {
-	case *zoneFile != "":
-		z, err := dnstest.ReadZoneFile(*zoneFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "spf-check: %v\n", err)
-			return 1
-		}
-		r = z
-	case *server != "":
-		dr, err := dnsauth.NewResolver(&dnsauth.ResolverOptions{Servers: []string{*server}})
-		if err != nil {
-			fmt.Fprintf(stderr, "spf-check: -dns: %v\n", err)
-			return 1
-		}
-		r = dr
+	r, err := dns.Resolver()
+	if err != nil {
+		return c.Usagef("%v", err)
 	}
 	name := *receiver
 	if name == "" {
 		name, _ = os.Hostname()
 	}
-	c, err := spf.NewChecker(r, &spf.Options{Hostname: name})
+	checker, err := spf.NewChecker(r, &spf.Options{Hostname: name})
 	if err != nil {
-		fmt.Fprintf(stderr, "spf-check: %v\n", err)
-		return 1
+		return c.Failf("%s", cli.Msg(err))
 	}
-	res := c.CheckMailFrom(context.Background(), ip, *mailFrom, *helo)
+	res := checker.CheckMailFrom(context.Background(), ip, *mailFrom, *helo)
 	fmt.Fprintf(stdout, "result=%s\n", res.Status)
 	// The field unfolded (RFC 5322 §2.2.3): one line of output.
 	fmt.Fprintln(stdout, strings.ReplaceAll(res.ReceivedSPF(name), "\r\n", ""))
@@ -109,5 +94,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *trace {
 		fmt.Fprint(stdout, res.Trace)
 	}
-	return 0
+	if res.Status != spf.Pass {
+		return cli.Fail
+	}
+	return cli.OK
 }

@@ -30,7 +30,7 @@ func writeZone(t *testing.T) string {
 func runArgs(t *testing.T, args ...string) (int, []string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(args, &out, &errb)
+	code := run(args, nil, &out, &errb)
 	return code, strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n"), errb.String()
 }
 
@@ -48,7 +48,7 @@ func TestRunZone(t *testing.T) {
 
 	// A fail with its explanation, and the trace.
 	code, lines, _ = runArgs(t, "-ip", "203.0.113.5", "-mail-from", "a@example.com", "-helo", "mx.example.com", "-zone", zone, "-receiver", "mx.test", "-trace")
-	if code != 0 || lines[0] != "result=fail" || !strings.HasPrefix(lines[1], "Received-SPF: fail (mx.test: domain of a@example.com does not designate 203.0.113.5") ||
+	if code != 1 || lines[0] != "result=fail" || !strings.HasPrefix(lines[1], "Received-SPF: fail (mx.test: domain of a@example.com does not designate 203.0.113.5") ||
 		lines[2] != "explanation=203.0.113.5 may not send for example.com" {
 		t.Fatalf("exit %d, output %q", code, lines)
 	}
@@ -68,9 +68,9 @@ func TestRunZone(t *testing.T) {
 	if code != 0 || lines[0] != "result=pass" || !strings.Contains(lines[1], `envelope-from="postmaster@helo.example.org"`) {
 		t.Errorf("null sender: exit %d, %q", code, lines)
 	}
-	// No record: none, still exit 0.
+	// No record: none, which is not a pass: exit 1.
 	code, lines, _ = runArgs(t, "-ip", "198.51.100.9", "-mail-from", "a@nothing.example", "-helo", "h.example", "-zone", zone)
-	if code != 0 || lines[0] != "result=none" || len(lines) != 2 || strings.Contains(lines[1], "problem=") {
+	if code != 1 || lines[0] != "result=none" || len(lines) != 2 || strings.Contains(lines[1], "problem=") {
 		t.Errorf("none: exit %d, %q", code, lines)
 	}
 }
@@ -91,20 +91,42 @@ func TestRunDNS(t *testing.T) {
 func TestRunUsage(t *testing.T) {
 	t.Parallel()
 	zone := writeZone(t)
-	for _, args := range [][]string{
-		{},
-		{"-ip", "999.1.1.1", "-mail-from", "a@example.com", "-helo", "h.example"},
-		{"-ip", "192.0.2.1", "-mail-from", "", "-helo", ""},
-		{"-ip", "192.0.2.1", "-mail-from", "a@example.com", "-zone", zone, "-dns", "127.0.0.1:53"},
-		{"-ip", "192.0.2.1", "-mail-from", "a@example.com", "extra"},
-		{"-nosuchflag"},
+	missing := filepath.Join(t.TempDir(), "missing")
+	for _, c := range []struct {
+		args []string
+		want string // in the one line of stderr
+	}{
+		{[]string{}, "-ip is required"},
+		{[]string{"-mail-from", "a@example.com", "-helo", "h.example"}, "-ip is required"},
+		{[]string{"-ip", "999.1.1.1", "-mail-from", "a@example.com", "-helo", "h.example"}, `-ip "999.1.1.1": not an IP address`},
+		{[]string{"-ip", "192.0.2.1", "-mail-from", "", "-helo", ""}, "-helo is required when -mail-from is empty"},
+		{[]string{"-ip", "192.0.2.1", "-mail-from", "a@example.com", "-zone", zone, "-dns", "127.0.0.1:53"}, "-zone and -dns exclude each other"},
+		{[]string{"-ip", "192.0.2.1", "-mail-from", "a@example.com", "extra"}, `unexpected argument "extra"`},
+		{[]string{"-nosuchflag"}, "-nosuchflag"},
+		// -dns is HOST:PORT, checked before any lookup; a zone file that
+		// cannot be read is a usage error.
+		{[]string{"-ip", "192.0.2.1", "-mail-from", "a@example.com", "-dns", "nonsense"}, `-dns "nonsense": want HOST:PORT`},
+		{[]string{"-ip", "192.0.2.1", "-mail-from", "a@example.com", "-zone", missing}, "-zone: open " + missing},
 	} {
-		code, _, stderr := runArgs(t, args...)
-		if code != 2 || !strings.Contains(stderr, "usage:") {
-			t.Errorf("%q: exit %d, stderr %q; want 2 and usage", args, code, stderr)
+		code, lines, stderr := runArgs(t, c.args...)
+		if code != 2 || !strings.HasPrefix(stderr, "spf-check: ") || !strings.Contains(stderr, c.want) || strings.Count(stderr, "\n") != 1 || lines[0] != "" {
+			t.Errorf("%q: exit %d, stderr %q, stdout %q; want 2 and one line with %q", c.args, code, stderr, lines, c.want)
 		}
 	}
-	if code, _, _ := runArgs(t, "-ip", "192.0.2.1", "-mail-from", "a@example.com", "-zone", filepath.Join(t.TempDir(), "missing")); code != 1 {
-		t.Errorf("missing zone file: exit %d, want 1", code)
+}
+
+// The exit status is 0 for pass only: a DNS that cannot be used gives
+// temperror, exit 1 (the doc said so; the program exited 0).
+func TestRunTempError(t *testing.T) {
+	t.Parallel()
+	srv, err := dnstest.NewServer(dnstest.MustParseZone(zoneText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := srv.Addr
+	srv.Close() // nothing answers there now
+	code, lines, _ := runArgs(t, "-ip", "192.0.2.7", "-mail-from", "a@example.com", "-helo", "mx.example.com", "-dns", addr, "-receiver", "mx.test")
+	if code != 1 || lines[0] != "result=temperror" {
+		t.Errorf("exit %d, %q", code, lines)
 	}
 }

@@ -1,0 +1,210 @@
+package examples_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestCLI holds every example program to the convention of README.md: it
+// builds each main package under examples/ and runs it with -h, a missing
+// required flag, a bad value, a missing file and an input that does not
+// pass, and checks the exit status, that -h lists every flag, and that an
+// error is one line on standard error with the program name as its only
+// prefix, naming the flag or file at fault.
+func TestCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds every example program")
+	}
+	bin := buildAll(t)
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing")
+	secrets := filepath.Join(dir, "secrets")
+	if err := os.WriteFile(secrets, []byte("tops3cr3t\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		key  = "../dkim/testdata/rfc8463/ed25519-private-seed.b64"
+		zone = "testdata/example.zone"
+		msg  = "From: a@example.com\r\nTo: b@example.net\r\n\r\nhi\r\n"
+	)
+	type row struct {
+		kind   string // help, missing flag, bad value, missing file, not pass, pass
+		args   []string
+		stdin  string
+		status int
+		want   string // in standard output for help and pass, else in the one line of standard error
+	}
+	table := map[string][]row{
+		"dkim-keygen": {
+			{"help", []string{"-h"}, "", 0, "-a -d -o -s"},
+			{"missing flag", []string{"-s", "sel", "-o", filepath.Join(dir, "k1")}, "", 2, "-d is required"},
+			{"bad value", []string{"-d", "exa mple..com", "-s", "sel", "-o", filepath.Join(dir, "k2")}, "", 2, "-d: d=: syntax error"},
+			{"bad value", []string{"-d", "example.com", "-s", "a b", "-o", filepath.Join(dir, "k3")}, "", 2, "-s: s=: syntax error"},
+			{"missing file", []string{"-d", "example.com", "-s", "sel", "-o", filepath.Join(missing, "k")}, "", 2, "-o: open " + missing},
+			{"pass", []string{"-d", "example.com", "-s", "sel", "-o", filepath.Join(dir, "k4")}, "", 0, "sel._domainkey.example.com. IN TXT"},
+		},
+		"dkim-sign": {
+			{"help", []string{"-h"}, "", 0, "-c -d -headers -k -s"},
+			{"missing flag", []string{"-s", "sel", "-k", key}, msg, 2, "-d is required"},
+			{"bad value", []string{"-d", "example.com", "-s", "sel", "-k", key, "-c", "loose"}, msg, 2, `-c "loose"`},
+			{"bad value", []string{"-d", "example.com", "-s", "sel", "-k", key, "-headers", "To"}, msg, 2, "-headers: "},
+			{"missing file", []string{"-d", "example.com", "-s", "sel", "-k", missing}, msg, 2, "-k: open " + missing},
+			{"not pass", []string{"-d", "example.com", "-s", "sel", "-k", key}, "To: b@example.net\r\n\r\nhi\r\n", 1, "standard input: no From field"},
+			{"not pass", []string{"-d", "example.com", "-s", "sel", "-k", key}, "", 1, "standard input: empty message"},
+			{"pass", []string{"-d", "example.com", "-s", "sel", "-k", key}, msg, 0, "DKIM-Signature: "},
+		},
+		"dkim-verify": {
+			{"help", []string{"-h"}, "", 0, "-authserv-id -dns -time -zone"},
+			{"missing flag", []string{"-dns"}, msg, 2, "flag needs an argument: -dns"},
+			{"bad value", []string{"-dns", "nonsense"}, msg, 2, `-dns "nonsense": want HOST:PORT`},
+			{"bad value", []string{"-time", "yesterday"}, msg, 2, `-time "yesterday"`},
+			{"missing file", []string{"-zone", missing}, msg, 2, "-zone: open " + missing},
+			{"not pass", []string{"-zone", zone}, msg, 1, ""},
+		},
+		"dmarc": {
+			{"help", []string{"-h"}, "", 0, "-dkim -dns -from -ip -rules -spf -spf-domain -zone"},
+			{"help", []string{"evaluate", "-h"}, "", 0, "-dkim -dns -from -ip -rules -spf -spf-domain -zone"},
+			{"help", []string{"lookup", "-h"}, "", 0, "-dns -rules -zone"},
+			{"help", []string{"report", "-h"}, "", 0, ""},
+			{"missing flag", []string{"evaluate", "-zone", zone}, "", 2, "-from is required"},
+			{"missing flag", nil, "", 2, "no command"},
+			{"bad value", []string{"evaluate", "-zone", zone, "-from", "a@example.com", "-rules", "1234"}, "", 2, `-rules "1234"`},
+			{"bad value", []string{"lookup", "-dns", "nonsense", "example.com"}, "", 2, `-dns "nonsense": want HOST:PORT`},
+			{"missing file", []string{"lookup", "-zone", missing, "example.com"}, "", 2, "-zone: open " + missing},
+			{"missing file", []string{"report", missing}, "", 2, "open " + missing},
+			{"not pass", []string{"evaluate", "-zone", zone, "-from", "a@example.com", "-spf", "fail", "-spf-domain", "example.com"}, "", 1, ""},
+			{"not pass", []string{"lookup", "-zone", zone, "nothing.example"}, "", 1, ""},
+			{"pass", []string{"evaluate", "-zone", zone, "-from", "a@example.com", "-dkim", "example.com:pass"}, "", 0, "dmarc=pass"},
+		},
+		"spf-check": {
+			{"help", []string{"-h"}, "", 0, "-dns -helo -ip -mail-from -receiver -trace -zone"},
+			{"missing flag", []string{"-mail-from", "a@example.com", "-zone", zone}, "", 2, "-ip is required"},
+			{"bad value", []string{"-ip", "999.1.1.1", "-mail-from", "a@example.com"}, "", 2, `-ip "999.1.1.1": not an IP address`},
+			{"bad value", []string{"-ip", "192.0.2.25", "-mail-from", "a@example.com", "-dns", "nonsense"}, "", 2, `-dns "nonsense": want HOST:PORT`},
+			{"missing file", []string{"-ip", "192.0.2.25", "-mail-from", "a@example.com", "-zone", missing}, "", 2, "-zone: open " + missing},
+			{"not pass", []string{"-ip", "203.0.113.9", "-mail-from", "a@example.com", "-zone", zone}, "", 1, ""},
+			{"pass", []string{"-ip", "192.0.2.25", "-mail-from", "a@example.com", "-zone", zone}, "", 0, "result=pass"},
+		},
+		"srs": {
+			{"help", []string{"-h"}, "", 0, "-allow-long -alphabet -always-rewrite -domain -hash-len -hash-min -local-domains -max-age -now -secret-file -sep"},
+			{"help", []string{"reverse", "-h"}, "", 0, "-allow-long -alphabet -domain -secret-file"},
+			{"missing flag", []string{"forward", "-secret-file", secrets, "a@b.example"}, "", 2, "-domain is required"},
+			{"bad value", []string{"forward", "-domain", "example.com", "-secret-file", secrets, "-alphabet", "base32", "a@b.example"}, "", 2, `-alphabet "base32"`},
+			{"bad value", []string{"forward", "-domain", "exa mple", "-secret-file", secrets, "a@b.example"}, "", 2, "-domain: "},
+			{"missing file", []string{"forward", "-domain", "example.com", "-secret-file", missing, "a@b.example"}, "", 2, "-secret-file: open " + missing},
+			{"not pass", []string{"forward", "-domain", "example.com", "-secret-file", secrets, "a@b@orig.example"}, "", 1, ""},
+			{"pass", []string{"forward", "-domain", "example.com", "-secret-file", secrets, "a@b.example"}, "", 0, "SRS0="},
+		},
+	}
+	for prog := range bin {
+		var kinds []string
+		for _, r := range table[prog] {
+			kinds = append(kinds, r.kind)
+		}
+		for _, k := range []string{"help", "missing flag", "bad value", "missing file"} {
+			if !slices.Contains(kinds, k) {
+				t.Errorf("%s: no %q case in the table", prog, k)
+			}
+		}
+	}
+	for prog, rows := range table {
+		path, ok := bin[prog]
+		if !ok {
+			t.Errorf("%s: not a program under examples/", prog)
+			continue
+		}
+		for _, r := range rows {
+			var stdout, stderr bytes.Buffer
+			cmd := exec.Command(path, r.args...)
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(r.stdin), &stdout, &stderr
+			err := cmd.Run()
+			status := 0
+			if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+				status = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			name := prog + " " + strings.Join(r.args, " ")
+			if status != r.status {
+				t.Errorf("%s (%s): exit %d, want %d; stderr %q", name, r.kind, status, r.status, stderr.String())
+			}
+			switch r.kind {
+			case "help":
+				out := stdout.String()
+				for _, w := range []string{"usage: " + prog, "Standard input: ", "Exit status:\n  0  ", "\n  1  ", "\n  2  "} {
+					if !strings.Contains(out, w) {
+						t.Errorf("%s: help lacks %q:\n%s", name, w, out)
+					}
+				}
+				for _, f := range strings.Fields(r.want) {
+					if !strings.Contains(out, "\n  "+f+" ") && !strings.Contains(out, "\n  "+f+"\n") {
+						t.Errorf("%s: help lacks the flag %s:\n%s", name, f, out)
+					}
+				}
+				if stderr.Len() != 0 {
+					t.Errorf("%s: stderr %q", name, stderr.String())
+				}
+			case "pass":
+				if !strings.Contains(stdout.String(), r.want) || stderr.Len() != 0 {
+					t.Errorf("%s: stdout %q, stderr %q; want %q", name, stdout.String(), stderr.String(), r.want)
+				}
+			case "not pass":
+				if r.want != "" || stderr.Len() != 0 {
+					checkErrorLine(t, name, prog, stderr.String(), r.want)
+				}
+			default:
+				checkErrorLine(t, name, prog, stderr.String(), r.want)
+				if stdout.Len() != 0 {
+					t.Errorf("%s: stdout %q on a usage error", name, stdout.String())
+				}
+			}
+		}
+	}
+}
+
+// checkErrorLine checks that stderr is one line, "prog: message", with no
+// second prefix, and that the message holds want.
+func checkErrorLine(t *testing.T, name, prog, stderr, want string) {
+	t.Helper()
+	msg, ok := strings.CutPrefix(stderr, prog+": ")
+	if !ok || strings.Count(stderr, "\n") != 1 || !strings.HasSuffix(stderr, "\n") || !strings.Contains(msg, want) {
+		t.Errorf("%s: stderr %q, want one line %q", name, stderr, prog+": ..."+want+"...")
+	}
+	for _, p := range []string{"dkim", "dmarc", "dnsauth", "dnstest", "spf", "srs", prog} {
+		if strings.HasPrefix(msg, p+": ") || strings.Contains(msg, p+": "+p+": ") {
+			t.Errorf("%s: stderr %q has a second prefix %q", name, stderr, p+": ")
+		}
+	}
+}
+
+// buildAll builds every main package under examples/ and returns the
+// binaries by program name.
+func buildAll(t *testing.T) map[string]string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-f", "{{if eq .Name \"main\"}}{{.ImportPath}}{{end}}", "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	pkgs := strings.Fields(string(out))
+	if len(pkgs) == 0 {
+		t.Fatal("no main package under examples/")
+	}
+	dir := t.TempDir()
+	// Without symbol tables and DWARF: linking is most of the time here.
+	cmd := exec.Command("go", append([]string{"build", "-ldflags=-s -w", "-o", dir + string(filepath.Separator)}, pkgs...)...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	bin := map[string]string{}
+	for _, p := range pkgs {
+		name := p[strings.LastIndexByte(p, '/')+1:]
+		bin[name] = filepath.Join(dir, name)
+	}
+	return bin
+}
