@@ -1,17 +1,27 @@
 package dnsauth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/emersion/go-msgauth/authres"
+	"github.com/miekg/dns"
+
+	"github.com/smarthost-go/smarthost/dkim"
+	"github.com/smarthost-go/smarthost/dmarc"
 	"github.com/smarthost-go/smarthost/internal/dnsname"
+	"github.com/smarthost-go/smarthost/msgauth"
+	"github.com/smarthost-go/smarthost/spf"
 )
 
 // RecordStatus is what Verify found for one record of a plan.
@@ -47,7 +57,7 @@ const (
 const Recursive = "recursive"
 
 // VerifyOptions configures Verify. The zero value, like a nil
-// *VerifyOptions, checks the owner's records once.
+// *VerifyOptions, checks the owner's records once, without the SPF check.
 type VerifyOptions struct {
 	// Provider also checks the plan's ProviderRecords (the targets of the
 	// CNAMEs, the delegated subdomain's zone), asking the provider's
@@ -59,6 +69,11 @@ type VerifyOptions struct {
 	// addresses on port 53: for private networks, and for tests whose
 	// servers listen on other ports. Default: none.
 	Nameservers map[string]string
+	// SendingIP is an address the provider sends from. With it, Verify
+	// checks that SPF for the return-path domain passes (RFC 7208 §4);
+	// when it is not valid (the zero netip.Addr) that check is skipped
+	// and the report says so.
+	SendingIP netip.Addr
 	// Poll, when positive, makes Verify check again every Poll until the
 	// report is OK or ctx ends. Default 0: check once.
 	Poll time.Duration
@@ -77,17 +92,34 @@ type Report struct {
 	// Records are the findings for the records checked, in the plan's
 	// order (the owner's, then the provider's).
 	Records []RecordResult `json:"records"`
+	// SPF, DKIM and DMARC are the end-to-end checks, made through the
+	// recursive resolver as a receiver would.
+	SPF   SPFCheck   `json:"spf"`
+	DKIM  []KeyCheck `json:"dkim"`
+	DMARC DMARCCheck `json:"dmarc"`
 }
 
 // OK reports whether every record checked is published as planned on
-// every server.
+// every server, the SPF check passes (or was skipped, without a
+// SendingIP), every key checked is usable, and DMARC passes.
 func (rep *Report) OK() bool {
 	for _, r := range rep.Records {
 		if r.Status != RecordOK {
 			return false
 		}
 	}
-	return true
+	if !rep.SPF.Skipped && rep.SPF.Status != spf.Pass {
+		return false
+	}
+	if len(rep.DKIM) == 0 {
+		return false
+	}
+	for _, k := range rep.DKIM {
+		if k.Status != dmarc.Pass {
+			return false
+		}
+	}
+	return rep.DMARC.Status == dmarc.Pass
 }
 
 // RecordResult is the finding for one record of the plan.
@@ -129,7 +161,7 @@ type ServerAnswer struct {
 }
 
 // Verify checks that the records of p are published, on every server
-// that matters.
+// that matters, and that they do what they are for.
 //
 // For each record (and each provider record with opts.Provider), it asks
 // the resolver's own servers, as a receiver's recursive resolver would
@@ -150,13 +182,22 @@ type ServerAnswer struct {
 // An authoritative answer must carry the AA bit (RFC 1035 §4.1.1), except
 // the referral that answers for an NS record in the parent zone.
 //
+// Then it checks the outcome end to end, through the recursive servers:
+// SPF for the return-path domain from opts.SendingIP (RFC 7208 §4), each
+// DKIM key through its CNAME (RFC 6376 §3.6.2.1, a selector kept for a
+// later rotation without a key in the plan's Request is not checked when
+// others have one), and DMARC for a message From postmaster@<domain> with
+// that SPF result for bounces@<return-path domain> and a DKIM pass for
+// each usable key (RFC 7489 §3.1 alignment, §6.6 evaluation).
+//
 // Verify never reads or fills r's cache: each round asks through a
 // resolver of r's configuration with a cache of its own, so that what it
 // sees is what the servers serve now, and r's other users are not
 // disturbed. A recursive server's own cache keeps an old answer for its
 // TTL; Verify reports that as RecordNotPropagated.
 //
-// A DNS failure while checking is a finding of the record it belongs to, never an error of Verify, which fails only for a plan or
+// A DNS failure while checking is a finding of the record or check it
+// belongs to, never an error of Verify, which fails only for a plan or
 // options it cannot use. With opts.Poll, Verify checks again until the
 // report is OK or ctx ends; it returns the last report, and ctx's error
 // when ctx ended first (in a single round too, whose findings are then
@@ -180,7 +221,7 @@ func (r *Resolver) Verify(ctx context.Context, p *Plan, opts *VerifyOptions) (*R
 	for round := 1; ; round++ {
 		start := r.now()
 		v := &verifier{r: r.fresh(), ns: ns}
-		rep := v.round(ctx, p, recs)
+		rep := v.round(ctx, p, recs, o.SendingIP)
 		rep.Round = round
 		r.log.DebugContext(ctx, "dnsauth verify", "domain", rep.Domain, "round", round, "ok", rep.OK(), "elapsed", r.now().Sub(start))
 		if o.Progress != nil {
@@ -303,7 +344,7 @@ type verifier struct {
 	ns map[string]string // VerifyOptions.Nameservers, by Key
 }
 
-func (v *verifier) round(ctx context.Context, p *Plan, recs []Record) *Report {
+func (v *verifier) round(ctx context.Context, p *Plan, recs []Record, ip netip.Addr) *Report {
 	rep := &Report{Domain: p.Request.Domain, Records: make([]RecordResult, len(recs))}
 	var wg sync.WaitGroup
 	for i, rec := range recs {
@@ -315,6 +356,161 @@ func (v *verifier) round(ctx context.Context, p *Plan, recs []Record) *Report {
 		}
 		wg.Go(func() { rep.Records[i] = v.record(ctx, rec, group) })
 	}
+	wg.Go(func() { v.endToEnd(ctx, p, ip, rep) })
 	wg.Wait()
 	return rep
+}
+
+// SPFCheck is the end-to-end SPF check: check_host() for the return-path
+// domain from the provider's sending address (RFC 7208 §4).
+type SPFCheck struct {
+	// Domain is the return-path domain, Sender the MAIL FROM checked
+	// (bounces@<Domain>) and IP the sending address (invalid when the
+	// check was skipped).
+	Domain string     `json:"domain"`
+	Sender string     `json:"sender"`
+	IP     netip.Addr `json:"ip"`
+	// Skipped: VerifyOptions.SendingIP was not valid, so SPF was not
+	// checked; Status is empty and Err says so.
+	Skipped bool `json:"skipped,omitempty"`
+	// Status and Err are those of Result: Err is nil exactly on pass.
+	Status msgauth.Status `json:"status,omitempty"`
+	Err    error          `json:"-"`
+	// Result is the whole outcome of package spf, with its Trace.
+	Result *spf.Result `json:"-"`
+}
+
+// KeyCheck is the end-to-end check of one DKIM key: its record at
+// <selector>._domainkey.<DKIM domain> (RFC 6376 §3.6.2.1), through the
+// CNAME of the delegated mode, is a key record that parses and is not
+// revoked (RFC 6376 §3.6.1).
+type KeyCheck struct {
+	Selector string `json:"selector"`
+	// Name is where the key is looked up; Canonical the end of its
+	// CNAME chain, where the record was found ("" when none was).
+	Name      string `json:"name"`
+	Canonical string `json:"canonical,omitempty"`
+	// Status is pass for a usable key; permerror when there is no key
+	// (Err wraps dkim.ErrNoRecord), when it does not parse (Err wraps the
+	// error of dkim.ParseKeyRecord: dkim.ErrSyntax, or dkim.ErrKey for a
+	// key type it does not know) or when it is revoked (Revoked; Err wraps
+	// dkim.ErrKey); temperror on a DNS failure (dkim.ErrDNS).
+	Status  msgauth.Status `json:"status"`
+	Revoked bool           `json:"revoked,omitempty"`
+	Err     error          `json:"-"`
+	// Key is the parsed record, when one parsed.
+	Key *dkim.KeyRecord `json:"-"`
+}
+
+// DMARCCheck is the end-to-end DMARC check: a message From
+// postmaster@<domain>, with the SPF check's result for the return path
+// (pass when the SPF check was skipped) and a DKIM pass with d= the
+// plan's DKIM domain for each usable key, evaluated as a receiver would
+// (RFC 7489 §6.6, RFC 9989 §5.3).
+type DMARCCheck struct {
+	// Domain is the author domain evaluated, absolute.
+	Domain string `json:"domain"`
+	// Status is the DMARC result; none means that no DMARC record applies,
+	// which is not a pass: Err says that DMARC is not published.
+	Status msgauth.Status `json:"status"`
+	// Policy is the policy that applies (p=, sp= or np=) and Record the
+	// record applied, "" when none does.
+	Policy dmarc.Policy `json:"policy,omitempty"`
+	Record string       `json:"record,omitempty"`
+	// SPF and DKIM say whether each gave an aligned pass (pass), a pass
+	// that did not align (fail), or no pass (none) (RFC 7489 §3.1).
+	SPF  msgauth.Status `json:"spf_aligned,omitempty"`
+	DKIM msgauth.Status `json:"dkim_aligned,omitempty"`
+	Err  error          `json:"-"`
+	// Result is the whole outcome of package dmarc.
+	Result *dmarc.Result `json:"-"`
+}
+
+// endToEnd makes the SPF, DKIM and DMARC checks of rep.
+func (v *verifier) endToEnd(ctx context.Context, p *Plan, ip netip.Addr, rep *Report) {
+	rp := p.ReturnPathDomain
+	rep.SPF = SPFCheck{Domain: rp, Sender: "bounces@" + trimDot(rp), IP: ip}
+	if !ip.IsValid() {
+		rep.SPF.Skipped = true
+		rep.SPF.Err = errors.New("dnsauth: SPF not checked: no sending IP (VerifyOptions.SendingIP)")
+	} else if c, err := spf.NewChecker(v.r, nil); err != nil {
+		rep.SPF.Status, rep.SPF.Err = spf.TempError, err
+	} else {
+		res := c.CheckHost(ctx, ip, trimDot(rp), rep.SPF.Sender)
+		rep.SPF.Status, rep.SPF.Err, rep.SPF.Result = res.Status, res.Err, res
+	}
+
+	sels := p.Request.Selectors
+	if len(p.Request.Keys) > 0 {
+		sels = slices.DeleteFunc(slices.Clone(sels), func(s string) bool { return p.Request.Keys[s] == nil })
+		if len(sels) == 0 {
+			sels = p.Request.Selectors
+		}
+	}
+	for _, sel := range sels {
+		rep.DKIM = append(rep.DKIM, v.key(ctx, sel, p.DKIMDomain))
+	}
+
+	var results []msgauth.Result
+	if rep.SPF.Result != nil {
+		results = append(results, rep.SPF.Result)
+	} else {
+		results = append(results, msgauth.Entries{&authres.SPFResult{Value: authres.ResultPass, From: rep.SPF.Sender}})
+	}
+	for _, k := range rep.DKIM {
+		results = append(results, msgauth.Entries{&authres.GenericResult{Method: "dkim", Value: authres.ResultValue(k.Status),
+			Params: map[string]string{"header.d": trimDot(p.DKIMDomain), "header.s": k.Selector}}})
+	}
+	rep.DMARC = DMARCCheck{Domain: p.Request.Domain}
+	ev, err := dmarc.NewEvaluator(v.r, nil)
+	if err != nil {
+		rep.DMARC.Status, rep.DMARC.Err = dmarc.TempError, err
+		return
+	}
+	header := mail.Header{"From": {"postmaster@" + trimDot(p.Request.Domain)}}
+	res := ev.Evaluate(ctx, header, results...)
+	d := &rep.DMARC
+	d.Status, d.Err, d.Result, d.Policy, d.SPF, d.DKIM = res.Status, res.Err, res, res.Policy, res.SPF, res.DKIM
+	if res.Record != nil {
+		d.Record = res.Record.String()
+	}
+	if res.Status == dmarc.None {
+		d.Err = fmt.Errorf("dnsauth: DMARC is not published for %s, and none is not a pass: %w", trimDot(p.Request.Domain), res.Err)
+	}
+}
+
+// key checks the DKIM key of one selector.
+func (v *verifier) key(ctx context.Context, sel, domain string) KeyCheck {
+	k := KeyCheck{Selector: sel, Name: dkimName(sel, domain)}
+	a, err := v.r.Lookup(ctx, k.Name, dns.TypeTXT)
+	switch {
+	case dnsname.IsNotFound(err):
+		k.Status, k.Err = dkim.PermError, fmt.Errorf("%w at %s", dkim.ErrNoRecord, k.Name)
+		return k
+	case err != nil:
+		k.Status, k.Err = dkim.TempError, fmt.Errorf("%w: key %s: %w", dkim.ErrDNS, k.Name, err)
+		return k
+	}
+	k.Canonical = a.Canonical
+	var first error
+	for _, t := range dnsname.TXTs(a.Records) {
+		kr, err := dkim.ParseKeyRecord(t)
+		if err != nil {
+			first = cmp.Or(first, err)
+			continue
+		}
+		if k.Key == nil || k.Key.Revoked {
+			k.Key = kr
+		}
+	}
+	switch {
+	case k.Key == nil:
+		k.Status, k.Err = dkim.PermError, fmt.Errorf("dnsauth: the key record at %s does not parse: %w", k.Name, first)
+	case k.Key.Revoked:
+		k.Status, k.Revoked = dkim.PermError, true
+		k.Err = fmt.Errorf("%w: the key at %s is revoked (an empty p=, RFC 6376 §3.6.1)", dkim.ErrKey, k.Name)
+	default:
+		k.Status = dkim.Pass
+	}
+	return k
 }

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -12,9 +13,15 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/smarthost-go/smarthost/dkim"
+	"github.com/smarthost-go/smarthost/dmarc"
 	"github.com/smarthost-go/smarthost/dnsauth"
 	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
+	"github.com/smarthost-go/smarthost/spf"
 )
+
+// sendingIP is in the provider's SPF record, _spf.provider.net.
+var sendingIP = netip.MustParseAddr("192.0.2.10")
 
 // verifyWorld is a domain and its provider on three loopback DNS servers:
 // rec models what a recursive resolver sees (the delegation of
@@ -83,6 +90,7 @@ mx.provider.net.    A   192.0.2.25
 	w.r, err = dnsauth.NewResolver(&dnsauth.ResolverOptions{Servers: []string{addrs["recursive"]}})
 	must(err)
 	w.opts = dnsauth.VerifyOptions{
+		SendingIP: sendingIP,
 		Nameservers: map[string]string{
 			"ns1.example.com": addrs["ns1"], "ns2.example.com.": addrs["ns2"], "NS.provider.net": addrs["recursive"],
 		},
@@ -126,11 +134,18 @@ func dump(t *testing.T, rep *dnsauth.Report) string {
 	for _, r := range rep.Records {
 		fmt.Fprintf(&b, "%s %s %s %q: %s %v\n", r.Status, r.Record.Name, r.Record.Type, r.Record.Value, r.Detail, r.Err)
 	}
+	fmt.Fprintf(&b, "spf %s %v\n", rep.SPF.Status, rep.SPF.Err)
+	for _, k := range rep.DKIM {
+		fmt.Fprintf(&b, "dkim %s %s %v\n", k.Selector, k.Status, k.Err)
+	}
+	fmt.Fprintf(&b, "dmarc %s %v\n", rep.DMARC.Status, rep.DMARC.Err)
 	return b.String()
 }
 
 // TestVerifyOK: every record of the delegated mode is on the recursive
-// resolver and both authoritative servers.
+// resolver and both authoritative servers; SPF of the return path passes
+// through the CNAME and the provider's include, the key is reached through
+// its CNAME, DMARC passes.
 func TestVerifyOK(t *testing.T) {
 	t.Parallel()
 	w := newVerifyWorld(t, delegatedRequest(t))
@@ -146,6 +161,15 @@ func TestVerifyOK(t *testing.T) {
 		if got := strings.Join(servers, " "); got != "recursive=ok ns1.example.com.=ok ns2.example.com.=ok" || r.Err != nil {
 			t.Errorf("%s %s: servers %s, err %v", r.Record.Name, r.Record.Type, got, r.Err)
 		}
+	}
+	if rep.DKIM[0].Canonical != "s1.domainkey.u1234.wl.provider.net." || rep.DKIM[0].Key == nil {
+		t.Errorf("DKIM key found at %q (%v), want through the CNAME", rep.DKIM[0].Canonical, rep.DKIM[0].Key)
+	}
+	if rep.SPF.Result == nil || rep.SPF.Result.Mechanism != "include:_spf.provider.net" || rep.SPF.Err != nil {
+		t.Errorf("SPF: %+v", rep.SPF)
+	}
+	if rep.DMARC.SPF != dmarc.Pass || rep.DMARC.DKIM != dmarc.Pass || rep.DMARC.Err != nil {
+		t.Errorf("DMARC: %+v", rep.DMARC)
 	}
 }
 
@@ -205,6 +229,22 @@ func TestVerifyFindings(t *testing.T) {
 			}
 		}
 	}
+	e2e := func(spfWant, keyWant, dmarcWant spf.Status, errs ...string) check {
+		return func(t *testing.T, rep *dnsauth.Report) {
+			if rep.SPF.Status != spfWant || rep.DKIM[0].Status != keyWant || rep.DMARC.Status != dmarcWant {
+				t.Errorf("end to end: spf %s (%v), dkim %s (%v), dmarc %s (%v); want %s %s %s",
+					rep.SPF.Status, rep.SPF.Err, rep.DKIM[0].Status, rep.DKIM[0].Err, rep.DMARC.Status, rep.DMARC.Err, spfWant, keyWant, dmarcWant)
+			}
+			all := fmt.Sprint(rep.SPF.Err, rep.DKIM[0].Err, rep.DMARC.Err)
+			for _, e := range errs {
+				if !strings.Contains(all, e) {
+					t.Errorf("end-to-end errors %q lack %q", all, e)
+				}
+			}
+		}
+	}
+	pass := e2e(spf.Pass, dkim.Pass, dmarc.Pass)
+	allOK := status("", "", "")
 	replace := func(name string, typ uint16, text string) func(w *verifyWorld) {
 		return func(w *verifyWorld) {
 			w.all(func(z *dnstest.Zone) {
@@ -217,33 +257,39 @@ func TestVerifyFindings(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name   string
+		req    func(r *dnsauth.Request)
 		mod    func(w *verifyWorld)
+		ip     netip.Addr
+		ok     bool
 		checks []check
 	}{
 		{name: "DMARC record missing", mod: func(w *verifyWorld) {
 			w.all(func(z *dnstest.Zone) { z.Remove(dm, dns.TypeTXT) })
-		}, checks: []check{status(dm, "TXT", dnsauth.RecordMissing, "no DMARC record")}},
+		}, checks: []check{status(dm, "TXT", dnsauth.RecordMissing, "no DMARC record"),
+			e2e(spf.Pass, dkim.Pass, dmarc.None, "DMARC is not published for example.com")}},
 		{name: "return path CNAME to another target",
-			mod:    replace(rp, dns.TypeCNAME, rp+" CNAME u9999.wl.provider.net."),
-			checks: []check{status(rp, "CNAME", dnsauth.RecordWrong, "CNAME u9999.wl.provider.net.")}},
+			mod: replace(rp, dns.TypeCNAME, rp+" CNAME u9999.wl.provider.net."),
+			checks: []check{status(rp, "CNAME", dnsauth.RecordWrong, "CNAME u9999.wl.provider.net."),
+				// SPF now evaluates a name without a record; DMARC passes on DKIM.
+				e2e(spf.None, dkim.Pass, dmarc.Pass)}},
 		{name: "DMARC record with other text",
 			mod:    replace(dm, dns.TypeTXT, dm+` TXT "v=DMARC1; p=reject"`),
-			checks: []check{status(dm, "TXT", dnsauth.RecordWrong, `TXT "v=DMARC1; p=reject"`, "text differs")}},
+			checks: []check{status(dm, "TXT", dnsauth.RecordWrong, `TXT "v=DMARC1; p=reject"`, "text differs"), pass}},
 		{name: "old SPF record unchanged",
 			mod:    replace(root, dns.TypeTXT, root+` TXT "v=spf1 mx -all"`),
-			checks: []check{status(root, "TXT", dnsauth.RecordWrong, "replaces is still published, unchanged")}},
+			checks: []check{status(root, "TXT", dnsauth.RecordWrong, "replaces is still published, unchanged"), pass}},
 		{name: "CNAME beside a TXT", mod: func(w *verifyWorld) {
 			w.all(func(z *dnstest.Zone) { z.AddTXT(sel, "v=DKIM1; p=") })
 		}, checks: []check{status(sel, "CNAME", dnsauth.RecordConflict, "RFC 1034 §3.6.2", `TXT "v=DKIM1; p="`)}},
 		{name: "two SPF records at the root", mod: func(w *verifyWorld) {
 			w.all(func(z *dnstest.Zone) { z.AddTXT(root, "v=spf1 a -all") })
-		}, checks: []check{status(root, "TXT", dnsauth.RecordConflict, "2 SPF records", "RFC 7208 §4.5")}},
+		}, checks: []check{status(root, "TXT", dnsauth.RecordConflict, "2 SPF records", "RFC 7208 §4.5"), pass}},
 		{name: "the replaced SPF record beside the new one", mod: func(w *verifyWorld) {
 			w.all(func(z *dnstest.Zone) { z.AddTXT(root, "v=spf1 mx -all") })
-		}, checks: []check{status(root, "TXT", dnsauth.RecordConflict, "the record it replaces is still published beside it")}},
+		}, checks: []check{status(root, "TXT", dnsauth.RecordConflict, "the record it replaces is still published beside it"), pass}},
 		{name: "selector missing on ns2", mod: func(w *verifyWorld) {
 			w.ns2.Remove(sel, dns.TypeCNAME)
-		}, checks: []check{status(sel, "CNAME", dnsauth.RecordNotPropagated, "ns2.example.com. (missing"),
+		}, checks: []check{status(sel, "CNAME", dnsauth.RecordNotPropagated, "ns2.example.com. (missing"), pass,
 			func(t *testing.T, rep *dnsauth.Report) {
 				if r := result(t, rep, sel, "CNAME"); !slices.Equal(r.Lagging, []string{"ns2.example.com."}) {
 					t.Errorf("lagging %q, want ns2.example.com. only", r.Lagging)
@@ -252,10 +298,41 @@ func TestVerifyFindings(t *testing.T) {
 		{name: "old SPF record in the recursive resolver's view", mod: func(w *verifyWorld) {
 			w.rec.Remove(root, dns.TypeTXT)
 			w.rec.AddTXT(root, "v=spf1 mx -all")
-		}, checks: []check{status(root, "TXT", dnsauth.RecordNotPropagated, "recursive (wrong")}},
+		}, checks: []check{status(root, "TXT", dnsauth.RecordNotPropagated, "recursive (wrong"), pass}},
+		{name: "SPF fails from an address outside the include", ip: netip.MustParseAddr("198.51.100.7"),
+			checks: []check{allOK, e2e(spf.Fail, dkim.Pass, dmarc.Pass, "198.51.100.7")}},
+		{name: "revoked key", mod: func(w *verifyWorld) {
+			w.rec.Remove(keyAt, dns.TypeTXT)
+			w.rec.AddTXT(keyAt, "v=DKIM1; k=ed25519; p=")
+		}, checks: []check{allOK, e2e(spf.Pass, dkim.PermError, dmarc.Pass, "revoked"),
+			func(t *testing.T, rep *dnsauth.Report) {
+				if !rep.DKIM[0].Revoked || !errors.Is(rep.DKIM[0].Err, dkim.ErrKey) {
+					t.Errorf("revoked key: %+v", rep.DKIM[0])
+				}
+			}}},
+		{name: "no key", mod: func(w *verifyWorld) { w.rec.Remove(keyAt, dns.TypeTXT) },
+			checks: []check{allOK, e2e(spf.Pass, dkim.PermError, dmarc.Pass, "no key record")}},
+		{name: "key that does not parse", mod: func(w *verifyWorld) {
+			w.rec.Remove(keyAt, dns.TypeTXT)
+			w.rec.AddTXT(keyAt, "v=DKIM1; k=ed25519; p=!!")
+		}, checks: []check{allOK, e2e(spf.Pass, dkim.PermError, dmarc.Pass, "does not parse")}},
+		{name: "aspf=s adkim=s: DKIM alone aligns",
+			req: func(r *dnsauth.Request) { r.ExistingDMARC = "v=DMARC1; p=reject; aspf=s; adkim=s" },
+			ok:  true, checks: []check{allOK, pass}},
+		{name: "aspf=s adkim=s and a revoked key: DMARC fails",
+			req: func(r *dnsauth.Request) { r.ExistingDMARC = "v=DMARC1; p=reject; aspf=s; adkim=s" },
+			mod: func(w *verifyWorld) {
+				w.rec.Remove(keyAt, dns.TypeTXT)
+				w.rec.AddTXT(keyAt, "v=DKIM1; k=ed25519; p=")
+			}, checks: []check{allOK, e2e(spf.Pass, dkim.PermError, dmarc.Fail),
+				func(t *testing.T, rep *dnsauth.Report) {
+					if rep.DMARC.SPF != dmarc.Fail || rep.DMARC.Policy != dmarc.PolicyReject {
+						t.Errorf("DMARC: SPF %s, policy %s; want an SPF pass that does not align, p=reject", rep.DMARC.SPF, rep.DMARC.Policy)
+					}
+				}}},
 		{name: "SERVFAIL on ns2 is a finding", mod: func(w *verifyWorld) {
 			w.ns2.Fail(dm, dns.TypeTXT, dnstest.ServFail)
-		}, checks: []check{status(dm, "TXT", dnsauth.RecordError, "could not be asked"),
+		}, checks: []check{status(dm, "TXT", dnsauth.RecordError, "could not be asked"), pass,
 			func(t *testing.T, rep *dnsauth.Report) {
 				if r := result(t, rep, dm, "TXT"); r.Err == nil || !strings.Contains(r.Err.Error(), "ns2.example.com.") {
 					t.Errorf("error %v, want one naming ns2.example.com.", r.Err)
@@ -264,11 +341,20 @@ func TestVerifyFindings(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			w := newVerifyWorld(t, delegatedRequest(t))
-			tc.mod(w)
+			req := delegatedRequest(t)
+			if tc.req != nil {
+				tc.req(&req)
+			}
+			w := newVerifyWorld(t, req)
+			if tc.mod != nil {
+				tc.mod(w)
+			}
+			if tc.ip.IsValid() {
+				w.opts.SendingIP = tc.ip
+			}
 			rep := w.verify(t)
-			if rep.OK() {
-				t.Error("report OK")
+			if rep.OK() != tc.ok {
+				t.Errorf("OK() = %v, want %v", rep.OK(), tc.ok)
 			}
 			for _, c := range tc.checks {
 				c(t, rep)
@@ -354,6 +440,18 @@ func TestVerifyPollCanceled(t *testing.T) {
 	rep, err := w.r.Verify(ctx, w.plan, &w.opts)
 	if !errors.Is(err, context.Canceled) || rep == nil || rep.Round != 1 || rep.OK() {
 		t.Errorf("Verify = %+v, %v; want the report of round 1 and context.Canceled", rep, err)
+	}
+}
+
+// TestVerifySkipsSPF: without a sending IP the SPF check is skipped and
+// said to be; DMARC is judged with an SPF pass for the return path.
+func TestVerifySkipsSPF(t *testing.T) {
+	t.Parallel()
+	w := newVerifyWorld(t, delegatedRequest(t))
+	w.opts.SendingIP = netip.Addr{}
+	rep := w.verify(t)
+	if !rep.OK() || !rep.SPF.Skipped || rep.SPF.Err == nil || !strings.Contains(rep.SPF.Err.Error(), "SendingIP") || rep.DMARC.SPF != dmarc.Pass {
+		t.Errorf("OK %v, SPF %+v, DMARC SPF %s", rep.OK(), rep.SPF, rep.DMARC.SPF)
 	}
 }
 
