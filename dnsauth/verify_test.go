@@ -1,11 +1,14 @@
 package dnsauth_test
 
 import (
+	"bytes"
 	"context"
 	"crypto"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -127,18 +130,22 @@ func result(t *testing.T, rep *dnsauth.Report, name, typ string) dnsauth.RecordR
 	return dnsauth.RecordResult{}
 }
 
-// dump is the report, for failure messages.
+// dump is the report as a table, for failure messages.
 func dump(t *testing.T, rep *dnsauth.Report) string {
 	t.Helper()
 	var b strings.Builder
-	for _, r := range rep.Records {
-		fmt.Fprintf(&b, "%s %s %s %q: %s %v\n", r.Status, r.Record.Name, r.Record.Type, r.Record.Value, r.Detail, r.Err)
+	if err := rep.WriteTable(&b); err != nil {
+		t.Fatal(err)
 	}
-	fmt.Fprintf(&b, "spf %s %v\n", rep.SPF.Status, rep.SPF.Err)
-	for _, k := range rep.DKIM {
-		fmt.Fprintf(&b, "dkim %s %s %v\n", k.Selector, k.Status, k.Err)
+	return b.String()
+}
+
+func lines(t *testing.T, rep *dnsauth.Report) string {
+	t.Helper()
+	var b strings.Builder
+	if err := rep.WriteLines(&b); err != nil {
+		t.Fatal(err)
 	}
-	fmt.Fprintf(&b, "dmarc %s %v\n", rep.DMARC.Status, rep.DMARC.Err)
 	return b.String()
 }
 
@@ -152,6 +159,17 @@ func TestVerifyOK(t *testing.T) {
 	rep := w.verify(t)
 	if !rep.OK() {
 		t.Errorf("report not OK:\n%s", dump(t, rep))
+	}
+	want := `ok em1234.example.com. CNAME u1234.wl.provider.net.
+ok s1._domainkey.example.com. CNAME s1.domainkey.u1234.wl.provider.net.
+ok example.com. TXT "v=spf1 mx include:_spf.provider.net -all"
+ok _dmarc.example.com. TXT "v=DMARC1; p=none; rua=mailto:dmarc-reports@example.com"
+pass em1234.example.com. spf 192.0.2.10
+pass s1._domainkey.example.com. dkim s1
+pass example.com. dmarc none
+`
+	if got := lines(t, rep); got != want {
+		t.Errorf("lines:\n%s\nwant\n%s", got, want)
 	}
 	for _, r := range rep.Records {
 		var servers []string
@@ -170,6 +188,43 @@ func TestVerifyOK(t *testing.T) {
 	}
 	if rep.DMARC.SPF != dmarc.Pass || rep.DMARC.DKIM != dmarc.Pass || rep.DMARC.Err != nil {
 		t.Errorf("DMARC: %+v", rep.DMARC)
+	}
+
+	// The JSON field names are stable; Err is "error".
+	b, err := rep.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j struct {
+		Domain  string `json:"domain"`
+		Round   int    `json:"round"`
+		Records []struct {
+			Record  struct{ Name, Type, Value string } `json:"record"`
+			Status  string                             `json:"status"`
+			Servers []struct{ Server, Addr, Status string }
+		} `json:"records"`
+		SPF   struct{ Domain, Sender, IP, Status string } `json:"spf"`
+		DKIM  []struct{ Selector, Name, Canonical, Status string }
+		DMARC struct{ Domain, Status, Policy, Record string } `json:"dmarc"`
+	}
+	if err := json.Unmarshal(b, &j); err != nil {
+		t.Fatal(err)
+	}
+	if j.Domain != "example.com." || j.Round != 1 || len(j.Records) != 4 || j.Records[0].Status != "ok" ||
+		j.Records[0].Record.Name != "em1234.example.com." || len(j.Records[0].Servers) != 3 ||
+		j.SPF.Status != "pass" || j.SPF.IP != "192.0.2.10" || j.SPF.Sender != "bounces@em1234.example.com" ||
+		j.DKIM[0].Status != "pass" || j.DMARC.Status != "pass" || j.DMARC.Policy != "none" || bytes.Contains(b, []byte(`"error"`)) {
+		t.Errorf("JSON:\n%s", b)
+	}
+
+	var tab bytes.Buffer
+	if err := rep.WriteTable(&tab); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"example.com. (round 1): ok", "STATUS", "em1234.example.com.", "found at s1.domainkey.u1234.wl.provider.net."} {
+		if !strings.Contains(tab.String(), s) {
+			t.Errorf("table lacks %q:\n%s", s, tab.String())
+		}
 	}
 }
 
@@ -453,6 +508,9 @@ func TestVerifySkipsSPF(t *testing.T) {
 	if !rep.OK() || !rep.SPF.Skipped || rep.SPF.Err == nil || !strings.Contains(rep.SPF.Err.Error(), "SendingIP") || rep.DMARC.SPF != dmarc.Pass {
 		t.Errorf("OK %v, SPF %+v, DMARC SPF %s", rep.OK(), rep.SPF, rep.DMARC.SPF)
 	}
+	if l := lines(t, rep); !strings.Contains(l, "skipped em1234.example.com. spf -\n") {
+		t.Errorf("lines:\n%s", l)
+	}
 }
 
 // TestVerifyBadInput: only a plan or options that cannot be used are
@@ -492,4 +550,41 @@ func TestVerifyBadInput(t *testing.T) {
 			t.Errorf("%s: %v, %v; want an error naming %q", tc.name, rep, err, tc.want)
 		}
 	}
+}
+
+// Verify asks the recursive resolver and each authoritative server of
+// example.com (here one server plays both, on a port of its own), then
+// checks SPF, the DKIM key and DMARC end to end.
+func ExampleResolver_Verify() {
+	p, _ := (&dnsauth.Request{Domain: "example.com", ReturnPath: "em1", Selectors: []string{"s1"},
+		Target: "u1.provider.net", SPFInclude: "_spf.provider.net", ExistingDMARC: "v=DMARC1; p=quarantine"}).Plan()
+	srv, _ := dnstest.NewServer(dnstest.MustParseZone(`
+example.com.          NS    ns1.example.com.
+em1.example.com.      CNAME u1.provider.net.
+s1._domainkey.example.com. CNAME s1.domainkey.u1.provider.net.
+example.com.          TXT   "v=spf1 include:_spf.provider.net ~all"
+_dmarc.example.com.   TXT   "v=DMARC1; p=quarantine"
+u1.provider.net.      TXT   "v=spf1 include:_spf.provider.net -all"
+_spf.provider.net.    TXT   "v=spf1 ip4:192.0.2.0/24 -all"
+s1.domainkey.u1.provider.net. TXT "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+`))
+	defer srv.Close()
+	r, _ := dnsauth.NewResolver(&dnsauth.ResolverOptions{Servers: []string{srv.Addr}})
+	rep, err := r.Verify(context.Background(), p, &dnsauth.VerifyOptions{
+		SendingIP:   netip.MustParseAddr("192.0.2.10"),
+		Nameservers: map[string]string{"ns1.example.com": srv.Addr},
+	})
+	if err != nil {
+		panic(err)
+	}
+	rep.WriteLines(os.Stdout)
+	fmt.Println("OK:", rep.OK())
+	// Output:
+	// ok em1.example.com. CNAME u1.provider.net.
+	// ok s1._domainkey.example.com. CNAME s1.domainkey.u1.provider.net.
+	// ok example.com. TXT "v=spf1 include:_spf.provider.net ~all"
+	// pass em1.example.com. spf 192.0.2.10
+	// pass s1._domainkey.example.com. dkim s1
+	// pass example.com. dmarc quarantine
+	// OK: true
 }
