@@ -245,9 +245,15 @@ func TestVerifyProvider(t *testing.T) {
 	// The provider publishes another key than the plan's.
 	w.rec.Remove("s1.domainkey.u1234.wl.provider.net", dns.TypeTXT)
 	w.rec.AddTXT("s1.domainkey.u1234.wl.provider.net", "v=DKIM1; k=ed25519; p=AAAAC3NzaC1lZDI1NTE5AAAAIDummyKeyDummyKeyDummyKeyDummyKey0=")
+	// And its MX with another preference.
+	w.rec.Remove("u1234.wl.provider.net", dns.TypeMX)
+	w.rec.AddMX("u1234.wl.provider.net", 20, "mx.provider.net")
 	rep = w.verify(t)
 	if r := result(t, rep, "s1.domainkey.u1234.wl.provider.net.", "TXT"); r.Status != dnsauth.RecordWrong {
 		t.Errorf("another key: %s %s", r.Status, r.Detail)
+	}
+	if r := result(t, rep, "u1234.wl.provider.net.", "MX"); r.Status != dnsauth.RecordWrong || !slices.Equal(r.Found, []string{"MX 20 mx.provider.net."}) {
+		t.Errorf("MX 20 for MX 10: %s %s %q", r.Status, r.Detail, r.Found)
 	}
 }
 
@@ -327,6 +333,9 @@ func TestVerifyFindings(t *testing.T) {
 			checks: []check{status(rp, "CNAME", dnsauth.RecordWrong, "CNAME u9999.wl.provider.net."),
 				// SPF now evaluates a name without a record; DMARC passes on DKIM.
 				e2e(spf.None, dkim.Pass, dmarc.Pass)}},
+		{name: "CNAME targets compare as names, case-insensitive",
+			mod: replace(rp, dns.TypeCNAME, rp+" CNAME U1234.WL.Provider.NET."),
+			ok:  true, checks: []check{allOK, pass}},
 		{name: "DMARC record with other text",
 			mod:    replace(dm, dns.TypeTXT, dm+` TXT "v=DMARC1; p=reject"`),
 			checks: []check{status(dm, "TXT", dnsauth.RecordWrong, `TXT "v=DMARC1; p=reject"`, "text differs"), pass}},
