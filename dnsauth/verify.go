@@ -187,8 +187,9 @@ type ServerAnswer struct {
 // DKIM key through its CNAME (RFC 6376 §3.6.2.1, a selector kept for a
 // later rotation without a key in the plan's Request is not checked when
 // others have one), and DMARC for a message From postmaster@<domain> with
-// that SPF result for bounces@<return-path domain> and a DKIM pass for
-// each usable key (RFC 7489 §3.1 alignment, §6.6 evaluation).
+// that SPF result for bounces@<return-path domain> and a DKIM result for
+// each key checked, pass when it is usable (RFC 7489 §3.1 alignment, §6.6
+// evaluation).
 //
 // Verify never reads or fills r's cache: each round asks through a
 // resolver of r's configuration with a cache of its own, so that what it
@@ -404,8 +405,9 @@ type KeyCheck struct {
 
 // DMARCCheck is the end-to-end DMARC check: a message From
 // postmaster@<domain>, with the SPF check's result for the return path
-// (pass when the SPF check was skipped) and a DKIM pass with d= the
-// plan's DKIM domain for each usable key, evaluated as a receiver would
+// (pass when the SPF check was skipped) and, for each key checked, a
+// DKIM result with d= the plan's DKIM domain, pass when the key is usable
+// and the key check's status otherwise, evaluated as a receiver would
 // (RFC 7489 §6.6, RFC 9989 §5.3).
 type DMARCCheck struct {
 	// Domain is the author domain evaluated, absolute.
