@@ -56,6 +56,15 @@ type ResolverOptions struct {
 
 // Resolver is a caching DNS stub resolver. It is safe for concurrent use.
 type Resolver struct {
+	config
+
+	mu       sync.Mutex
+	cache    map[cacheKey]*entry
+	inflight map[cacheKey]*call
+}
+
+// config is what NewResolver sets and nothing changes after.
+type config struct {
 	servers  []string
 	attempts int
 	udpSize  uint16
@@ -63,11 +72,7 @@ type Resolver struct {
 	now      func() time.Time
 	log      *slog.Logger
 	udp, tcp *dns.Client
-
-	mu       sync.Mutex
-	cache    map[cacheKey]*entry
 	capacity int
-	inflight map[cacheKey]*call
 }
 
 // NewResolver returns a Resolver configured by opts (nil: defaults).
@@ -76,7 +81,7 @@ func NewResolver(opts *ResolverOptions) (*Resolver, error) {
 	if opts != nil {
 		o = *opts
 	}
-	r := &Resolver{attempts: 2, udpSize: 1232, maxTTL: time.Hour, now: time.Now, capacity: 4096}
+	r := &Resolver{config: config{attempts: 2, udpSize: 1232, maxTTL: time.Hour, now: time.Now, capacity: 4096}}
 	timeout := 2 * time.Second
 	if len(o.Servers) == 0 {
 		path := o.ResolvConf

@@ -247,11 +247,7 @@ func (r *Resolver) Verify(ctx context.Context, p *Plan, opts *VerifyOptions) (*R
 // fresh returns a resolver of r's configuration with an empty cache of
 // its own.
 func (r *Resolver) fresh() *Resolver {
-	return &Resolver{
-		servers: r.servers, attempts: r.attempts, udpSize: r.udpSize, maxTTL: r.maxTTL,
-		now: r.now, log: r.log, udp: r.udp, tcp: r.tcp,
-		cache: map[cacheKey]*entry{}, capacity: r.capacity, inflight: map[cacheKey]*call{},
-	}
+	return &Resolver{config: r.config, cache: map[cacheKey]*entry{}, inflight: map[cacheKey]*call{}}
 }
 
 // verifyRecords checks the plan and returns the records to check, names
