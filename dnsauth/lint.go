@@ -143,7 +143,9 @@ func (r *LintReport) Count(s Severity) int {
 //     DNS-querying terms over the whole evaluation, following include and
 //     redirect, against the limit of 10, with the cost of each term
 //     (§4.6.4); void lookups against the limit of 2 (§4.6.4); ptr (§5.5);
-//     +all and ?all; include loops; the size of the answer (§3.4).
+//     +all and ?all; include loops; the size of the answer (§3.4). Over 10
+//     lookups, SPFReport.Flattened proposes the record rewritten without
+//     them (see SPFFlattening).
 //   - DMARC (RFC 9989, RFC 7489): the record at _dmarc.<domain>, or the one
 //     that applies to it from its organizational domain; every problem of
 //     dmarc.Check; p=none, pct= under 100, no rua=, sp= weaker than p=,
@@ -248,4 +250,11 @@ func dnsFinding(check, name, typ, what string, err error) Finding {
 	return Finding{Severity: SeverityWarning, Check: check, Code: check + "-dns", Name: name, Type: typ,
 		Problem: fmt.Sprintf("%s could not be checked: the %s lookup failed: %v", what, typ, err),
 		Fix:     "check that every authoritative server of the zone answers, then run the check again"}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -119,8 +119,9 @@ mx.four   600 A    203.0.113.150
 `
 
 // TestLintSPFLookups: 13 DNS-querying terms through nested includes and a
-// redirect, counted by hand from the zone (RFC 7208 §4.6.4), and the
-// error.
+// redirect, counted by hand from the zone (RFC 7208 §4.6.4); the error,
+// and the flattened record whose networks and TTL are also worked out by
+// hand.
 func TestLintSPFLookups(t *testing.T) {
 	t.Parallel()
 	r, _ := lintSetup(t, lookupsZone)
@@ -169,6 +170,47 @@ exists:%{i}.rbl.example.com 1
 		!strings.Contains(p, "a 1, mx 1, include:spf.one.test 4, include:spf.two.test 6, exists:%{i}.rbl.example.com 1") {
 		t.Errorf("problem %q does not give the count by term", p)
 	}
+
+	fl := s.Flattened
+	if fl == nil {
+		t.Fatal("no flattened record")
+	}
+	// In order: a (example.com's A, then AAAA); mx (mx1, then mx2, by
+	// preference); spf.one.test's /24, then spf.three.test's /48 and
+	// mx.three.test's A (its AAAA is inside the /48), then
+	// mail.one.test; spf.two.test's networks but for those of
+	// spf.three.test, already listed, then spf.four.test's relay (a /28
+	// of 203.0.113.130) and the address of its own MX (a bare mx names
+	// the domain of the record that holds it, spf.four.test); exists
+	// stays; ~all.
+	const flat = "v=spf1 ip4:192.0.2.10 ip6:2001:db8::10 ip4:192.0.2.20 ip6:2001:db8::20 ip4:192.0.2.21" +
+		" ip4:198.51.100.0/24 ip6:2001:db8:3::/48 ip4:203.0.113.200 ip4:192.0.2.99" +
+		" ip4:203.0.113.0/25 ip4:203.0.113.128/28 ip6:2001:db8:4::5 ip4:203.0.113.150" +
+		" exists:%{i}.rbl.example.com ~all"
+	if len(fl.Records) != 1 {
+		t.Fatalf("flattened records %+v, want one", fl.Records)
+	}
+	got := fl.Records[0]
+	if got.Name != "example.com." || got.Value != flat || got.Replaces != s.Record || got.TTL != 60 {
+		t.Errorf("flattened record %+v;\nwant value %q, TTL 60, replacing %q", got, flat, s.Record)
+	}
+	if fl.TTL != 120 || fl.Lookups != 1 {
+		t.Errorf("flattened TTL %d, lookups %d; want 120 (mail.one.test), 1 (exists)", fl.TTL, fl.Lookups)
+	}
+	if len(fl.Kept) != 1 || !strings.HasPrefix(fl.Kept[0], "exists:%{i}.rbl.example.com: ") {
+		t.Errorf("kept %q, want the exists term and why", fl.Kept)
+	}
+	// The text passes 255 octets: the zone line splits it in two strings.
+	if len(flat) <= 255 || strings.Count(got.String(), `"`) != 4 {
+		t.Errorf("zone line %s: want two character-strings", got)
+	}
+	// check_host() decides as before for every address of the zone, one
+	// that the exists term finds (192.0.2.1), and others.
+	dnsauth.SameVerdicts(t, lookupsZone, nil, "example.com", fl.Records, []string{
+		"192.0.2.10", "2001:db8::10", "192.0.2.20", "2001:db8::20", "192.0.2.21", "198.51.100.5",
+		"2001:db8:3::1", "2001:db8:3:ffff::1", "203.0.113.200", "192.0.2.99", "203.0.113.5", "203.0.113.130",
+		"203.0.113.140", "203.0.113.144", "2001:db8:4::5", "2001:db8:4::6", "203.0.113.150", "192.0.2.1", "192.0.2.2",
+	})
 }
 
 // TestLintClean: a domain whose records are right has no finding above
@@ -204,8 +246,8 @@ s1.dkim.provider.test. TXT "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapi
 	}
 	sameList(t, "findings", append(codes(rep, dnsauth.CheckDKIM), codes(rep, dnsauth.CheckIPRev)...),
 		[]string{"info dkim-cname", "info iprev-pass"})
-	if s := rep.SPF; s == nil || s.Lookups != 1 {
-		t.Errorf("SPF report %+v: want 1 lookup", s)
+	if s := rep.SPF; s == nil || s.Lookups != 1 || s.Flattened != nil {
+		t.Errorf("SPF report %+v: want 1 lookup and no flattening", s)
 	}
 	if ip := rep.IPRev; ip == nil || !ip.Pass() || !slices.Equal(ip.Confirmed, []string{"mail.example.org."}) {
 		t.Errorf("iprev %+v", ip)
@@ -273,6 +315,59 @@ end.test.    TXT "v=spf1 ip4:192.0.2.2"
 	if f := finding(t, rep, "spf-loop"); f.Name != "loop2.test." || rep.SPF.Lookups != 2 {
 		t.Errorf("loop: %+v, %d lookups; want the finding on loop2.test and 2 lookups", f, rep.SPF.Lookups)
 	}
+}
+
+// TestLintSPFSplit: a flattened record too long for one answer (RFC 7208
+// §3.4) goes to records it includes, each within 450 octets with its name.
+func TestLintSPFSplit(t *testing.T) {
+	t.Parallel()
+	var zone strings.Builder
+	zone.WriteString("big.test. TXT \"v=spf1 include:n1.big.test ~all\"\n")
+	for i := 1; i <= 10; i++ {
+		ttl := 3000
+		if i == 5 {
+			ttl = 200
+		}
+		fmt.Fprintf(&zone, "n%d.big.test. %d TXT \"v=spf1 include:n%d.big.test\"\n", i, ttl, i+1)
+	}
+	var nets []string
+	for i := 100; i < 130; i++ {
+		nets = append(nets, fmt.Sprintf("ip4:192.0.2.%d", i))
+	}
+	fmt.Fprintf(&zone, "n11.big.test. TXT %q\n", "v=spf1 "+strings.Join(nets, " "))
+	r, _ := lintSetup(t, zone.String())
+	rep := lint(t, r, "big.test", nil)
+	if rep.SPF.Lookups != 11 {
+		t.Fatalf("%d lookups, want 11", rep.SPF.Lookups)
+	}
+	fl := rep.SPF.Flattened
+	if fl == nil {
+		t.Fatal("no flattened record")
+	}
+	// "v=spf1" and " ~all" with 30 terms of 15 octets and their spaces
+	// make 491 octets, over 450 with the name. In _spf1.big.test. (15
+	// octets), "v=spf1", " -all" and k terms take 26 + 16k octets: 26
+	// terms fit in 450.
+	want := []dnsauth.Record{
+		{Name: "big.test.", Value: "v=spf1 include:_spf1.big.test include:_spf2.big.test ~all", Replaces: "v=spf1 include:n1.big.test ~all"},
+		{Name: "_spf1.big.test.", Value: "v=spf1 " + strings.Join(nets[:26], " ") + " -all"},
+		{Name: "_spf2.big.test.", Value: "v=spf1 " + strings.Join(nets[26:], " ") + " -all"},
+	}
+	for i := range want {
+		want[i].Type, want[i].TTL, want[i].Purpose = "TXT", 200, dnsauth.PurposeSPF
+	}
+	if !slices.Equal(fl.Records, want) {
+		t.Errorf("records\n%+v\nwant\n%+v", fl.Records, want)
+	}
+	if fl.Lookups != 2 || fl.TTL != 200 || len(fl.Kept) != 0 {
+		t.Errorf("lookups %d, TTL %d, kept %q; want 2, 200, none", fl.Lookups, fl.TTL, fl.Kept)
+	}
+	for _, rec := range fl.Records {
+		if n := len(rec.Name) + len(rec.Value); n > 450 {
+			t.Errorf("%s: %d octets", rec.Name, n)
+		}
+	}
+	dnsauth.SameVerdicts(t, zone.String(), nil, "big.test", fl.Records, []string{"192.0.2.100", "192.0.2.125", "192.0.2.126", "192.0.2.129", "192.0.2.130", "192.0.2.99"})
 }
 
 // TestLintDMARC: p=none, pct=50 and no rua= are each a finding, beside

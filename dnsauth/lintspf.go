@@ -1,8 +1,11 @@
 package dnsauth
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -42,6 +45,9 @@ type SPFReport struct {
 	VoidLookups int `json:"void_lookups"`
 	// Terms are the record's terms with the lookups each costs.
 	Terms []SPFTerm `json:"terms"`
+	// Flattened is a record that costs fewer lookups, proposed when the
+	// record costs more than 10; nil otherwise.
+	Flattened *SPFFlattening `json:"flattened,omitempty"`
 }
 
 // SPFTerm is one term of an SPF record and the DNS lookups it costs.
@@ -84,6 +90,13 @@ type spfNode struct {
 	// rec is the record an include or redirect leads to; nil when there
 	// is none, it does not parse, or it was not followed.
 	rec *spfRec
+	// addrs are the addresses of an a, or of the names of an mx, and ttl
+	// the least TTL of the answers that gave them.
+	addrs []netip.Addr
+	ttl   minTTL
+	// fixed says why the term cannot be replaced by the networks it
+	// stands for; "" when it can.
+	fixed string
 }
 
 // spfWalk follows a record through its includes and redirects.
@@ -134,7 +147,17 @@ func (l *linter) spf(ctx context.Context) (*SPFReport, []Finding) {
 				parts = append(parts, fmt.Sprintf("%s %d", t.Term, t.Lookups))
 			}
 		}
-		fix := "remove the includes of services that no longer send for the domain, and replace include, a and mx terms by the ip4 and ip6 networks they stand for"
+		fix := "remove the includes of services that no longer send for the domain"
+		rep.Flattened = w.flatten(top, txts)
+		if f := rep.Flattened; f != nil && f.Lookups > spfMaxLookups {
+			fix = fmt.Sprintf("the flattened record that the report proposes still makes %d lookups, because of the terms it keeps: remove the includes of services that no longer send for the domain, or replace the kept terms by the networks they stand for", f.Lookups)
+		} else if f != nil {
+			fix = fmt.Sprintf("publish the flattened record that the report proposes (%s instead of %s%d)", plural(f.Lookups, "lookup", "lookups"), at, w.lookups)
+			if f.TTL > 0 {
+				fix += fmt.Sprintf(" and make it again at least every %s, the least TTL of the data it copies", secs(f.TTL))
+			}
+			fix += "; or remove the includes of services that no longer send for the domain"
+		}
 		w.add(SeverityError, "spf-lookups", top,
 			fmt.Sprintf("the evaluation makes %s%d DNS-querying terms, over the limit of %d: receivers give permerror (RFC 7208 §4.6.4); by term: %s", at, w.lookups, spfMaxLookups, strings.Join(parts, ", ")),
 			fix)
@@ -185,7 +208,7 @@ func (w *spfWalk) walk(r *spfRec) {
 		n := &spfNode{term: t}
 		r.nodes = append(r.nodes, n)
 		if t.Modifier == spf.ModRedirect && hasAll {
-			n.ignored, n.note = true, "ignored: the record has an all mechanism (RFC 7208 §6.1)"
+			n.ignored, n.note, n.fixed = true, "ignored: the record has an all mechanism (RFC 7208 §6.1)", "ignored"
 			w.add(SeverityWarning, "spf-redirect-ignored", r,
 				fmt.Sprintf("%s is never used, because the record has an all mechanism (RFC 7208 §6.1)", t),
 				fmt.Sprintf("remove %s, or remove the all mechanism if the redirect is meant", t))
@@ -203,16 +226,19 @@ func (w *spfWalk) walk(r *spfRec) {
 		switch {
 		case t.Mechanism == spf.MechPTR:
 			n.note = "looks up the PTR records of each client"
+			n.fixed = "ptr depends on each client address"
 			w.add(SeverityWarning, "spf-ptr", r,
 				fmt.Sprintf("%s is slow and unreliable and RFC 7208 §5.5 says it SHOULD NOT be used; some receivers skip it", t),
 				"replace it by ip4 and ip6 terms naming the networks of the hosts it was meant to allow")
 		case strings.Contains(t.Domain, "%"):
 			n.note = "holds a macro: its lookups depend on each message and were not made"
+			n.fixed = "it holds a macro, which each message expands differently"
 		case t.Mechanism == spf.MechExists:
-			_, err := w.l.r.Lookup(w.ctx, target, dns.TypeA)
+			n.fixed = "exists can only be evaluated for each message"
+			_, err := w.addrs(n, target, dns.TypeA)
 			w.lookupDone(r, n, err)
 		case t.Mechanism == spf.MechA:
-			w.lookupDone(r, n, w.lookupA(target))
+			w.lookupDone(r, n, w.lookupA(n, target))
 		case t.Mechanism == spf.MechMX:
 			w.lookupDone(r, n, w.lookupMX(r, n, target))
 		default: // include, redirect
@@ -241,20 +267,36 @@ func (w *spfWalk) lookupDone(r *spfRec, n *spfNode, err error) {
 			fmt.Sprintf("remove %s, or publish the records it looks for", n.term))
 	default:
 		n.note = "the lookup failed: " + err.Error()
+		if n.fixed == "" {
+			n.fixed = "its lookup failed"
+		}
 		w.findings = append(w.findings, dnsFinding(CheckSPF, r.domain, "TXT", n.term.String()+" in the SPF record of "+trimDot(r.domain), err))
 	}
 }
 
-// lookupA looks up the addresses of an a mechanism: void when neither
-// family has any.
-func (w *spfWalk) lookupA(name string) error {
+// addrs looks up the addresses of type qtype (A or AAAA) of name for n.
+func (w *spfWalk) addrs(n *spfNode, name string, qtype uint16) ([]netip.Addr, error) {
+	a, err := w.l.r.Lookup(w.ctx, name, qtype)
+	if err != nil {
+		return nil, err
+	}
+	addrs := dnsname.Addrs(a.Records)
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	n.ttl.see(answerTTL(a))
+	return addrs, nil
+}
+
+// lookupA finds the addresses of an a mechanism: void when neither family
+// has any.
+func (w *spfWalk) lookupA(n *spfNode, name string) error {
 	var found bool
 	for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
-		_, err := w.l.r.Lookup(w.ctx, name, qt)
+		addrs, err := w.addrs(n, name, qt)
 		if err != nil && !dnsname.IsNotFound(err) {
 			return err
 		}
 		found = found || err == nil
+		n.addrs = append(n.addrs, addrs...)
 	}
 	if !found {
 		return dnsname.NotFound(name, "")
@@ -262,23 +304,39 @@ func (w *spfWalk) lookupA(name string) error {
 	return nil
 }
 
-// lookupMX looks up the MX names of an mx mechanism.
+// lookupMX finds the MX names of an mx mechanism and their addresses.
 func (w *spfWalk) lookupMX(r *spfRec, n *spfNode, name string) error {
 	a, err := w.l.r.Lookup(w.ctx, name, dns.TypeMX)
 	if err != nil {
 		return err
 	}
+	n.ttl.see(answerTTL(a))
+	mxs := dnsname.MXs(a.Records)
+	slices.SortStableFunc(mxs, func(x, y *net.MX) int {
+		return cmp.Or(cmp.Compare(x.Pref, y.Pref), strings.Compare(strings.ToLower(x.Host), strings.ToLower(y.Host)))
+	})
 	var hosts []string
-	for _, mx := range dnsname.MXs(a.Records) {
+	for _, mx := range mxs {
 		if mx.Host != "." && mx.Host != "" && !slices.Contains(hosts, strings.ToLower(mx.Host)) {
 			hosts = append(hosts, strings.ToLower(mx.Host)) // "." is a null MX (RFC 7505)
 		}
 	}
 	if len(hosts) > spfMaxMXNames {
 		n.note = fmt.Sprintf("%d MX names, over %d", len(hosts), spfMaxMXNames)
+		n.fixed = "it has more MX names than receivers accept"
 		w.add(SeverityError, "spf-mx-names", r,
 			fmt.Sprintf("%s finds %d MX names, over the limit of %d: receivers give permerror (RFC 7208 §4.6.4)", n.term, len(hosts), spfMaxMXNames),
 			fmt.Sprintf("replace %s by ip4 and ip6 terms naming the networks of the hosts that send", n.term))
+		return nil
+	}
+	for _, h := range hosts {
+		for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
+			addrs, err := w.addrs(n, h, qt)
+			if err != nil && !dnsname.IsNotFound(err) {
+				return err
+			}
+			n.addrs = append(n.addrs, addrs...)
+		}
 	}
 	return nil
 }
@@ -289,11 +347,12 @@ func (w *spfWalk) follow(r *spfRec, n *spfNode, target string) {
 	if w.lookups > lintMaxLookups {
 		w.cut = true
 		n.note = fmt.Sprintf("not followed: the count passed %d", lintMaxLookups)
+		n.fixed = "it was not followed"
 		return
 	}
 	for _, d := range w.stack {
 		if d == target {
-			n.note = "a loop back to " + trimDot(target)
+			n.note, n.fixed = "a loop back to "+trimDot(target), "it loops"
 			w.add(SeverityError, "spf-loop", r,
 				fmt.Sprintf("%s leads back to %s, which is being evaluated: a loop that receivers end with permerror (RFC 7208 §4.6.4)", t, trimDot(target)),
 				fmt.Sprintf("remove %s", t))
@@ -321,14 +380,14 @@ func (w *spfWalk) follow(r *spfRec, n *spfNode, target string) {
 		if a == nil {
 			w.lookupDone(r, n, dnsname.NotFound(target, ""))
 		}
-		n.note = strings.TrimPrefix(n.note+"; ", "; ") + "no SPF record: permerror"
+		n.note, n.fixed = strings.TrimPrefix(n.note+"; ", "; ")+"no SPF record: permerror", "its target has no SPF record"
 		w.add(SeverityError, "spf-target-none", r,
 			fmt.Sprintf("%s leads to %s, which publishes no SPF record: receivers give permerror (%s)", t, trimDot(target), rfc),
 			fmt.Sprintf("remove %s, or correct the domain it names", t))
 		return
 	case 1:
 	default:
-		n.note = "several SPF records: permerror"
+		n.note, n.fixed = "several SPF records: permerror", "its target has several SPF records"
 		w.findings = append(w.findings, Finding{Severity: SeverityError, Check: CheckSPF, Code: "spf-multiple", Name: target, Type: "TXT", Text: strings.Join(spfs, "\n"),
 			Problem: fmt.Sprintf("%s, which the %s %s leads to, publishes %d SPF records: receivers give permerror (RFC 7208 §4.5, %s)", trimDot(target), what, t, len(spfs), rfc),
 			Fix:     fmt.Sprintf("the owner of %s must merge them into one; until then remove %s", trimDot(target), t)})
@@ -338,7 +397,7 @@ func (w *spfWalk) follow(r *spfRec, n *spfNode, target string) {
 	n.rec = child
 	child.rec, err = spf.Parse(spfs[0])
 	if err != nil {
-		n.rec, n.note = nil, "does not parse: permerror"
+		n.rec, n.note, n.fixed = nil, "does not parse: permerror", "its target's record does not parse"
 		w.findings = append(w.findings, Finding{Severity: SeverityError, Check: CheckSPF, Code: "spf-syntax", Name: target, Type: "TXT", Text: spfs[0],
 			Problem: fmt.Sprintf("the SPF record of %s, which the %s %s leads to, does not parse: %v; receivers give permerror (RFC 7208 §4.6)", trimDot(target), what, t, err),
 			Fix:     fmt.Sprintf("the owner of %s must correct it; until then remove %s", trimDot(target), t)})
