@@ -2,10 +2,15 @@ package dnsauth
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"text/tabwriter"
 	"time"
 
 	"github.com/miekg/dns"
@@ -258,3 +263,86 @@ func plural(n int, one, many string) string {
 	}
 	return fmt.Sprintf("%d %s", n, many)
 }
+
+// JSON returns the report as indented JSON with the field names of its
+// tags.
+func (r *LintReport) JSON() ([]byte, error) {
+	return json.MarshalIndent(r, "", "  ")
+}
+
+// WriteTable writes the report for a person to read in a terminal: the
+// findings, each with its record, problem and fix; the SPF lookups by
+// term and the flattened record proposed; the reverse DNS of the address.
+func (r *LintReport) WriteTable(w io.Writer) error {
+	ew := &errWriter{w: w}
+	ew.printf("lint of %s: %s, %s, %s\n", trimDot(r.Domain), plural(r.Count(SeverityError), "error", "errors"),
+		plural(r.Count(SeverityWarning), "warning", "warnings"), strconv.Itoa(r.Count(SeverityInfo))+" info")
+	for _, f := range r.Findings {
+		ew.printf("\n%-8s %-6s %s %s\n", f.Severity, f.Check, f.Name, f.Type)
+		for t := range strings.SplitSeq(f.Text, "\n") {
+			if t != "" {
+				ew.printf("         record:  %s\n", strconv.Quote(t))
+			}
+		}
+		ew.printf("         problem: %s\n         fix:     %s\n", f.Problem, f.Fix)
+	}
+	if s := r.SPF; s != nil {
+		ew.printf("\nSPF lookups of %s: %d of %d, void lookups %d of %d\n", trimDot(r.Domain), s.Lookups, spfMaxLookups, s.VoidLookups, spfMaxVoids)
+		tw := tabwriter.NewWriter(ew, 0, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "TERM\tLOOKUPS\tNOTE")
+		writeTerms(tw, s.Terms, "")
+		tw.Flush()
+		if fl := s.Flattened; fl != nil {
+			ew.printf("\nflattened SPF record proposed (%s", plural(fl.Lookups, "lookup", "lookups"))
+			if fl.TTL > 0 {
+				ew.printf("; make it again at least every %s", secs(fl.TTL))
+			}
+			ew.printf("):\n")
+			for _, rec := range fl.Records {
+				ew.printf("%s\n", rec)
+			}
+			for _, k := range fl.Kept {
+				ew.printf("kept: %s\n", k)
+			}
+		}
+	}
+	if ip := r.IPRev; ip != nil {
+		ew.printf("\nreverse DNS of %s:", ip.IP)
+		if len(ip.Names) == 0 {
+			ew.printf(" no PTR record")
+		}
+		for _, n := range ip.Names {
+			state := "not confirmed"
+			if slices.Contains(ip.Confirmed, n) {
+				state = "confirmed"
+			}
+			ew.printf(" %s (%s)", n, state)
+		}
+		ew.printf("\n")
+	}
+	return ew.err
+}
+
+func writeTerms(tw io.Writer, terms []SPFTerm, indent string) {
+	for _, t := range terms {
+		fmt.Fprintf(tw, "%s%s\t%d\t%s\n", indent, t.Term, t.Lookups, t.Note)
+		writeTerms(tw, t.Terms, indent+"  ")
+	}
+}
+
+// errWriter keeps the first error of its writes.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
+}
+
+func (e *errWriter) printf(format string, args ...any) { fmt.Fprintf(e, format, args...) }

@@ -1,14 +1,17 @@
 package dnsauth_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"math/big"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -520,6 +523,64 @@ func TestLintTemporaryFailure(t *testing.T) {
 	// include:spf.two.test now costs 1: 1+1+4+1+1.
 	if rep.SPF.Lookups != 8 {
 		t.Errorf("%d lookups, want 8", rep.SPF.Lookups)
+	}
+}
+
+// TestLintOutput: the JSON field names, and a table that names every
+// finding and the flattened record.
+func TestLintOutput(t *testing.T) {
+	t.Parallel()
+	r, _ := lintSetup(t, lookupsZone)
+	rep := lint(t, r, "example.com", &dnsauth.LintOptions{IP: netip.MustParseAddr("192.0.2.20")})
+	js, err := rep.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(js, &m); err != nil {
+		t.Fatal(err)
+	}
+	f := m["findings"].([]any)[0].(map[string]any)
+	for _, k := range []string{"severity", "check", "code", "name", "type", "text", "problem", "fix"} {
+		if _, ok := f[k]; !ok {
+			t.Errorf("finding without %q: %s", k, js)
+		}
+	}
+	s := m["spf"].(map[string]any)
+	for _, k := range []string{"record", "ttl", "lookups", "void_lookups", "terms", "flattened"} {
+		if _, ok := s[k]; !ok {
+			t.Errorf("spf without %q", k)
+		}
+	}
+	fl := s["flattened"].(map[string]any)
+	for _, k := range []string{"records", "lookups", "ttl", "kept"} {
+		if _, ok := fl[k]; !ok {
+			t.Errorf("flattened without %q", k)
+		}
+	}
+	if ip := m["iprev"].(map[string]any); ip["ip"] != "192.0.2.20" {
+		t.Errorf("iprev %v", ip)
+	}
+	var b bytes.Buffer
+	if err := rep.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if !regexp.MustCompile(`(?m)^  include:spf\.three\.test +2 *$`).MatchString(out) {
+		t.Errorf("table without the nested include and its cost:\n%s", out)
+	}
+	for _, want := range []string{
+		"lint of example.com: 1 error, 0 warnings, 1 info",
+		"error    spf    example.com. TXT",
+		"SPF lookups of example.com: 13 of 10",
+		"make it again at least every 2m0s",
+		`example.com.	60	IN	TXT	"v=spf1 ip4:192.0.2.10 `,
+		"kept: exists:%{i}.rbl.example.com",
+		"reverse DNS of 192.0.2.20:",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table without %q:\n%s", want, out)
+		}
 	}
 }
 
