@@ -190,3 +190,81 @@ func sameVerdictsOf(t *testing.T, zone func() *dnstest.Zone, fail []string, doma
 		}
 	}
 }
+
+// FuzzFlatten: whatever the domain's SPF record, over a zone of includes,
+// addresses and MX records, the flattened records parse, each fits its
+// answer unless kept terms make it long, and check_host() decides as with
+// the record as published.
+func FuzzFlatten(f *testing.F) {
+	const zone = `
+$ORIGIN test.
+h4    A    192.0.2.1
+h46   A    192.0.2.2
+h46   AAAA 2001:db8:2::2
+mxd   MX   10 h46.test.
+mxd   MX   20 h4.test.
+nets  TXT  "v=spf1 ip4:198.51.100.0/24 ip6:2001:db8:9::/48 -all"
+mix   TXT  "v=spf1 ip4:203.0.113.0/25 -ip4:198.51.100.1 a:h4.test ~all"
+red   TXT  "v=spf1 mx:mxd.test redirect=nets.test"
+inc   TXT  "v=spf1 include:nets.test include:mix.test ?all"
+ex    TXT  "v=spf1 exists:%{i}.ex.test -all"
+192.0.2.9.ex.test. A 127.0.0.2
+`
+	for _, s := range []string{
+		"v=spf1 a:h4.test mx:mxd.test include:nets.test -all",
+		"v=spf1 include:inc.test include:red.test ~include:ex.test ?all",
+		"v=spf1 -include:mix.test a:h46.test/24//64 redirect=red.test",
+		"v=spf1 ip4:192.0.2.0/25 include:nx.test ptr exp=x.test -all",
+		"v=spf1 include:fuzz.test +all",
+		"v=spf1 " + strings.Repeat("ip4:192.0.2.1 include:inc.test ", 6) + "-all",
+	} {
+		f.Add(s)
+	}
+	base := dnstest.MustParseZone(zone)
+	srv, err := dnstest.NewServer(base)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { srv.Close() })
+	r, err := NewResolver(&ResolverOptions{Servers: []string{srv.Addr}, Timeout: time.Second, Attempts: 1, CacheSize: -1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	ips := []string{"192.0.2.1", "192.0.2.2", "192.0.2.9", "192.0.2.77", "198.51.100.1", "198.51.100.7",
+		"203.0.113.1", "203.0.113.200", "2001:db8:2::2", "2001:db8:2::9", "2001:db8:9::5", "2001:db8:ffff::1"}
+	f.Fuzz(func(t *testing.T, record string) {
+		if !spf.IsSPF(record) || len(record) > 2000 {
+			return
+		}
+		if _, err := spf.Parse(record); err != nil {
+			return
+		}
+		base.Remove("fuzz.test", dns.TypeTXT)
+		base.AddTXT("fuzz.test", record)
+		ctx := context.Background()
+		l := &linter{r: r, domain: "fuzz.test."}
+		top, txts, _ := l.spfRecord(ctx)
+		if top == nil {
+			t.Fatalf("%q: no record found", record)
+		}
+		w := &spfWalk{l: l, ctx: ctx, stack: []string{l.domain}}
+		w.walk(top)
+		fl := w.flatten(top, txts)
+		if fl == nil {
+			t.Fatalf("%q: no flattened record", record)
+		}
+		for i, rec := range fl.Records {
+			if _, err := spf.Parse(rec.Value); err != nil {
+				t.Fatalf("%q: flattened %q: %v", record, rec.Value, err)
+			}
+			if i > 0 && len(rec.Name)+len(rec.Value) > spfMaxAnswer {
+				t.Fatalf("%q: %s is %d octets", record, rec.Name, len(rec.Name)+len(rec.Value))
+			}
+		}
+		sameVerdictsOf(t, func() *dnstest.Zone {
+			z := dnstest.MustParseZone(zone)
+			z.AddTXT("fuzz.test", record)
+			return z
+		}, nil, "fuzz.test", fl.Records, ips)
+	})
+}
