@@ -48,17 +48,17 @@ func (s Severity) rank() int {
 
 // The checks a Finding may come from.
 const (
-	CheckSPF   = "spf"   // RFC 7208
-	CheckDMARC = "dmarc" // RFC 9989, RFC 7489
-	CheckDKIM  = "dkim"  // RFC 6376, RFC 8301, RFC 8463
-	CheckIPRev = "iprev" // forward-confirmed reverse DNS, RFC 8601 §3
+	LintSPF   = "spf"   // RFC 7208
+	LintDMARC = "dmarc" // RFC 9989, RFC 7489
+	LintDKIM  = "dkim"  // RFC 6376, RFC 8301, RFC 8463
+	LintIPRev = "iprev" // forward-confirmed reverse DNS, RFC 8601 §3
 )
 
 // Finding is one thing Lint found about a record. The JSON field names are
 // stable.
 type Finding struct {
 	Severity Severity `json:"severity"`
-	// Check is CheckSPF, CheckDMARC, CheckDKIM or CheckIPRev.
+	// Check is LintSPF, LintDMARC, LintDKIM or LintIPRev.
 	Check string `json:"check"`
 	// Code names the kind of finding, stable for programs: "spf-lookups",
 	// "dmarc-p-none", "dkim-revoked" and so on.

@@ -129,7 +129,7 @@ func TestLintSPFLookups(t *testing.T) {
 	t.Parallel()
 	r, _ := lintSetup(t, lookupsZone)
 	rep := lint(t, r, "example.com", nil)
-	sameList(t, "SPF findings", codes(rep, dnsauth.CheckSPF), []string{"error spf-lookups"})
+	sameList(t, "SPF findings", codes(rep, dnsauth.LintSPF), []string{"error spf-lookups"})
 	if len(rep.Findings) != 1 {
 		t.Errorf("findings %+v, want the SPF error alone", rep.Findings)
 	}
@@ -247,7 +247,7 @@ s1.dkim.provider.test. TXT "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapi
 	if w := rep.Worst(); w != dnsauth.SeverityInfo {
 		t.Errorf("worst %q, want info; findings %+v", w, rep.Findings)
 	}
-	sameList(t, "findings", append(codes(rep, dnsauth.CheckDKIM), codes(rep, dnsauth.CheckIPRev)...),
+	sameList(t, "findings", append(codes(rep, dnsauth.LintDKIM), codes(rep, dnsauth.LintIPRev)...),
 		[]string{"info dkim-cname", "info iprev-pass"})
 	if s := rep.SPF; s == nil || s.Lookups != 1 || s.Flattened != nil {
 		t.Errorf("SPF report %+v: want 1 lookup and no flattening", s)
@@ -298,7 +298,7 @@ end.test.    TXT "v=spf1 ip4:192.0.2.2"
 		{"redir.test", []string{"warning spf-no-all"}, 0},
 	} {
 		rep := lint(t, r, tc.domain, nil)
-		sameList(t, tc.domain, codes(rep, dnsauth.CheckSPF), tc.want)
+		sameList(t, tc.domain, codes(rep, dnsauth.LintSPF), tc.want)
 		if rep.SPF != nil && rep.SPF.VoidLookups != tc.voids {
 			t.Errorf("%s: %d void lookups, want %d", tc.domain, rep.SPF.VoidLookups, tc.voids)
 		}
@@ -396,7 +396,7 @@ mail.org.test.     A   192.0.2.1
 		{"none.test", []string{"error dmarc-none"}},
 		{"mail.org.test", []string{"info dmarc-inherited"}},
 	} {
-		sameList(t, tc.domain, codes(lint(t, r, tc.domain, nil), dnsauth.CheckDMARC), tc.want)
+		sameList(t, tc.domain, codes(lint(t, r, tc.domain, nil), dnsauth.LintDMARC), tc.want)
 	}
 	rep := lint(t, r, "weak.test", nil)
 	f := finding(t, rep, "dmarc-pct")
@@ -453,7 +453,7 @@ cname    CNAME revoked
 		{"cname", []string{"info dkim-cname", "error dkim-revoked"}},
 	} {
 		rep := lint(t, r, "keys.test", &dnsauth.LintOptions{Selectors: []string{tc.sel}})
-		sameList(t, tc.sel, codes(rep, dnsauth.CheckDKIM), tc.want)
+		sameList(t, tc.sel, codes(rep, dnsauth.LintDKIM), tc.want)
 	}
 	rep := lint(t, r, "keys.test", &dnsauth.LintOptions{Selectors: []string{"short", "cname"}})
 	if f := finding(t, rep, "dkim-rsa-short"); f.Name != "short._domainkey.keys.test." || f.Text != rec1024 || !strings.Contains(f.Problem, "1024 bits") {
@@ -497,7 +497,7 @@ _dmarc.example.net. TXT "v=DMARC1; p=reject; rua=mailto:d@example.net"
 		{"192.0.2.13", []string{"warning iprev-mismatch", "info iprev-pass"}, []string{"good6.example.net."}},
 	} {
 		rep := lint(t, r, "example.net", &dnsauth.LintOptions{IP: netip.MustParseAddr(tc.ip)})
-		sameList(t, tc.ip, codes(rep, dnsauth.CheckIPRev), tc.want)
+		sameList(t, tc.ip, codes(rep, dnsauth.LintIPRev), tc.want)
 		if rep.IPRev == nil || rep.IPRev.Pass() != (tc.confirmed != nil) || tc.confirmed != nil && !slices.Equal(rep.IPRev.Confirmed, tc.confirmed) {
 			t.Errorf("%s: iprev %+v, want confirmed %q", tc.ip, rep.IPRev, tc.confirmed)
 		}
@@ -517,9 +517,9 @@ func TestLintTemporaryFailure(t *testing.T) {
 	z.Fail("spf.two.test", dns.TypeTXT, dnstest.ServFail)
 	z.Fail("1.2.0.192.in-addr.arpa", dns.TypePTR, dnstest.Refused)
 	rep := lint(t, r, "example.com", &dnsauth.LintOptions{IP: netip.MustParseAddr("192.0.2.1")})
-	sameList(t, "SPF", codes(rep, dnsauth.CheckSPF), []string{"warning spf-dns"})
-	sameList(t, "DMARC", codes(rep, dnsauth.CheckDMARC), []string{"warning dmarc-dns"})
-	sameList(t, "iprev", codes(rep, dnsauth.CheckIPRev), []string{"warning iprev-dns"})
+	sameList(t, "SPF", codes(rep, dnsauth.LintSPF), []string{"warning spf-dns"})
+	sameList(t, "DMARC", codes(rep, dnsauth.LintDMARC), []string{"warning dmarc-dns"})
+	sameList(t, "iprev", codes(rep, dnsauth.LintIPRev), []string{"warning iprev-dns"})
 	// include:spf.two.test now costs 1: 1+1+4+1+1.
 	if rep.SPF.Lookups != 8 {
 		t.Errorf("%d lookups, want 8", rep.SPF.Lookups)

@@ -22,7 +22,7 @@ func (l *linter) dmarc(ctx context.Context) []Finding {
 	name := "_dmarc." + l.domain
 	txts, _, err := l.txt(ctx, name)
 	if err != nil {
-		return []Finding{dnsFinding(CheckDMARC, name, "TXT", "the DMARC record", err)}
+		return []Finding{dnsFinding(LintDMARC, name, "TXT", "the DMARC record", err)}
 	}
 	var recs []string
 	for _, t := range txts {
@@ -36,14 +36,14 @@ func (l *linter) dmarc(ctx context.Context) []Finding {
 		return l.dmarcInherited(ctx, name)
 	case 1:
 	default:
-		return []Finding{{Severity: SeverityError, Check: CheckDMARC, Code: "dmarc-multiple", Name: name, Type: "TXT", Text: strings.Join(recs, "\n"),
+		return []Finding{{Severity: SeverityError, Check: LintDMARC, Code: "dmarc-multiple", Name: name, Type: "TXT", Text: strings.Join(recs, "\n"),
 			Problem: fmt.Sprintf("%s publishes %d DMARC records: receivers discard them all and apply no policy (RFC 9989 §4.10 step 2, RFC 7489 §6.6.3)", trimDot(name), len(recs)),
 			Fix:     "keep one record and delete the others"}}
 	}
 	text := recs[0]
 	var out []Finding
 	add := func(sev Severity, code, problem, fix string) {
-		out = append(out, Finding{Severity: sev, Check: CheckDMARC, Code: code, Name: name, Type: "TXT", Text: text, Problem: problem, Fix: fix})
+		out = append(out, Finding{Severity: sev, Check: LintDMARC, Code: code, Name: name, Type: "TXT", Text: text, Problem: problem, Fix: fix})
 	}
 	for _, p := range dmarc.Check(text) {
 		sev, fix := SeverityWarning, "rewrite the record as the problem says"
@@ -95,7 +95,7 @@ func (l *linter) dmarc(ctx context.Context) []Finding {
 // record of its own, from its organizational domain (RFC 9989 §4.10).
 func (l *linter) dmarcInherited(ctx context.Context, name string) []Finding {
 	d := trimDot(l.domain)
-	none := Finding{Severity: SeverityError, Check: CheckDMARC, Code: "dmarc-none", Name: name, Type: "TXT",
+	none := Finding{Severity: SeverityError, Check: LintDMARC, Code: "dmarc-none", Name: name, Type: "TXT",
 		Problem: fmt.Sprintf("%s publishes no DMARC record, and no organizational domain's record applies to it: receivers apply no policy to mail that fails SPF and DKIM alignment, and send no reports (RFC 9989 §4.10)", d),
 		Fix:     fmt.Sprintf(`publish a TXT record at %s such as "v=DMARC1; p=none; rua=mailto:dmarc-reports@%s", then raise p= as the reports allow`, trimDot(name), d)}
 	ev, err := dmarc.NewEvaluator(l.r, nil)
@@ -105,7 +105,7 @@ func (l *linter) dmarcInherited(ctx context.Context, name string) []Finding {
 	disc, err := ev.Lookup(ctx, d)
 	switch {
 	case errors.Is(err, dmarc.ErrDNS):
-		return []Finding{dnsFinding(CheckDMARC, name, "TXT", "the DMARC record of the organizational domain", err)}
+		return []Finding{dnsFinding(LintDMARC, name, "TXT", "the DMARC record of the organizational domain", err)}
 	case err != nil || disc.Record == nil || strings.EqualFold(trimDot(disc.Domain), d):
 		return []Finding{none}
 	}
@@ -120,7 +120,7 @@ func (l *linter) dmarcInherited(ctx context.Context, name string) []Finding {
 			text = txts[i]
 		}
 	}
-	f := Finding{Severity: SeverityInfo, Check: CheckDMARC, Code: "dmarc-inherited", Name: org, Type: "TXT", Text: text,
+	f := Finding{Severity: SeverityInfo, Check: LintDMARC, Code: "dmarc-inherited", Name: org, Type: "TXT", Text: text,
 		Problem: fmt.Sprintf("%s publishes no DMARC record: the record of its organizational domain %s applies, with policy %s (RFC 9989 §4.10)", d, trimDot(disc.Domain), p),
 		Fix:     fmt.Sprintf("nothing, if that policy suits %s; otherwise publish a record at %s", d, trimDot(name))}
 	if policyRank(p) <= policyRank(dmarc.PolicyNone) {
@@ -144,18 +144,18 @@ func (l *linter) dkim(ctx context.Context, sel string) []Finding {
 	name := dkimName(sel, l.domain)
 	a, err := l.r.Lookup(ctx, name, dns.TypeTXT)
 	if dnsname.IsNotFound(err) {
-		return []Finding{{Severity: SeverityError, Check: CheckDKIM, Code: "dkim-none", Name: name, Type: "TXT",
+		return []Finding{{Severity: SeverityError, Check: LintDKIM, Code: "dkim-none", Name: name, Type: "TXT",
 			Problem: fmt.Sprintf("selector %s has no key record at %s: every signature made with it fails (RFC 6376 §6.1.2)", sel, trimDot(name)),
 			Fix:     fmt.Sprintf("publish the public key of the selector at %s (or the CNAME to the provider's key), or stop signing with %s", trimDot(name), sel)}}
 	}
 	if err != nil {
-		return []Finding{dnsFinding(CheckDKIM, name, "TXT", "the key record of selector "+sel, err)}
+		return []Finding{dnsFinding(LintDKIM, name, "TXT", "the key record of selector "+sel, err)}
 	}
 	where := fmt.Sprintf("the key record of selector %s", sel)
 	var out []Finding
 	txts := dnsname.TXTs(a.Records)
 	add := func(sev Severity, code, text, problem, fix string) {
-		out = append(out, Finding{Severity: sev, Check: CheckDKIM, Code: code, Name: a.Canonical, Type: "TXT", Text: text, Problem: problem, Fix: fix})
+		out = append(out, Finding{Severity: sev, Check: LintDKIM, Code: code, Name: a.Canonical, Type: "TXT", Text: text, Problem: problem, Fix: fix})
 	}
 	if !dnsname.Equal(a.Name, a.Canonical) {
 		where += fmt.Sprintf(" (at %s, through the CNAME at %s)", trimDot(a.Canonical), trimDot(name))
@@ -250,12 +250,12 @@ func (l *linter) iprev(ctx context.Context, ip netip.Addr) (*IPRevReport, []Find
 	rep := &IPRevReport{IP: ip, Names: []string{}, Confirmed: []string{}}
 	a, err := l.r.Lookup(ctx, rev, dns.TypePTR)
 	if dnsname.IsNotFound(err) {
-		return rep, []Finding{{Severity: SeverityError, Check: CheckIPRev, Code: "iprev-no-ptr", Name: rev, Type: "PTR",
+		return rep, []Finding{{Severity: SeverityError, Check: LintIPRev, Code: "iprev-no-ptr", Name: rev, Type: "PTR",
 			Problem: fmt.Sprintf("%s has no PTR record: the iprev check fails (RFC 8601 §3), and many receivers refuse mail from addresses without reverse DNS (RFC 1912 §2.1)", ip),
 			Fix:     fmt.Sprintf("have the owner of %s (usually the hosting provider) publish a PTR record naming a host whose address is %s, such as the name the host gives in HELO", ip, ip)}}
 	}
 	if err != nil {
-		return nil, []Finding{dnsFinding(CheckIPRev, rev, "PTR", "the reverse DNS of "+ip.String(), err)}
+		return nil, []Finding{dnsFinding(LintIPRev, rev, "PTR", "the reverse DNS of "+ip.String(), err)}
 	}
 	qtype, typ := dns.TypeA, "A"
 	if ip.Is6() {
@@ -265,14 +265,14 @@ func (l *linter) iprev(ctx context.Context, ip netip.Addr) (*IPRevReport, []Find
 	var out, mismatches []Finding
 	for i, name := range rep.Names {
 		if i == iprevMaxNames {
-			out = append(out, Finding{Severity: SeverityWarning, Check: CheckIPRev, Code: "iprev-names", Name: rev, Type: "PTR", Text: strings.Join(rep.Names, "\n"),
+			out = append(out, Finding{Severity: SeverityWarning, Check: LintIPRev, Code: "iprev-names", Name: rev, Type: "PTR", Text: strings.Join(rep.Names, "\n"),
 				Problem: fmt.Sprintf("%s has %d PTR names; only the first %d were checked, as receivers do", ip, len(rep.Names), iprevMaxNames),
 				Fix:     "keep one PTR record, naming the host's HELO name"})
 			break
 		}
 		fa, err := l.r.Lookup(ctx, name, qtype)
 		if err != nil && !dnsname.IsNotFound(err) {
-			out = append(out, dnsFinding(CheckIPRev, name, typ, "the PTR name "+trimDot(name)+" of "+ip.String(), err))
+			out = append(out, dnsFinding(LintIPRev, name, typ, "the PTR name "+trimDot(name)+" of "+ip.String(), err))
 			continue
 		}
 		var addrs []netip.Addr
@@ -291,7 +291,7 @@ func (l *linter) iprev(ctx context.Context, ip netip.Addr) (*IPRevReport, []Find
 		if len(addrs) == 0 {
 			has = "which has no " + typ + " record"
 		}
-		mismatches = append(mismatches, Finding{Severity: SeverityError, Check: CheckIPRev, Code: "iprev-mismatch", Name: name, Type: typ, Text: strings.Join(text, "\n"),
+		mismatches = append(mismatches, Finding{Severity: SeverityError, Check: LintIPRev, Code: "iprev-mismatch", Name: name, Type: typ, Text: strings.Join(text, "\n"),
 			Problem: fmt.Sprintf("the PTR record of %s names %s, %s: that name does not confirm the address (RFC 8601 §3, RFC 1912 §2.1)", ip, trimDot(name), has),
 			Fix:     fmt.Sprintf("add the %s record %s at %s, or have the owner of the address point its PTR record at a name that has it", typ, ip, trimDot(name))})
 	}
@@ -299,7 +299,7 @@ func (l *linter) iprev(ctx context.Context, ip netip.Addr) (*IPRevReport, []Find
 		for i := range mismatches {
 			mismatches[i].Severity = SeverityWarning
 		}
-		out = append(out, Finding{Severity: SeverityInfo, Check: CheckIPRev, Code: "iprev-pass", Name: rev, Type: "PTR", Text: strings.Join(rep.Names, "\n"),
+		out = append(out, Finding{Severity: SeverityInfo, Check: LintIPRev, Code: "iprev-pass", Name: rev, Type: "PTR", Text: strings.Join(rep.Names, "\n"),
 			Problem: fmt.Sprintf("%s has the PTR name %s, which has it back among its %s records: iprev passes (RFC 8601 §3)", ip, trimDot(rep.Confirmed[0]), typ),
 			Fix:     "nothing"})
 	}

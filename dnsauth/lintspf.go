@@ -111,7 +111,7 @@ type spfWalk struct {
 }
 
 func (w *spfWalk) add(sev Severity, code string, r *spfRec, problem, fix string) {
-	w.findings = append(w.findings, Finding{Severity: sev, Check: CheckSPF, Code: code,
+	w.findings = append(w.findings, Finding{Severity: sev, Check: LintSPF, Code: code,
 		Name: r.domain, Type: "TXT", Text: r.text, Problem: problem, Fix: fix})
 }
 
@@ -170,7 +170,7 @@ func (l *linter) spf(ctx context.Context) (*SPFReport, []Finding) {
 func (l *linter) spfRecord(ctx context.Context) (*spfRec, []string, []Finding) {
 	txts, a, err := l.txt(ctx, l.domain)
 	if err != nil {
-		return nil, nil, []Finding{dnsFinding(CheckSPF, l.domain, "TXT", "the SPF record", err)}
+		return nil, nil, []Finding{dnsFinding(LintSPF, l.domain, "TXT", "the SPF record", err)}
 	}
 	var spfs []string
 	for _, t := range txts {
@@ -181,19 +181,19 @@ func (l *linter) spfRecord(ctx context.Context) (*spfRec, []string, []Finding) {
 	d := trimDot(l.domain)
 	switch len(spfs) {
 	case 0:
-		return nil, nil, []Finding{{Severity: SeverityError, Check: CheckSPF, Code: "spf-none", Name: l.domain, Type: "TXT",
+		return nil, nil, []Finding{{Severity: SeverityError, Check: LintSPF, Code: "spf-none", Name: l.domain, Type: "TXT",
 			Problem: fmt.Sprintf("%s publishes no SPF record: receivers get the result none for every message (RFC 7208 §4.5), and many refuse or mark unauthenticated mail", d),
 			Fix:     fmt.Sprintf(`publish one TXT record at %s naming every host and service that sends its mail, such as "v=spf1 include:<your provider's SPF domain> -all"`, d)}}
 	case 1:
 	default:
-		return nil, nil, []Finding{{Severity: SeverityError, Check: CheckSPF, Code: "spf-multiple", Name: l.domain, Type: "TXT", Text: strings.Join(spfs, "\n"),
+		return nil, nil, []Finding{{Severity: SeverityError, Check: LintSPF, Code: "spf-multiple", Name: l.domain, Type: "TXT", Text: strings.Join(spfs, "\n"),
 			Problem: fmt.Sprintf("%s publishes %d SPF records: every check gives permerror (RFC 7208 §4.5)", d, len(spfs)),
 			Fix:     "merge the terms of all of them into one record (one v=spf1, one all at the end) and delete the others"}}
 	}
 	top := &spfRec{domain: l.domain, text: spfs[0], ttl: answerTTL(a)}
 	top.rec, err = spf.Parse(spfs[0])
 	if err != nil {
-		return nil, nil, []Finding{{Severity: SeverityError, Check: CheckSPF, Code: "spf-syntax", Name: l.domain, Type: "TXT", Text: spfs[0],
+		return nil, nil, []Finding{{Severity: SeverityError, Check: LintSPF, Code: "spf-syntax", Name: l.domain, Type: "TXT", Text: spfs[0],
 			Problem: fmt.Sprintf("the SPF record does not parse: %v; every check gives permerror (RFC 7208 §4.6)", err),
 			Fix:     "correct the term named, following the grammar of RFC 7208 §12"}}
 	}
@@ -270,7 +270,7 @@ func (w *spfWalk) lookupDone(r *spfRec, n *spfNode, err error) {
 		if n.fixed == "" {
 			n.fixed = "its lookup failed"
 		}
-		w.findings = append(w.findings, dnsFinding(CheckSPF, r.domain, "TXT", n.term.String()+" in the SPF record of "+trimDot(r.domain), err))
+		w.findings = append(w.findings, dnsFinding(LintSPF, r.domain, "TXT", n.term.String()+" in the SPF record of "+trimDot(r.domain), err))
 	}
 }
 
@@ -388,7 +388,7 @@ func (w *spfWalk) follow(r *spfRec, n *spfNode, target string) {
 	case 1:
 	default:
 		n.note, n.fixed = "several SPF records: permerror", "its target has several SPF records"
-		w.findings = append(w.findings, Finding{Severity: SeverityError, Check: CheckSPF, Code: "spf-multiple", Name: target, Type: "TXT", Text: strings.Join(spfs, "\n"),
+		w.findings = append(w.findings, Finding{Severity: SeverityError, Check: LintSPF, Code: "spf-multiple", Name: target, Type: "TXT", Text: strings.Join(spfs, "\n"),
 			Problem: fmt.Sprintf("%s, which the %s %s leads to, publishes %d SPF records: receivers give permerror (RFC 7208 §4.5, %s)", trimDot(target), what, t, len(spfs), rfc),
 			Fix:     fmt.Sprintf("the owner of %s must merge them into one; until then remove %s", trimDot(target), t)})
 		return
@@ -398,7 +398,7 @@ func (w *spfWalk) follow(r *spfRec, n *spfNode, target string) {
 	child.rec, err = spf.Parse(spfs[0])
 	if err != nil {
 		n.rec, n.note, n.fixed = nil, "does not parse: permerror", "its target's record does not parse"
-		w.findings = append(w.findings, Finding{Severity: SeverityError, Check: CheckSPF, Code: "spf-syntax", Name: target, Type: "TXT", Text: spfs[0],
+		w.findings = append(w.findings, Finding{Severity: SeverityError, Check: LintSPF, Code: "spf-syntax", Name: target, Type: "TXT", Text: spfs[0],
 			Problem: fmt.Sprintf("the SPF record of %s, which the %s %s leads to, does not parse: %v; receivers give permerror (RFC 7208 §4.6)", trimDot(target), what, t, err),
 			Fix:     fmt.Sprintf("the owner of %s must correct it; until then remove %s", trimDot(target), t)})
 		return
