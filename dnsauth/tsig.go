@@ -1,10 +1,12 @@
 package dnsauth
 
 import (
+	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -124,4 +126,38 @@ func (k TSIGKey) Format(f fmt.State, verb rune) {
 // algorithm only.
 func (k TSIGKey) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("name", k.name), slog.String("algorithm", k.algorithm))
+}
+
+// wireAlgorithm is the algorithm's name as a TSIG record carries it.
+func (k *TSIGKey) wireAlgorithm() string { return k.algorithm + "." }
+
+// tsigProvider gives miekg/dns the key's MACs (RFC 8945 §4.3), for
+// messages signed with this key only.
+type tsigProvider struct{ k *TSIGKey }
+
+func (p tsigProvider) mac(msg []byte, t *dns.TSIG) ([]byte, error) {
+	if dns.CanonicalName(t.Hdr.Name) != p.k.name {
+		return nil, dns.ErrSecret // a key we do not hold (RFC 8945 §5.2.1)
+	}
+	if strings.ToLower(t.Algorithm) != p.k.wireAlgorithm() {
+		return nil, dns.ErrKeyAlg
+	}
+	h := hmac.New(tsigAlgorithms[p.k.algorithm], *p.k.secret)
+	h.Write(msg)
+	return h.Sum(nil), nil
+}
+
+func (p tsigProvider) Generate(msg []byte, t *dns.TSIG) ([]byte, error) { return p.mac(msg, t) }
+
+// Verify checks the MAC of t in constant time (RFC 8945 §5.3.1).
+func (p tsigProvider) Verify(msg []byte, t *dns.TSIG) error {
+	want, err := p.mac(msg, t)
+	if err != nil {
+		return err
+	}
+	got, err := hex.DecodeString(t.MAC)
+	if err != nil || !hmac.Equal(want, got) {
+		return dns.ErrSig
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package dnsauth_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -83,6 +84,11 @@ func TestTSIGKeyHidesSecret(t *testing.T) {
 		fmt.Sprintf("%+v", struct{ Key *dnsauth.TSIGKey }{k}),
 		fmt.Sprintf("%+v", struct{ key dnsauth.TSIGKey }{*k}),
 		fmt.Sprintf("%#v", struct{ key *dnsauth.TSIGKey }{k}))
+	u, err := dnsauth.NewUpdater("127.0.0.1:53", "example.com", k, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = append(out, fmt.Sprintf("%+v", u), fmt.Sprintf("%#v", u))
 	var logs bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logs, nil)).Info("key", "key", k, "value", *k)
 	slog.New(slog.NewTextHandler(&logs, nil)).Info("key", "key", k)
@@ -94,6 +100,28 @@ func TestTSIGKeyHidesSecret(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "update-key.") || !strings.Contains(fmt.Sprint(k), "hmac-sha256") {
 		t.Errorf("the key's name and algorithm do not show: %s", logs.String())
+	}
+}
+
+// TestTSIGAlgorithms: updates signed with each algorithm are accepted by a
+// server that holds the same key.
+func TestTSIGAlgorithms(t *testing.T) {
+	t.Parallel()
+	for _, alg := range []string{"hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512"} {
+		s, _ := pushServer(t, pushZone)
+		k, err := dnsauth.ParseTSIGKey(pushKeyName + ":" + alg + ":" + pushSecret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := dnsauth.NewUpdater(s.Addr, "example.com.", k, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := u.Apply(context.Background(), []dnsauth.Change{{Action: dnsauth.Add,
+			Record: dnsauth.Record{Name: "x.example.com.", Type: "TXT", Value: alg, TTL: 300}}})
+		if err != nil || outcomes(res) != "applied" {
+			t.Errorf("%s: %s %v", alg, outcomes(res), err)
+		}
 	}
 }
 
