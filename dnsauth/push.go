@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/libdns/libdns"
 	"github.com/miekg/dns"
 
 	"github.com/smarthost-go/smarthost/dmarc"
@@ -15,9 +16,10 @@ import (
 	"github.com/smarthost-go/smarthost/spf"
 )
 
-// Pushing a plan: Updater (RFC 2136 dynamic update, update.go) uses what
-// is here: the result of a push, and decide, which compares the changes
-// with the data read from the zone and says, change by change, what to do.
+// Pushing a plan: Updater (RFC 2136 dynamic update, update.go) and
+// LibdnsUpdater (a libdns provider, libdns.go) share what is here: the
+// result of a push, and decide, which compares the changes with the data
+// read from the zone and says, change by change, what to do.
 
 // ErrConflict is wrapped by the error of a push that found data in the
 // zone that its changes would overwrite or that changed while it ran.
@@ -118,9 +120,14 @@ type setKey struct {
 	rrtype uint16
 }
 
-// readRR is a record as read from the zone.
+// readRR is a record as read from the zone; src is the libdns record it
+// came from (nil for a DNS server), which a libdns delete must be given
+// back exactly; desc, when set, describes a record that rr cannot hold (a
+// provider's own type, such as ALIAS).
 type readRR struct {
-	rr dns.RR
+	rr   dns.RR
+	src  libdns.Record
+	desc *Record
 }
 
 // zoneData is what a push read: the RRsets the changes touch, and the
@@ -426,6 +433,10 @@ func sameTXTKind(rec Record, text string) bool {
 func records(rrs []readRR) []Record {
 	out := make([]Record, 0, len(rrs))
 	for _, r := range rrs {
+		if r.desc != nil {
+			out = append(out, *r.desc)
+			continue
+		}
 		h := r.rr.Header()
 		rec := Record{Name: rawName(h.Name), Type: dns.TypeToString[h.Rrtype], TTL: h.Ttl}
 		if t, ok := r.rr.(*dns.TXT); ok {
