@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/emersion/go-message v0.18.2
 	github.com/emersion/go-msgauth v0.7.0
+	github.com/libdns/libdns v1.1.1
 	github.com/miekg/dns v1.1.73
 	golang.org/x/net v0.62.0
 	gopkg.in/yaml.v3 v3.0.1

@@ -154,6 +154,56 @@ func TestUpdatePrerequisitesAndDeletes(t *testing.T) {
 	}
 }
 
+// TestUpdateNamesInUseAndCNAMEs: a name is in use when it owns a record,
+// not when it only has names below it (RFC 2136 §2.4.4, as BIND checks
+// it); a CNAME and other data never stand together, the update that would
+// put them together is ignored (§3.4.2.2); prerequisites carry TTL 0
+// (§3.2.1).
+func TestUpdateNamesInUseAndCNAMEs(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, updZone+`
+a.ent TXT   "below an empty non-terminal"
+alias CNAME target.example.net.
+`)
+	s.AcceptUpdates(nil)
+	up := func(build func(m *dns.Msg)) int {
+		m := new(dns.Msg)
+		m.SetUpdate("example.com.")
+		build(m)
+		return send(t, s.Addr, m, "", "")
+	}
+	rr := func(text string) []dns.RR { return []dns.RR{mustRR(t, text)} }
+	cnameOf := func(name string) []dns.RR {
+		return s.Zone.Resolve(name, dns.TypeCNAME).Records
+	}
+
+	if rc := up(func(m *dns.Msg) { m.NameUsed(rr(`ent.example.com. 0 IN ANY`)) }); rc != dns.RcodeNameError {
+		t.Errorf("name in use at an empty non-terminal: %s, want NXDOMAIN", dns.RcodeToString[rc])
+	}
+	rc := up(func(m *dns.Msg) {
+		m.NameNotUsed(rr(`ent.example.com. 0 IN ANY`))
+		m.Insert(rr(`ent.example.com. 300 IN CNAME target.example.net.`))
+	})
+	if rc != dns.RcodeSuccess || len(cnameOf("ent.example.com")) != 1 {
+		t.Errorf("CNAME at an empty non-terminal under \"name is not in use\": %s, %v", dns.RcodeToString[rc], cnameOf("ent.example.com"))
+	}
+	if rc := up(func(m *dns.Msg) { m.Insert(rr(`old.example.com. 300 IN CNAME target.example.net.`)) }); rc != dns.RcodeSuccess {
+		t.Fatalf("CNAME beside TXT: %s", dns.RcodeToString[rc])
+	}
+	if got := cnameOf("old.example.com"); len(got) != 0 {
+		t.Errorf("a CNAME was added beside a TXT record: %v", got)
+	}
+	if rc := up(func(m *dns.Msg) { m.Insert(rr(`alias.example.com. 300 IN TXT "x"`)) }); rc != dns.RcodeSuccess {
+		t.Fatalf("TXT beside CNAME: %s", dns.RcodeToString[rc])
+	}
+	if a := s.Zone.Resolve("alias.example.com", dns.TypeTXT); len(a.Records) != 1 || a.Records[0].Header().Rrtype != dns.TypeCNAME {
+		t.Errorf("a TXT record was added beside a CNAME: %v", a.Records)
+	}
+	if rc := up(func(m *dns.Msg) { m.Answer = rr(`old.example.com. 300 IN TXT "old"`) }); rc != dns.RcodeFormatError {
+		t.Errorf("prerequisite with a TTL: %s, want FORMERR", dns.RcodeToString[rc])
+	}
+}
+
 func TestServerAnswers(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, updZone)

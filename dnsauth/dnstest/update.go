@@ -53,23 +53,33 @@ func (z *Zone) update(zone string, prereq, updates []dns.RR) int {
 			return dns.RcodeNotZone
 		}
 	}
-	// §3.2: prerequisites.
+	// §3.2: prerequisites. A name is in use when it owns a record (§2.4.4);
+	// an empty non-terminal, which only has names below it, is not.
 	values := map[key][]dns.RR{}
 	for _, rr := range prereq {
 		h := rr.Header()
 		n := dnsname.Key(dns.Fqdn(h.Name))
+		if h.Ttl != 0 { // §3.2.1
+			return dns.RcodeFormatError
+		}
 		switch h.Class {
 		case dns.ClassANY:
+			if h.Rdlength != 0 {
+				return dns.RcodeFormatError
+			}
 			if h.Rrtype == dns.TypeANY {
-				if !z.names[n] {
+				if !z.owns(n) {
 					return dns.RcodeNameError
 				}
 			} else if len(z.rrs[key{n, h.Rrtype}]) == 0 {
 				return dns.RcodeNXRrset
 			}
 		case dns.ClassNONE:
+			if h.Rdlength != 0 {
+				return dns.RcodeFormatError
+			}
 			if h.Rrtype == dns.TypeANY {
-				if z.names[n] {
+				if z.owns(n) {
 					return dns.RcodeYXDomain
 				}
 			} else if len(z.rrs[key{n, h.Rrtype}]) > 0 {
@@ -119,9 +129,17 @@ func (z *Zone) update(zone string, prereq, updates []dns.RR) int {
 		case dns.ClassINET:
 			c := dns.Copy(rr)
 			c.Header().Name = n
+			// §3.4.2.2: a CNAME is not added beside other data, nor other
+			// data beside a CNAME (DNSSEC records aside); both are ignored.
+			if h.Rrtype == dns.TypeCNAME && z.ownsOtherThan(n, dns.TypeCNAME) ||
+				h.Rrtype != dns.TypeCNAME && !isDNSSEC(h.Rrtype) && len(z.rrs[key{n, dns.TypeCNAME}]) > 0 {
+				continue
+			}
 			if h.Rrtype == dns.TypeSOA || h.Rrtype == dns.TypeCNAME {
 				z.rrs[k] = []dns.RR{c} // singletons are replaced
-			} else if !slices.ContainsFunc(z.rrs[k], func(o dns.RR) bool { return dns.IsDuplicate(o, c) }) {
+			} else if i := slices.IndexFunc(z.rrs[k], func(o dns.RR) bool { return dns.IsDuplicate(o, c) }); i >= 0 {
+				z.rrs[k][i] = c // a duplicate replaces the zone's RR (its TTL)
+			} else {
 				z.rrs[k] = append(z.rrs[k], c)
 			}
 		case dns.ClassANY:
@@ -147,4 +165,26 @@ func (z *Zone) update(zone string, prereq, updates []dns.RR) int {
 	}
 	z.recomputeNames()
 	return dns.RcodeSuccess
+}
+
+// owns reports whether n owns at least one record.
+func (z *Zone) owns(n string) bool { return z.ownsOtherThan(n, dns.TypeNone) }
+
+// ownsOtherThan reports whether n owns a record of a type other than t
+// (and other than DNSSEC's, which stand beside any).
+func (z *Zone) ownsOtherThan(n string, t uint16) bool {
+	for k, rrs := range z.rrs {
+		if k.name == n && k.qtype != t && len(rrs) > 0 && (t == dns.TypeNone || !isDNSSEC(k.qtype)) {
+			return true
+		}
+	}
+	return false
+}
+
+func isDNSSEC(t uint16) bool {
+	switch t {
+	case dns.TypeRRSIG, dns.TypeNSEC, dns.TypeNSEC3:
+		return true
+	}
+	return false
 }
