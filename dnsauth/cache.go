@@ -26,8 +26,9 @@ type entry struct {
 
 // call is a lookup in flight that identical lookups wait for.
 type call struct {
-	done chan struct{}
-	e    *entry
+	done    chan struct{}
+	e       *entry
+	waiters int // lookups waiting for it, for tests
 }
 
 // cached returns the entry for abs and qtype from the cache, from a lookup
@@ -50,6 +51,7 @@ func (r *Resolver) cached(ctx context.Context, abs string, qtype uint16) (*entry
 		r.inflight[k] = c
 		go r.fill(context.WithoutCancel(ctx), k, abs, c)
 	}
+	c.waiters++
 	r.mu.Unlock()
 	select {
 	case <-c.done:
