@@ -33,6 +33,12 @@ func TestCLI(t *testing.T) {
 		zone = "testdata/example.zone"
 		msg  = "From: a@example.com\r\nTo: b@example.net\r\n\r\nhi\r\n"
 	)
+	// request is a domainauth command with the request flags, for the
+	// domain of the zone file.
+	request := func(cmd string, more ...string) []string {
+		return append([]string{cmd, "-domain", "example.com", "-return-path", "em1234", "-selectors", "s1",
+			"-target", "u1234.rp.provider.example", "-spf-include", "_spf.provider.example"}, more...)
+	}
 	type row struct {
 		kind   string // help, missing flag, bad value, missing file, not pass, pass
 		args   []string
@@ -66,6 +72,17 @@ func TestCLI(t *testing.T) {
 			{"bad value", []string{"-time", "yesterday"}, msg, 2, `-time "yesterday"`},
 			{"missing file", []string{"-zone", missing}, msg, 2, "-zone: open " + missing},
 			{"not pass", []string{"-zone", zone}, msg, 1, ""},
+		},
+		"domainauth": {
+			{"help", []string{"-h"}, "", 0, "-dkim-key -domain -existing-dmarc -existing-spf -format -mode -mx -ns -report-uri -return-path -selectors -spf-include -subdomain -target -ttl"},
+			{"help", []string{"plan", "-h"}, "", 0, "-dkim-key -domain -existing-dmarc -existing-spf -format -mode -mx -ns -report-uri -return-path -selectors -spf-include -subdomain -target -ttl"},
+			{"help", []string{"revoke", "-h"}, "", 0, "-domain -format"},
+			{"missing flag", nil, "", 2, "no command"},
+			{"missing flag", []string{"plan", "-selectors", "s1", "-spf-include", "_spf.provider.example"}, "", 2, "-domain is required"},
+			{"bad value", request("plan", "-mode", "bogus"), "", 2, `-mode "bogus": want delegated, self-hosted or subdomain`},
+			{"bad value", request("revoke", "-format", "xml"), "", 2, `-format "xml"`},
+			{"missing file", request("plan", "-dkim-key", "s1:"+missing), "", 2, "-dkim-key: open " + missing},
+			{"pass", request("plan"), "", 0, "em1234.example.com.\t3600\tIN\tCNAME\tu1234.rp.provider.example.\n"},
 		},
 		"dmarc": {
 			{"help", []string{"-h"}, "", 0, "-dkim -dns -from -ip -rules -spf -spf-domain -zone"},

@@ -1,0 +1,137 @@
+// Command domainauth plans the DNS records that let a smart host send,
+// sign and bounce for a customer's domain, and the changes that withdraw
+// them:
+//
+//	go run ./examples/domainauth plan   REQUEST [-format zone|json|table]
+//	go run ./examples/domainauth revoke REQUEST [-format zone|json|table]
+//
+// REQUEST is the flags of a dnsauth.Request, the same for both:
+//
+//	-domain DOMAIN -mode delegated|self-hosted|subdomain -return-path LABEL
+//	-selectors S1,S2 -target HOST -spf-include HOST [-mx HOST]
+//	[-subdomain LABEL] [-ns NS1,NS2] [-existing-spf TXT ...]
+//	[-existing-dmarc TXT] [-dkim-key SELECTOR:FILE ...] [-report-uri URI]
+//	[-ttl SECONDS]
+//
+// plan prints the records to publish (dnsauth.Request.Plan): by default
+// the owner's records as zone-file text, then the provider's, then the
+// plan's warnings as comments. revoke prints the changes that withdraw the
+// provider (Plan.Revoke), most urgent first. None reads standard input.
+//
+// It follows the conventions of examples/README.md: "domainauth -h"
+// prints every command's flags and "domainauth COMMAND -h" one command's;
+// the exit status is 0 when the job is done, 1 when the output cannot be
+// written, and 2 on a usage error (a bad or missing command, flag or
+// argument, a key file that cannot be read or used); an error is one line
+// naming the flag or file.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/smarthost-go/smarthost/examples/internal/cli"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// command is one command of the program: its flags and help, and what
+// runs once they are parsed. args are the arguments left after the flags.
+type command struct {
+	*cli.Command
+	run func(ctx context.Context, args []string) int
+}
+
+var commands = []struct {
+	name string
+	make func(stdout, stderr io.Writer) *command
+}{
+	{"plan", planCommand},
+	{"revoke", revokeCommand},
+}
+
+const names = "plan or revoke"
+
+func run(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	top := cli.New("domainauth", "domainauth plan|revoke [FLAGS] [ARGS]", stdout, stderr)
+	if len(args) == 0 {
+		return top.Usagef("no command: want %s (domainauth -h for help)", names)
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		for i, c := range commands {
+			if i > 0 {
+				fmt.Fprintln(stdout)
+			}
+			c.make(stdout, stderr).Help()
+		}
+		return cli.OK
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			cmd := c.make(stdout, stderr)
+			rest, status, stop := parse(cmd.Command, args[1:])
+			if stop {
+				return status
+			}
+			return cmd.run(context.Background(), rest)
+		}
+	}
+	return top.Usagef("unknown command %q: want %s", args[0], names)
+}
+
+// parse parses the flags in args, which may also follow the arguments
+// ("lint example.com -dns 127.0.0.1:53"), and returns the arguments. After
+// "--" everything is an argument.
+func parse(c *cli.Command, args []string) (rest []string, status int, stop bool) {
+	for {
+		if status, stop := c.Parse(args); stop {
+			return nil, status, true
+		}
+		left := c.Flags.Args()
+		if len(left) == 0 {
+			return rest, 0, false
+		}
+		if n := len(args) - len(left); n > 0 && args[n-1] == "--" {
+			return append(rest, left...), 0, false
+		}
+		rest, args = append(rest, left[0]), left[1:]
+	}
+}
+
+// noArgs refuses arguments for the commands that take none.
+func noArgs(c *cli.Command, args []string) (status int, stop bool) {
+	if len(args) > 0 {
+		return c.Usagef("unexpected argument %q", args[0]), true
+	}
+	return 0, false
+}
+
+// requestUsage is the usage line of the request flags.
+const requestUsage = "-domain DOMAIN [-mode delegated|self-hosted|subdomain] [-return-path LABEL] -selectors S1,S2 " +
+	"[-target HOST] -spf-include HOST [-mx HOST] [-subdomain LABEL] [-ns NS1,NS2] [-existing-spf TXT ...] " +
+	"[-existing-dmarc TXT] [-dkim-key SELECTOR:FILE ...] [-report-uri URI] [-ttl SECONDS]"
+
+// wrap breaks a usage line into lines of at most 78 columns, the ones
+// after the first indented.
+func wrap(s string) string {
+	var b strings.Builder
+	col := len("usage: ")
+	for i, w := range strings.Fields(s) {
+		if i > 0 && col+1+len(w) > 78 {
+			b.WriteString("\n       ")
+			col = 7
+		} else if i > 0 {
+			b.WriteByte(' ')
+			col++
+		}
+		b.WriteString(w)
+		col += len(w)
+	}
+	return b.String()
+}
