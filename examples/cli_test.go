@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
 )
 
 // TestCLI holds every example program to the convention of README.md: it
@@ -33,6 +35,16 @@ func TestCLI(t *testing.T) {
 		zone = "testdata/example.zone"
 		msg  = "From: a@example.com\r\nTo: b@example.net\r\n\r\nhi\r\n"
 	)
+	// domainauth asks a DNS server: this one serves the zone file.
+	z, err := dnstest.ReadZoneFile(zone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := dnstest.NewServer(z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
 	// request is a domainauth command with the request flags, for the
 	// domain of the zone file.
 	request := func(cmd string, more ...string) []string {
@@ -74,14 +86,17 @@ func TestCLI(t *testing.T) {
 			{"not pass", []string{"-zone", zone}, msg, 1, ""},
 		},
 		"domainauth": {
-			{"help", []string{"-h"}, "", 0, "-dkim-key -domain -existing-dmarc -existing-spf -format -mode -mx -ns -report-uri -return-path -selectors -spf-include -subdomain -target -ttl"},
+			{"help", []string{"-h"}, "", 0, "-dkim-key -dns -domain -existing-dmarc -existing-spf -format -ip -mode -mx -ns -ns-addr -provider -report-uri -return-path -selectors -spf-include -subdomain -target -ttl -wait"},
 			{"help", []string{"plan", "-h"}, "", 0, "-dkim-key -domain -existing-dmarc -existing-spf -format -mode -mx -ns -report-uri -return-path -selectors -spf-include -subdomain -target -ttl"},
+			{"help", []string{"verify", "-h"}, "", 0, "-dkim-key -dns -domain -ip -ns-addr -provider -wait"},
 			{"help", []string{"revoke", "-h"}, "", 0, "-domain -format"},
 			{"missing flag", nil, "", 2, "no command"},
 			{"missing flag", []string{"plan", "-selectors", "s1", "-spf-include", "_spf.provider.example"}, "", 2, "-domain is required"},
 			{"bad value", request("plan", "-mode", "bogus"), "", 2, `-mode "bogus": want delegated, self-hosted or subdomain`},
 			{"bad value", request("revoke", "-format", "xml"), "", 2, `-format "xml"`},
+			{"bad value", request("verify", "-dns", "nonsense"), "", 2, `-dns "nonsense": want HOST:PORT`},
 			{"missing file", request("plan", "-dkim-key", "s1:"+missing), "", 2, "-dkim-key: open " + missing},
+			{"not pass", request("verify", "-dns", srv.Addr, "-ns-addr", "ns1.example.com="+srv.Addr), "", 1, ""},
 			{"pass", request("plan"), "", 0, "em1234.example.com.\t3600\tIN\tCNAME\tu1234.rp.provider.example.\n"},
 		},
 		"dmarc": {

@@ -1,11 +1,13 @@
-// Command domainauth plans the DNS records that let a smart host send,
-// sign and bounce for a customer's domain, and the changes that withdraw
-// them:
+// Command domainauth plans and checks the DNS records that let a smart
+// host send, sign and bounce for a customer's domain, and plans the
+// changes that withdraw them:
 //
 //	go run ./examples/domainauth plan   REQUEST [-format zone|json|table]
+//	go run ./examples/domainauth verify REQUEST [-dns HOST:PORT] [-ip IP] [-provider] \
+//		[-wait DURATION] [-ns-addr NSHOST=ADDR:PORT ...]
 //	go run ./examples/domainauth revoke REQUEST [-format zone|json|table]
 //
-// REQUEST is the flags of a dnsauth.Request, the same for both:
+// REQUEST is the flags of a dnsauth.Request, the same for every command:
 //
 //	-domain DOMAIN -mode delegated|self-hosted|subdomain -return-path LABEL
 //	-selectors S1,S2 -target HOST -spf-include HOST [-mx HOST]
@@ -16,14 +18,18 @@
 // plan prints the records to publish (dnsauth.Request.Plan): by default
 // the owner's records as zone-file text, then the provider's, then the
 // plan's warnings as comments. revoke prints the changes that withdraw the
-// provider (Plan.Revoke), most urgent first. None reads standard input.
+// provider (Plan.Revoke), most urgent first. verify checks that the records
+// are published on the recursive resolver and every authoritative server,
+// and that SPF, DKIM and DMARC pass end to end (Resolver.Verify); it prints
+// "<status> <name> <type> <value>" per record, then one line per check.
+// None reads standard input.
 //
 // It follows the conventions of examples/README.md: "domainauth -h"
 // prints every command's flags and "domainauth COMMAND -h" one command's;
-// the exit status is 0 when the job is done, 1 when the output cannot be
-// written, and 2 on a usage error (a bad or missing command, flag or
-// argument, a key file that cannot be read or used); an error is one line
-// naming the flag or file.
+// the exit status is 0 when the job is done or the check passes, 1 when
+// verify finds a record or check that is not ok, and 2 on a usage error
+// (a bad or missing command, flag or argument, a key file that cannot be
+// read or used); an error is one line naming the flag or file.
 package main
 
 import (
@@ -52,13 +58,14 @@ var commands = []struct {
 	make func(stdout, stderr io.Writer) *command
 }{
 	{"plan", planCommand},
+	{"verify", verifyCommand},
 	{"revoke", revokeCommand},
 }
 
-const names = "plan or revoke"
+const names = "plan, verify or revoke"
 
 func run(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	top := cli.New("domainauth", "domainauth plan|revoke [FLAGS] [ARGS]", stdout, stderr)
+	top := cli.New("domainauth", "domainauth plan|verify|revoke [FLAGS] [ARGS]", stdout, stderr)
 	if len(args) == 0 {
 		return top.Usagef("no command: want %s (domainauth -h for help)", names)
 	}

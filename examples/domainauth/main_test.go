@@ -9,7 +9,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/miekg/dns"
 
 	"github.com/smarthost-go/smarthost/dkim"
 	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
@@ -181,6 +184,174 @@ example.com.	300	IN	TXT	"v=spf1 mx -all"
 	}
 }
 
+// verifyWorld is the DNS of a domain and its provider on three loopback
+// servers: rec is what a recursive resolver sees (the parent zone's
+// delegation of example.com to ns1.example.com, the domain's records and
+// the provider's), ns1 serves the zone example.com, prov the zone
+// provider.net.
+type verifyWorld struct {
+	rec, ns1, prov *dnstest.Server
+}
+
+func newVerifyWorld(t *testing.T) *verifyWorld {
+	t.Helper()
+	// The records come from the plan itself: its zone text, the owner's
+	// then the provider's.
+	code, out, errs := runCmd(append([]string{"plan"}, delegated()...)...)
+	if code != 0 {
+		t.Fatalf("plan: exit %d: %s", code, errs)
+	}
+	owner, provider, ok := strings.Cut(out, "\n\n")
+	if !ok {
+		t.Fatalf("plan: no provider's records:\n%s", out)
+	}
+	const parent = `
+example.com.       NS   ns1.example.com.
+ns1.example.com.   A    127.0.0.1
+provider.net.      NS   ns.provider.net.
+ns.provider.net.   A    127.0.0.1
+`
+	const providerData = `
+_spf.provider.net. TXT  "v=spf1 ip4:192.0.2.0/24 -all"
+mx.provider.net.   A    192.0.2.25
+`
+	w := &verifyWorld{}
+	for _, s := range []struct {
+		srv  **dnstest.Server
+		text string
+	}{
+		{&w.rec, parent + providerData + owner + provider},
+		{&w.ns1, "example.com. SOA ns1.example.com. hostmaster.example.com. 1 3600 600 86400 300\nexample.com. NS ns1.example.com.\n" + owner},
+		{&w.prov, "provider.net. SOA ns.provider.net. hostmaster.provider.net. 1 3600 600 86400 300\nprovider.net. NS ns.provider.net.\n" + providerData + provider},
+	} {
+		srv, err := dnstest.NewServer(dnstest.MustParseZone(s.text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Close() })
+		*s.srv = srv
+	}
+	return w
+}
+
+func (w *verifyWorld) args(more ...string) []string {
+	return append(append([]string{"verify"}, delegated("-dns", w.rec.Addr, "-ip", "192.0.2.10", "-provider",
+		"-ns-addr", "ns1.example.com="+w.ns1.Addr, "-ns-addr", "ns.provider.net="+w.prov.Addr)...), more...)
+}
+
+// removeDMARC takes the DMARC record out of the domain's zone, on its
+// server and in the recursive view.
+func (w *verifyWorld) removeDMARC() {
+	w.rec.Zone.Remove("_dmarc.example.com", dns.TypeTXT)
+	w.ns1.Zone.Remove("_dmarc.example.com", dns.TypeTXT)
+}
+
+func (w *verifyWorld) addDMARC() {
+	w.rec.Zone.AddTXT("_dmarc.example.com", "v=DMARC1; p=none; rua=mailto:dmarc-reports@example.com")
+	w.ns1.Zone.AddTXT("_dmarc.example.com", "v=DMARC1; p=none; rua=mailto:dmarc-reports@example.com")
+}
+
+func TestVerifyOK(t *testing.T) {
+	t.Parallel()
+	w := newVerifyWorld(t)
+	code, out, errs := runCmd(w.args()...)
+	want := `ok em1234.example.com. CNAME u1234.wl.provider.net.
+ok s1._domainkey.example.com. CNAME s1.domainkey.u1234.wl.provider.net.
+ok example.com. TXT "v=spf1 mx include:_spf.provider.net -all"
+ok _dmarc.example.com. TXT "v=DMARC1; p=none; rua=mailto:dmarc-reports@example.com"
+ok u1234.wl.provider.net. MX 10 mx.provider.net.
+ok u1234.wl.provider.net. TXT "v=spf1 include:_spf.provider.net -all"
+ok s1.domainkey.u1234.wl.provider.net. TXT "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+pass em1234.example.com. spf 192.0.2.10
+pass s1._domainkey.example.com. dkim s1
+pass example.com. dmarc none
+`
+	if code != 0 || out != want || errs != "" {
+		t.Errorf("exit %d, stderr %q, stdout\n%s\nwant\n%s", code, errs, out, want)
+	}
+}
+
+func TestVerifyMissing(t *testing.T) {
+	t.Parallel()
+	w := newVerifyWorld(t)
+	w.removeDMARC()
+	code, out, errs := runCmd(w.args()...)
+	if code != 1 || errs != "" || !strings.Contains(out, "\nmissing _dmarc.example.com. TXT \"v=DMARC1; p=none;") ||
+		!strings.Contains(out, "\nnone example.com. dmarc -\n") {
+		t.Errorf("exit %d, stderr %q, stdout\n%s", code, errs, out)
+	}
+	for line := range strings.Lines(out) {
+		if !strings.HasPrefix(line, "ok ") && !strings.HasPrefix(line, "pass ") && !strings.Contains(line, "_dmarc.example.com. TXT") && !strings.Contains(line, " dmarc ") {
+			t.Errorf("line %q is not ok", line)
+		}
+	}
+}
+
+// signalWriter is a standard error that says when it is first written
+// to.
+type signalWriter struct {
+	mu    sync.Mutex
+	b     bytes.Buffer
+	first chan struct{}
+}
+
+func (s *signalWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.b.Len() == 0 {
+		close(s.first)
+	}
+	return s.b.Write(p)
+}
+
+func (s *signalWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestVerifyWait: the DMARC record is published after the first round;
+// verify -wait checks again and ends as soon as everything is ok.
+func TestVerifyWait(t *testing.T) {
+	t.Parallel()
+	w := newVerifyWorld(t)
+	w.removeDMARC()
+	stderr := &signalWriter{first: make(chan struct{})}
+	go func() {
+		select {
+		case <-stderr.first:
+			w.addDMARC()
+		case <-t.Context().Done():
+		}
+	}()
+	var stdout bytes.Buffer
+	// Rounds every 2s (a quarter of -wait), with time to spare.
+	code := run(w.args("-wait", "8s"), nil, &stdout, stderr)
+	errs := stderr.String()
+	lines := strings.Split(strings.TrimSuffix(errs, "\n"), "\n")
+	if code != 0 || len(lines) < 2 ||
+		!strings.HasPrefix(lines[0], "domainauth: round 1: 6 of 7 records ok (missing _dmarc.example.com. TXT); spf pass, dkim s1 pass, dmarc none") ||
+		!strings.HasSuffix(lines[len(lines)-1], "7 of 7 records ok; spf pass, dkim s1 pass, dmarc pass; all ok") {
+		t.Errorf("exit %d, stderr\n%s\nstdout\n%s", code, errs, stdout.String())
+	}
+	if strings.Contains(stdout.String(), "missing") {
+		t.Errorf("stdout is not the last round's:\n%s", stdout.String())
+	}
+}
+
+// TestVerifyWaitTimeout: the record never comes; verify ends when -wait
+// is up.
+func TestVerifyWaitTimeout(t *testing.T) {
+	t.Parallel()
+	w := newVerifyWorld(t)
+	w.removeDMARC()
+	code, out, errs := runCmd(w.args("-wait", "1s")...)
+	if code != 1 || !strings.Contains(out, "missing _dmarc.example.com. TXT") ||
+		!strings.HasPrefix(errs, "domainauth: round 1: ") || !strings.Contains(errs, "\ndomainauth: -wait 1s is up: not everything is ok after round ") {
+		t.Errorf("exit %d, stderr\n%s\nstdout\n%s", code, errs, out)
+	}
+}
+
 // TestUsage: the request flags are checked in one place, each error
 // naming its flag, before any file is read.
 func TestUsage(t *testing.T) {
@@ -203,6 +374,7 @@ func TestUsage(t *testing.T) {
 		{plan(delegated("-domain", "exa mple.com")...), `-domain: "exa mple.com": label "exa mple" holds ' '`},
 		{plan(delegated("-existing-spf", "v=spf1 a -all")...), "-existing-spf: the domain publishes 2 SPF records"},
 		{plan(delegated("-report-uri", "mailto:a@example.com;x")...), "-report-uri: "},
+		{append([]string{"verify"}, delegated("-dkim-key", "s2:"+missing, "-selectors", "s1,s2", "-dns", "x")...), "-dns \"x\": want HOST:PORT"},
 		{plan(delegated("-dkim-key", "s2:"+missing, "-selectors", "s1,s2")...), "-dkim-key: open " + missing},
 		{plan(delegated("-dkim-key", "s2:main.go", "-selectors", "s1,s2")...), "-dkim-key: main.go: "},
 		{plan(delegated("extra")...), `unexpected argument "extra"`},
