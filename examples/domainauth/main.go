@@ -1,11 +1,11 @@
-// Command domainauth plans and checks the DNS records that let a smart
-// host send, sign and bounce for a customer's domain, and plans the
-// changes that withdraw them:
+// Command domainauth plans, checks, pushes and withdraws the DNS records
+// that let a smart host send, sign and bounce for a customer's domain:
 //
 //	go run ./examples/domainauth plan   REQUEST [-format zone|json|table]
 //	go run ./examples/domainauth verify REQUEST [-dns HOST:PORT] [-ip IP] [-provider] \
 //		[-wait DURATION] [-ns-addr NSHOST=ADDR:PORT ...]
 //	go run ./examples/domainauth revoke REQUEST [-format zone|json|table]
+//	go run ./examples/domainauth push   REQUEST -server HOST:PORT -tsig NAME:ALG:SECRET [-revoke]
 //
 // REQUEST is the flags of a dnsauth.Request, the same for every command:
 //
@@ -22,14 +22,18 @@
 // are published on the recursive resolver and every authoritative server,
 // and that SPF, DKIM and DMARC pass end to end (Resolver.Verify); it prints
 // "<status> <name> <type> <value>" per record, then one line per check.
-// None reads standard input.
+// push applies the plan's changes (or, with -revoke, the revocation) to the
+// domain's zone by DNS UPDATE signed with TSIG (Updater.Apply) and prints
+// what it did per change. None reads standard input.
 //
 // It follows the conventions of examples/README.md: "domainauth -h"
 // prints every command's flags and "domainauth COMMAND -h" one command's;
 // the exit status is 0 when the job is done or the check passes, 1 when
-// verify finds a record or check that is not ok, and 2 on a usage error
-// (a bad or missing command, flag or argument, a key file that cannot be
-// read or used); an error is one line naming the flag or file.
+// verify finds a record or check that is not ok, or push meets a conflict,
+// a refusal or a failure, and 2 on a usage error (a bad or missing
+// command, flag or argument, a key file that cannot be read or used); an
+// error is one line naming the flag or file. The TSIG secret is never
+// printed.
 package main
 
 import (
@@ -60,12 +64,13 @@ var commands = []struct {
 	{"plan", planCommand},
 	{"verify", verifyCommand},
 	{"revoke", revokeCommand},
+	{"push", pushCommand},
 }
 
-const names = "plan, verify or revoke"
+const names = "plan, verify, revoke or push"
 
 func run(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	top := cli.New("domainauth", "domainauth plan|verify|revoke [FLAGS] [ARGS]", stdout, stderr)
+	top := cli.New("domainauth", "domainauth plan|verify|revoke|push [FLAGS] [ARGS]", stdout, stderr)
 	if len(args) == 0 {
 		return top.Usagef("no command: want %s (domainauth -h for help)", names)
 	}

@@ -352,6 +352,127 @@ func TestVerifyWaitTimeout(t *testing.T) {
 	}
 }
 
+const (
+	tsigSecret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I="
+	wrongTSIG  = "d3JvbmctZG9lcy1ub3QtbWF0Y2gtdGhlLXNlcnZlcg=="
+)
+
+func newPushServer(t *testing.T) *dnstest.Server {
+	t.Helper()
+	srv, err := dnstest.NewServer(dnstest.MustParseZone(`
+$ORIGIN example.com.
+@    SOA ns1 hostmaster 1 7200 900 1209600 300
+@    NS  ns1
+ns1  A   127.0.0.1
+@    TXT "v=spf1 mx -all"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	srv.AcceptUpdates(map[string]string{"update-key": tsigSecret})
+	return srv
+}
+
+func pushArgs(srv *dnstest.Server, secret string, more ...string) []string {
+	return append(append([]string{"push"}, delegated("-server", srv.Addr, "-tsig", "update-key:hmac-sha256:"+secret)...), more...)
+}
+
+// outcomes returns the first word of each line of a push's table that
+// names a change.
+func outcomes(out string) []string {
+	var o []string
+	for line := range strings.Lines(out) {
+		if f := strings.Fields(line); len(f) > 2 && strings.HasSuffix(f[2], ".") {
+			o = append(o, f[0])
+		}
+	}
+	return o
+}
+
+func cname(srv *dnstest.Server, name string) []dns.RR {
+	return srv.Zone.Resolve(name, dns.TypeCNAME).Records
+}
+
+func TestPush(t *testing.T) {
+	t.Parallel()
+	srv := newPushServer(t)
+
+	code, out, errs := runCmd(pushArgs(srv, tsigSecret)...)
+	if code != 0 || errs != "" || !slices.Equal(outcomes(out), []string{"applied", "applied", "applied", "applied"}) {
+		t.Fatalf("push: exit %d, stderr %q, stdout\n%s", code, errs, out)
+	}
+	if rrs := cname(srv, "em1234.example.com."); len(rrs) != 1 || rrs[0].(*dns.CNAME).Target != "u1234.wl.provider.net." {
+		t.Errorf("em1234.example.com. CNAME: %v", rrs)
+	}
+	if rrs := cname(srv, "s1._domainkey.example.com."); len(rrs) != 1 {
+		t.Errorf("s1._domainkey.example.com. CNAME: %v", rrs)
+	}
+	if txt, err := srv.Zone.LookupTXT(t.Context(), "example.com"); err != nil || !slices.Equal(txt, []string{"v=spf1 mx include:_spf.provider.net -all"}) {
+		t.Errorf("example.com. TXT: %q %v", txt, err)
+	}
+	if txt, err := srv.Zone.LookupTXT(t.Context(), "_dmarc.example.com"); err != nil || len(txt) != 1 {
+		t.Errorf("_dmarc.example.com. TXT: %q %v", txt, err)
+	}
+
+	code, out, errs = runCmd(pushArgs(srv, tsigSecret)...)
+	if code != 0 || errs != "" || !slices.Equal(outcomes(out), []string{"skipped", "skipped", "skipped", "skipped"}) {
+		t.Errorf("push again: exit %d, stderr %q, stdout\n%s", code, errs, out)
+	}
+
+	// A wrong secret: refused, nothing changed, and neither secret shown.
+	code, out, errs = runCmd(pushArgs(srv, wrongTSIG, "-revoke")...)
+	if code != 1 || strings.Count(errs, "\n") != 1 || !strings.HasPrefix(errs, "domainauth: ") || !strings.Contains(errs, "refused") {
+		t.Errorf("wrong secret: exit %d, stderr %q, stdout\n%s", code, errs, out)
+	}
+	for _, s := range []string{wrongTSIG, tsigSecret, wrongTSIG[:12], tsigSecret[:12]} {
+		if strings.Contains(out+errs, s) {
+			t.Errorf("wrong secret: the secret is shown: stderr %q, stdout\n%s", errs, out)
+		}
+	}
+	if rrs := cname(srv, "s1._domainkey.example.com."); len(rrs) != 1 {
+		t.Errorf("a refused push changed the zone: s1._domainkey.example.com. CNAME: %v", rrs)
+	}
+
+	code, out, errs = runCmd(pushArgs(srv, tsigSecret, "-revoke")...)
+	if code != 0 || errs != "" || !slices.Equal(outcomes(out), []string{"applied", "applied", "applied"}) {
+		t.Errorf("push -revoke: exit %d, stderr %q, stdout\n%s", code, errs, out)
+	}
+	for _, name := range []string{"s1._domainkey.example.com.", "em1234.example.com."} {
+		if rrs := cname(srv, name); len(rrs) != 0 {
+			t.Errorf("after -revoke, %s CNAME: %v", name, rrs)
+		}
+	}
+	if txt, err := srv.Zone.LookupTXT(t.Context(), "example.com"); err != nil || !slices.Equal(txt, []string{"v=spf1 mx -all"}) {
+		t.Errorf("after -revoke, example.com. TXT: %q %v", txt, err)
+	}
+}
+
+// TestPushConflict: the SPF record has changed since the plan was made;
+// nothing is changed.
+func TestPushConflict(t *testing.T) {
+	t.Parallel()
+	srv := newPushServer(t)
+	srv.Zone.Remove("example.com", dns.TypeTXT)
+	srv.Zone.AddTXT("example.com", "v=spf1 a -all")
+	code, out, errs := runCmd(pushArgs(srv, tsigSecret)...)
+	if code != 1 || !strings.Contains(out, "conflict") || !strings.Contains(errs, "conflict") || strings.Count(errs, "\n") != 1 {
+		t.Errorf("exit %d, stderr %q, stdout\n%s", code, errs, out)
+	}
+	if rrs := cname(srv, "em1234.example.com."); len(rrs) != 0 {
+		t.Errorf("a conflicting push changed the zone: %v", rrs)
+	}
+}
+
+func TestPushBadSecret(t *testing.T) {
+	t.Parallel()
+	const bad = "not*base64*at*all"
+	code, out, errs := runCmd(append([]string{"push"}, delegated("-server", "127.0.0.1:53", "-tsig", "update-key:hmac-sha256:"+bad)...)...)
+	if code != 2 || out != "" || !strings.HasPrefix(errs, "domainauth: -tsig: ") || strings.Contains(errs, bad) {
+		t.Errorf("exit %d, stderr %q, stdout %q", code, errs, out)
+	}
+}
+
 // TestUsage: the request flags are checked in one place, each error
 // naming its flag, before any file is read.
 func TestUsage(t *testing.T) {
