@@ -1,13 +1,16 @@
 // Command domainauth plans, checks, pushes and withdraws the DNS records
-// that let a smart host send, sign and bounce for a customer's domain:
+// that let a smart host send, sign and bounce for a customer's domain, and
+// lints a domain's mail-authentication records:
 //
 //	go run ./examples/domainauth plan   REQUEST [-format zone|json|table]
 //	go run ./examples/domainauth verify REQUEST [-dns HOST:PORT] [-ip IP] [-provider] \
 //		[-wait DURATION] [-ns-addr NSHOST=ADDR:PORT ...]
 //	go run ./examples/domainauth revoke REQUEST [-format zone|json|table]
 //	go run ./examples/domainauth push   REQUEST -server HOST:PORT -tsig NAME:ALG:SECRET [-revoke]
+//	go run ./examples/domainauth lint   DOMAIN [-dns HOST:PORT] [-ip IP] [-selectors S1,S2]
 //
-// REQUEST is the flags of a dnsauth.Request, the same for every command:
+// REQUEST is the flags of a dnsauth.Request, the same for plan, verify,
+// revoke and push:
 //
 //	-domain DOMAIN -mode delegated|self-hosted|subdomain -return-path LABEL
 //	-selectors S1,S2 -target HOST -spf-include HOST [-mx HOST]
@@ -24,16 +27,18 @@
 // "<status> <name> <type> <value>" per record, then one line per check.
 // push applies the plan's changes (or, with -revoke, the revocation) to the
 // domain's zone by DNS UPDATE signed with TSIG (Updater.Apply) and prints
-// what it did per change. None reads standard input.
+// what it did per change. lint prints what is wrong with a domain's SPF,
+// DMARC and DKIM records and its reverse DNS, and how to fix each
+// (Resolver.Lint). None reads standard input.
 //
 // It follows the conventions of examples/README.md: "domainauth -h"
 // prints every command's flags and "domainauth COMMAND -h" one command's;
 // the exit status is 0 when the job is done or the check passes, 1 when
-// verify finds a record or check that is not ok, or push meets a conflict,
-// a refusal or a failure, and 2 on a usage error (a bad or missing
-// command, flag or argument, a key file that cannot be read or used); an
-// error is one line naming the flag or file. The TSIG secret is never
-// printed.
+// verify finds a record or check that is not ok, push meets a conflict, a
+// refusal or a failure, or lint finds an error (warnings exit 0), and 2 on
+// a usage error (a bad or missing command, flag or argument, a key file
+// that cannot be read or used); an error is one line naming the flag or
+// file. The TSIG secret is never printed.
 package main
 
 import (
@@ -65,12 +70,13 @@ var commands = []struct {
 	{"verify", verifyCommand},
 	{"revoke", revokeCommand},
 	{"push", pushCommand},
+	{"lint", lintCommand},
 }
 
-const names = "plan, verify, revoke or push"
+const names = "plan, verify, revoke, push or lint"
 
 func run(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	top := cli.New("domainauth", "domainauth plan|verify|revoke|push [FLAGS] [ARGS]", stdout, stderr)
+	top := cli.New("domainauth", "domainauth plan|verify|revoke|push|lint [FLAGS] [ARGS]", stdout, stderr)
 	if len(args) == 0 {
 		return top.Usagef("no command: want %s (domainauth -h for help)", names)
 	}

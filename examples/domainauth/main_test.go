@@ -506,3 +506,33 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
+
+func TestLint(t *testing.T) {
+	t.Parallel()
+	srv, err := dnstest.NewServer(dnstest.MustParseZone(`
+good.example.               TXT "v=spf1 ip4:192.0.2.0/24 -all"
+_dmarc.good.example.        TXT "v=DMARC1; p=reject; rua=mailto:dmarc@good.example"
+s1._domainkey.good.example. TXT "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+bad.example.                TXT "v=spf1 ip4:192.0.2.0/24 -all"
+bad.example.                TXT "v=spf1 mx -all"
+_dmarc.bad.example.         TXT "v=DMARC1; p=reject; rua=mailto:dmarc@bad.example"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"good.example", "-dns", srv.Addr, "-selectors", "s1"}, 0, "lint of good.example: 0 errors, 0 warnings"},
+		{[]string{"-dns", srv.Addr, "bad.example"}, 1, "lint of bad.example: 1 error,"},
+		{[]string{"-dns", srv.Addr, "-selectors", "s2", "good.example"}, 1, "s2._domainkey.good.example."},
+	} {
+		code, out, errs := runCmd(append([]string{"lint"}, tc.args...)...)
+		if code != tc.code || errs != "" || !strings.Contains(out, tc.want) {
+			t.Errorf("lint %q: exit %d, want %d; stderr %q, stdout\n%s", tc.args, code, tc.code, errs, out)
+		}
+	}
+}
