@@ -24,7 +24,7 @@ is a warning.`
 	c.Exit1 = "when a finding is an error: receivers fail or ignore a record, or a check\n     mail depends on cannot pass"
 	var dns dnsFlag
 	dns.register(c.Flags)
-	ip := c.Flags.String("ip", "", "an `IP` address the domain's mail is sent from, whose reverse DNS is checked")
+	ip := c.Flags.String("ip", "", "an `IP` address the domain's mail is sent from, whose reverse DNS is\nchecked")
 	selectors := c.Flags.String("selectors", "", "the DKIM `SELECTORS` whose keys are checked, comma-separated")
 	return &command{c, func(ctx context.Context, args []string) int {
 		if len(args) != 1 {

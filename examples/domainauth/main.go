@@ -46,6 +46,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/smarthost-go/smarthost/examples/internal/cli"
@@ -135,12 +136,16 @@ const requestUsage = "-domain DOMAIN [-mode delegated|self-hosted|subdomain] [-r
 	"[-target HOST] -spf-include HOST [-mx HOST] [-subdomain LABEL] [-ns NS1,NS2] [-existing-spf TXT ...] " +
 	"[-existing-dmarc TXT] [-dkim-key SELECTOR:FILE ...] [-report-uri URI] [-ttl SECONDS]"
 
+// usageItem is what a usage line is not broken inside: an optional part
+// in brackets, a flag with its value, or a word.
+var usageItem = regexp.MustCompile(`\[[^]]*\]|-[\w-]+ [A-Z][^\s\[]*|\S+`)
+
 // wrap breaks a usage line into lines of at most 78 columns, the ones
-// after the first indented.
+// after the first indented, between flags, never inside one.
 func wrap(s string) string {
 	var b strings.Builder
 	col := len("usage: ")
-	for i, w := range strings.Fields(s) {
+	for i, w := range usageItem.FindAllString(s, -1) {
 		if i > 0 && col+1+len(w) > 78 {
 			b.WriteString("\n       ")
 			col = 7

@@ -45,13 +45,13 @@ var modes = []string{string(dnsauth.Delegated), string(dnsauth.SelfHosted), stri
 func (r *request) register(fs *flag.FlagSet) {
 	r.fs = fs
 	fs.StringVar(&r.domain, "domain", "", "the sending `DOMAIN`, the domain of the From field (required)")
-	fs.StringVar(&r.mode, "mode", string(dnsauth.Delegated), "the `MODE`: delegated (CNAMEs to the provider), self-hosted (the domain\npublishes the keys) or subdomain (NS records hand over -subdomain)")
-	fs.StringVar(&r.returnPath, "return-path", "", "the return-path subdomain's `LABEL` under -domain, such as em1234 (required\nin the delegated and self-hosted modes)")
+	fs.StringVar(&r.mode, "mode", string(dnsauth.Delegated), "the `MODE`: delegated (CNAMEs to the provider), self-hosted (the\ndomain publishes the keys) or subdomain (NS records hand over\n-subdomain)")
+	fs.StringVar(&r.returnPath, "return-path", "", "the return-path subdomain's `LABEL` under -domain, such as em1234\n(required in the delegated and self-hosted modes)")
 	fs.StringVar(&r.selectors, "selectors", "", "the DKIM `SELECTORS`, comma-separated, such as s1,s2 (required)")
 	fs.StringVar(&r.target, "target", "", "the provider's `HOST` for this domain, which the CNAMEs point at (required\nin the delegated mode)")
 	fs.StringVar(&r.spfInclude, "spf-include", "", "the provider's SPF record to include, a `HOST` such as _spf.provider.net\n(required)")
-	fs.StringVar(&r.mx, "mx", "", "the provider's `HOST` that receives bounces, the return path's MX (required\nin the self-hosted mode)")
-	fs.StringVar(&r.subdomain, "subdomain", "", "the `LABEL` of the subdomain handed to the provider, such as mail (required\nin the subdomain mode)")
+	fs.StringVar(&r.mx, "mx", "", "the provider's `HOST` that receives bounces, the return path's MX\n(required in the self-hosted mode)")
+	fs.StringVar(&r.subdomain, "subdomain", "", "the `LABEL` of the subdomain handed to the provider, such as mail\n(required in the subdomain mode)")
 	fs.Var(&r.existingSPF, "existing-spf", "an SPF `TXT` record the domain publishes today; repeat for each")
 	fs.StringVar(&r.existingDMARC, "existing-dmarc", "", "the DMARC `TXT` record the domain publishes today; it is kept, and no new\none is planned")
 	fs.Var(&r.dkimKeys, "dkim-key", "a DKIM key as `SELECTOR:FILE`, a PEM private or public key or a base64\nEd25519 seed (only its public half is used); repeat for each selector\n(required for every selector in the self-hosted mode)")

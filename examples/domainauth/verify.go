@@ -87,7 +87,7 @@ one line of progress per round on standard error.`
 	req.register(c.Flags)
 	var dns dnsFlag
 	dns.register(c.Flags)
-	ip := c.Flags.String("ip", "", "an `IP` address the provider sends from, to check SPF (default: no SPF check)")
+	ip := c.Flags.String("ip", "", "an `IP` address the provider sends from, to check SPF (default: no SPF\ncheck)")
 	provider := c.Flags.Bool("provider", false, "also check the provider's records, on its name servers")
 	wait := c.Flags.Duration("wait", 0, "check again until everything is ok, for at most `DURATION` (such as 10m)")
 	var nsAddrs list
