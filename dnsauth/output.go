@@ -167,7 +167,7 @@ type Step struct {
 // its records. The plan must hold the new selector's key (Request.Keys).
 func (p *Plan) Rotation(from, to string) ([]Step, error) {
 	if from == to || !slices.Contains(p.Request.Selectors, from) || !slices.Contains(p.Request.Selectors, to) {
-		return nil, fmt.Errorf("%w: rotation from %q to %q: two different selectors of the plan are needed", ErrRequest, from, to)
+		return nil, requestErr("Selectors", "rotation from %q to %q: two different selectors of the plan are needed", from, to)
 	}
 	recs := p.Records
 	where := "the domain"
@@ -186,7 +186,7 @@ func (p *Plan) Rotation(from, to string) ([]Step, error) {
 		}
 	}
 	if newKey == nil {
-		return nil, fmt.Errorf("%w: rotation: no key for selector %q (Keys)", ErrRequest, to)
+		return nil, requestErr("Keys", "rotation: no key for selector %q", to)
 	}
 	retired := Record{Name: p.keyName(from), Type: "TXT", Value: "v=DKIM1; p=", TTL: newKey.TTL, Purpose: PurposeDKIM, Selector: from}
 	if oldKey != nil {

@@ -29,8 +29,31 @@ const (
 	Subdomain Mode = "subdomain"
 )
 
-// ErrRequest is wrapped by the errors of a Request that cannot be planned.
+// ErrRequest is wrapped by the errors of a Request that cannot be planned,
+// and of changes that cannot be applied.
 var ErrRequest = errors.New("dnsauth: bad request")
+
+// RequestError is the error of a Request that cannot be planned: Field
+// names the field of Request at fault. errors.Is(err, ErrRequest) holds, and
+// so does errors.Is for the cause, such as spf.ErrSyntax for an existing
+// SPF record that does not parse.
+type RequestError struct {
+	Field string
+	Err   error
+}
+
+func (e *RequestError) Error() string {
+	return ErrRequest.Error() + ": " + e.Field + ": " + e.Err.Error()
+}
+
+// Unwrap returns ErrRequest and the cause.
+func (e *RequestError) Unwrap() []error { return []error{ErrRequest, e.Err} }
+
+// requestErr makes a RequestError from a formatted message; %w in format
+// wraps a cause.
+func requestErr(field, format string, args ...any) error {
+	return &RequestError{Field: field, Err: fmt.Errorf(format, args...)}
+}
 
 // DefaultTTL is the TTL of planned records when the Request gives none.
 const DefaultTTL = 3600
@@ -190,11 +213,11 @@ func providerRecords(r Request, host string, keyName func(sel string) string) ([
 func keyText(r Request, sel string) (string, error) {
 	k := r.Keys[sel]
 	if k == nil {
-		return "", fmt.Errorf("%w: no key for selector %q (Keys)", ErrRequest, sel)
+		return "", requestErr("Keys", "no key for selector %q", sel)
 	}
 	txt, err := dkim.KeyRecordText(k, nil)
 	if err != nil {
-		return "", fmt.Errorf("%w: key of selector %q: %w", ErrRequest, sel, err)
+		return "", requestErr("Keys", "key of selector %q: %w", sel, err)
 	}
 	return txt, nil
 }
@@ -212,7 +235,7 @@ func (req *Request) normalize() (Request, error) {
 	r.Selectors = slices.Clone(req.Selectors)
 	r.Nameservers = slices.Clone(req.Nameservers)
 	bad := func(field, format string, args ...any) (Request, error) {
-		return Request{}, fmt.Errorf("%w: %s: %s", ErrRequest, field, fmt.Sprintf(format, args...))
+		return Request{}, requestErr(field, format, args...)
 	}
 	if r.Mode == "" {
 		r.Mode = Delegated
@@ -337,7 +360,7 @@ func planDMARC(r Request, returnPath, dkimDomain string) (*Record, []string, err
 	}
 	rec, err := dmarc.Parse(r.ExistingDMARC)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: ExistingDMARC: %w", ErrRequest, err)
+		return nil, nil, requestErr("ExistingDMARC", "%w", err)
 	}
 	var warn []string
 	if rec.SPFAlignment() == dmarc.Strict && returnPath != r.Domain {

@@ -15,12 +15,12 @@ func planSPF(r Request) (*Record, int, []string, error) {
 	var spfs []string
 	for _, t := range r.ExistingSPF {
 		if !spf.IsSPF(t) {
-			return nil, 0, nil, fmt.Errorf("%w: ExistingSPF: %.60q is not an SPF record (it does not start with v=spf1)", ErrRequest, t)
+			return nil, 0, nil, requestErr("ExistingSPF", "%.60q is not an SPF record (it does not start with v=spf1)", t)
 		}
 		spfs = append(spfs, t)
 	}
 	if len(spfs) > 1 {
-		return nil, 0, nil, fmt.Errorf("%w: ExistingSPF: the domain publishes %d SPF records, which makes every check a permerror (RFC 7208 §4.5); merge them into one by hand first", ErrRequest, len(spfs))
+		return nil, 0, nil, requestErr("ExistingSPF", "the domain publishes %d SPF records, which makes every check a permerror (RFC 7208 §4.5); merge them into one by hand first", len(spfs))
 	}
 	rec := Record{Name: r.Domain, Type: "TXT", TTL: r.TTL, Purpose: PurposeSPF}
 	var warn []string
@@ -31,7 +31,7 @@ func planSPF(r Request) (*Record, int, []string, error) {
 	}
 	merged, changed, err := MergeSPF(spfs[0], include)
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("%w: ExistingSPF: %w", ErrRequest, err)
+		return nil, 0, nil, requestErr("ExistingSPF", "%w", err)
 	}
 	parsed, _ := spf.Parse(merged)
 	n := parsed.DNSTerms()

@@ -221,17 +221,11 @@ var requestFlags = map[string]string{
 }
 
 // requestError names, in an error of Request.Plan, the flag of the field
-// at fault: "dnsauth: bad request: Domain: ..." becomes "-domain: ...".
+// at fault: a RequestError of field Domain becomes "-domain: ...".
 func requestError(err error) error {
-	rest, ok := strings.CutPrefix(err.Error(), dnsauth.ErrRequest.Error()+": ")
-	if !ok {
-		return errors.New(cli.Msg(err))
+	var re *dnsauth.RequestError
+	if errors.As(err, &re) && requestFlags[re.Field] != "" {
+		return fmt.Errorf("%s: %s", requestFlags[re.Field], cli.Msg(re.Err))
 	}
-	if field, detail, ok := strings.Cut(rest, ": "); ok && requestFlags[field] != "" {
-		return fmt.Errorf("%s: %s", requestFlags[field], detail)
-	}
-	if strings.HasPrefix(rest, "key of selector") {
-		return fmt.Errorf("-dkim-key: %s", rest)
-	}
-	return errors.New(rest)
+	return errors.New(cli.Msg(err))
 }
