@@ -300,6 +300,10 @@ func (s *Server) TLSConfig() *tls.Config {
 	return &tls.Config{RootCAs: s.CertPool(), ServerName: "localhost", MinVersion: tls.VersionTLS12}
 }
 
+// Certificate returns the server's certificate, for clients that read
+// it as PEM (encoding/pem, block type "CERTIFICATE", of its Raw bytes).
+func (s *Server) Certificate() *x509.Certificate { return s.cert.Leaf }
+
 // CertPool returns a new pool holding the server's certificate.
 func (s *Server) CertPool() *x509.CertPool {
 	p := x509.NewCertPool()
