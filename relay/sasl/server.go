@@ -156,14 +156,24 @@ func (u *Users) account(name string) *account {
 	return a
 }
 
+// storedName prepares a user name to store (SASLprep, RFC 4013); it must
+// not be empty.
+func storedName(username string) (string, error) {
+	name, err := SASLprep(username, true)
+	if err != nil || name == "" {
+		return "", fmt.Errorf("sasl: user name: %w", errPrep)
+	}
+	return name, nil
+}
+
 // SetPassword sets the password of a user: it derives the keys of both
 // SCRAM mechanisms, each with a new 16-byte salt, and keeps the password
 // for CRAM-MD5. The user name and the password are prepared with SASLprep
 // (stored strings); one it refuses is an error.
 func (u *Users) SetPassword(username, password string) error {
-	name, err := SASLprep(username, true)
-	if err != nil || name == "" {
-		return fmt.Errorf("sasl: user name: %w", errPrep)
+	name, err := storedName(username)
+	if err != nil {
+		return err
 	}
 	iter := u.Iterations
 	if iter == 0 {
@@ -193,9 +203,9 @@ func (u *Users) SetPassword(username, password string) error {
 // NewSCRAMKeys, for a server that does not know the password. They check
 // PLAIN and LOGIN passwords too.
 func (u *Users) SetSCRAMKeys(username string, k *SCRAMKeys) error {
-	name, err := SASLprep(username, true)
-	if err != nil || name == "" {
-		return fmt.Errorf("sasl: user name: %w", errPrep)
+	name, err := storedName(username)
+	if err != nil {
+		return err
 	}
 	if scramHash(k.Mechanism) == nil {
 		return fmt.Errorf("%w: %q is not a SCRAM mechanism of this package", ErrNoMechanism, k.Mechanism)
@@ -211,9 +221,9 @@ func (u *Users) SetSCRAMKeys(username string, k *SCRAMKeys) error {
 
 // SetToken sets the OAuth 2.0 token that XOAUTH2 accepts for a user.
 func (u *Users) SetToken(username, token string) error {
-	name, err := SASLprep(username, true)
-	if err != nil || name == "" {
-		return fmt.Errorf("sasl: user name: %w", errPrep)
+	name, err := storedName(username)
+	if err != nil {
+		return err
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
