@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/smarthost-go/smarthost/dkim"
+	"github.com/smarthost-go/smarthost/internal/peertest"
 )
 
 // dkimpyScript drives Debian's python3-dkim: "verify ZONE FILE..." prints,
@@ -56,18 +57,6 @@ else:
                         include_headers=[b'from', b'to', b'subject', b'date', b'message-id'])
         open(path + '.signed', 'wb').write(sig + msg)
 `
-
-// python returns a python3 that can import dkim, or skips.
-func python(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/python3", "python3"} {
-		if exec.Command(p, "-c", "import dkim, nacl").Run() == nil {
-			return p
-		}
-	}
-	t.Skip("dkimpy not available: install the Debian packages python3-dkim and python3-nacl")
-	return ""
-}
 
 // interopMessages are the messages signed for the peers: the conformance
 // messages and generated ones with CRLF line breaks (SMTP's form).
@@ -199,7 +188,7 @@ func verifyOurs(t *testing.T, msg []byte) dkim.Results {
 
 func TestInteropDkimpy(t *testing.T) {
 	t.Parallel()
-	py := python(t)
+	py := peertest.Python(t, "dkim", "nacl")
 	dir := t.TempDir()
 	script := filepath.Join(dir, "peer.py")
 	zoneFile, _ := filepath.Abs("testdata/rfc8463/keys.zone")
@@ -237,7 +226,7 @@ func TestInteropDkimpy(t *testing.T) {
 // here and ours there.
 func TestInteropDkimpyLoneCR(t *testing.T) {
 	t.Parallel()
-	py := python(t)
+	py := peertest.Python(t, "dkim", "nacl")
 	dir := t.TempDir()
 	script := filepath.Join(dir, "peer.py")
 	os.WriteFile(script, []byte(dkimpyScript), 0o600)
@@ -276,13 +265,7 @@ func opendkim(t *testing.T, bin, dir, conf string, file string) string {
 
 func TestInteropOpenDKIM(t *testing.T) {
 	t.Parallel()
-	bin, err := exec.LookPath("opendkim")
-	if err != nil {
-		bin = "/usr/sbin/opendkim"
-		if _, err := os.Stat(bin); err != nil {
-			t.Skip("opendkim not available: install the Debian package opendkim")
-		}
-	}
+	bin := peertest.Program(t, "opendkim")
 	dir := t.TempDir()
 	zoneFile, _ := filepath.Abs("testdata/rfc8463/keys.zone")
 	msgs := interopMessages(t, true)

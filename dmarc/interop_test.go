@@ -7,26 +7,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-)
 
-// mailDMARC skips the test unless Perl's Mail::DMARC (Debian package
-// libmail-dmarc-perl) is installed.
-func mailDMARC(t *testing.T) string {
-	t.Helper()
-	perl, err := exec.LookPath("perl")
-	if err != nil {
-		t.Skip("perl not installed; skipping the Mail::DMARC interop test (Debian libmail-dmarc-perl)")
-	}
-	if err := exec.Command(perl, "-MMail::DMARC::PurePerl", "-MMail::DMARC::Policy", "-e1").Run(); err != nil {
-		t.Skip("Mail::DMARC not installed (Debian package libmail-dmarc-perl); skipping the interop test")
-	}
-	return perl
-}
+	"github.com/smarthost-go/smarthost/internal/peertest"
+)
 
 // TestInteropMailDMARCRecords parses the real-world records with
 // Mail::DMARC::Policy and with Parse, and compares every tag both read.
 func TestInteropMailDMARCRecords(t *testing.T) {
-	perl := mailDMARC(t)
+	perl := peertest.Perl(t, "Mail::DMARC::Policy")
 	script := `
 use strict; use warnings;
 use Mail::DMARC::Policy;
@@ -103,7 +91,7 @@ while (my $line = <STDIN>) {
 // with Mail::DMARC's, for names whose public suffixes have not changed in
 // years (the two public suffix lists are of different dates).
 func TestInteropMailDMARCOrgDomain(t *testing.T) {
-	perl := mailDMARC(t)
+	perl := peertest.Perl(t, "Mail::DMARC::PurePerl")
 	domains := []string{"example.com", "a.b.example.com", "example.co.uk", "x.y.example.co.uk", "c.edu.ar", "a.b.c.edu.ar",
 		"com", "co.uk", "mail.example.de", "Mixed.Case.Example.ORG", "foo.github.io", "x.foo.github.io", "www.city.kawasaki.jp"}
 	script := `

@@ -18,6 +18,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
+	"github.com/smarthost-go/smarthost/internal/peertest"
 )
 
 // fixedReporter returns a Reporter with a fixed clock and randomness and
@@ -118,10 +119,7 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // TestReportValidatesXSD validates generated reports against the RFC 7489
 // Appendix C schema with libxml2's xmllint (Debian libxml2-utils).
 func TestReportValidatesXSD(t *testing.T) {
-	xmllint, err := exec.LookPath("xmllint")
-	if err != nil {
-		t.Skip("xmllint not installed (Debian package libxml2-utils); skipping schema validation")
-	}
+	xmllint := peertest.Program(t, "xmllint")
 	reports, err := fixedReporter(t).Reports(true)
 	if err != nil {
 		t.Fatal(err)
@@ -178,10 +176,7 @@ func TestReportMessage(t *testing.T) {
 		t.Fatalf("read back %+v %v", fb, err)
 	}
 	// An independent MIME reader: Python's email package, when present.
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not installed; skipping the independent MIME check")
-	}
+	py := peertest.Python(t)
 	script := `
 import email, email.policy, gzip, sys
 m = email.message_from_bytes(sys.stdin.buffer.read(), policy=email.policy.default)

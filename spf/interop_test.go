@@ -55,19 +55,6 @@ for sc in json.load(sys.stdin):
 json.dump(results, sys.stdout)
 `
 
-// pyspf returns the path of a Python 3 with Debian's python3-spf, or skips.
-func pyspf(t *testing.T) string {
-	t.Helper()
-	py := "/usr/bin/python3"
-	if _, err := os.Stat(py); err != nil {
-		t.Skip("interop: /usr/bin/python3 not installed (Debian package python3-spf needed)")
-	}
-	if out, err := exec.Command(py, "-c", "import spf").CombinedOutput(); err != nil {
-		t.Skipf("interop: pyspf not importable (install Debian package python3-spf): %v %s", err, out)
-	}
-	return py
-}
-
 type rrset struct {
 	TXT     [][]string `json:"TXT,omitempty"`
 	A       []string   `json:"A,omitempty"`
@@ -282,7 +269,7 @@ func comparePeer(t *testing.T, peer string, scenarios []genScenario, theirs [][2
 // ptr names; RFC 7208 §4.6.4 limits the *terms* whose lookup is void,
 // which we follow.
 func TestInteropPyspf(t *testing.T) {
-	py := pyspf(t)
+	py := peertest.Python(t, "spf")
 	scenarios := genScenarios(150)
 	theirs := runDriver(t, exec.Command(py, writeScript(t, "driver.py", pyspfDriver)), scenarios)
 	compared, voidRule := comparePeer(t, "pyspf", scenarios, theirs, true, func(_ genScenario, r *spf.Result, want [2]string) bool {

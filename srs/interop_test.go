@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smarthost-go/smarthost/internal/peertest"
 	"github.com/smarthost-go/smarthost/srs"
 )
 
@@ -23,8 +24,6 @@ import (
 // TCP lookup-table daemon: one port forwards, one reverses; a request is
 // "get <url-encoded address>\n", a reply "200 <url-encoded result>\n" or
 // "500 <reason>\n".
-
-const postsrsdPath = "/usr/sbin/postsrsd"
 
 type postsrsd struct {
 	fwd, rev *lookupConn
@@ -90,9 +89,7 @@ func freePort(t testing.TB) int {
 // flags; it is killed (by its pid) when the test ends.
 func startPostsrsd(t testing.TB, domain string, secrets []string, flags ...string) *postsrsd {
 	t.Helper()
-	if _, err := os.Stat(postsrsdPath); err != nil {
-		t.Skipf("postsrsd not installed (%v): apt-get install postsrsd to run the interop test", err)
-	}
+	bin := peertest.Program(t, "postsrsd")
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "secrets")
 	if err := os.WriteFile(secretFile, []byte(strings.Join(secrets, "\n")+"\n"), 0o600); err != nil {
@@ -110,7 +107,7 @@ func startPostsrsd(t testing.TB, domain string, secrets []string, flags ...strin
 		if os.Geteuid() == 0 {
 			args = append(args, "-u", "nobody")
 		}
-		cmd := exec.Command(postsrsdPath, args...)
+		cmd := exec.Command(bin, args...)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
