@@ -7,6 +7,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/smarthost-go/smarthost/internal/dnsname"
+	"github.com/smarthost-go/smarthost/internal/dnsrr"
 )
 
 type cacheKey struct {
@@ -64,7 +65,7 @@ func (r *Resolver) cached(ctx context.Context, abs string, qtype uint16) (*entry
 func (r *Resolver) fill(ctx context.Context, k cacheKey, abs string, c *call) {
 	e := r.resolve(ctx, abs, k.qtype, "")
 	if e.answer != nil && k.qtype == dns.TypeTXT {
-		e.txt = dnsname.TXTs(e.answer.Records)
+		e.txt = dnsrr.TXTs(e.answer.Records)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -16,6 +16,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/smarthost-go/smarthost/internal/dnsname"
+	"github.com/smarthost-go/smarthost/internal/dnsrr"
 )
 
 // Severity grades a Finding.
@@ -230,7 +231,7 @@ func (l *linter) txt(ctx context.Context, name string) ([]string, *Answer, error
 	if err != nil {
 		return nil, nil, err
 	}
-	return dnsname.TXTs(a.Records), a, nil
+	return dnsrr.TXTs(a.Records), a, nil
 }
 
 // answerTTL is the TTL of an answer as published: the least TTL of its

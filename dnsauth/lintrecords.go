@@ -14,6 +14,7 @@ import (
 	"github.com/smarthost-go/smarthost/dkim"
 	"github.com/smarthost-go/smarthost/dmarc"
 	"github.com/smarthost-go/smarthost/internal/dnsname"
+	"github.com/smarthost-go/smarthost/internal/dnsrr"
 )
 
 // dmarc checks the DMARC record of the domain (RFC 9989 §4.7, RFC 7489
@@ -153,7 +154,7 @@ func (l *linter) dkim(ctx context.Context, sel string) []Finding {
 	}
 	where := fmt.Sprintf("the key record of selector %s", sel)
 	var out []Finding
-	txts := dnsname.TXTs(a.Records)
+	txts := dnsrr.TXTs(a.Records)
 	add := func(sev Severity, code, text, problem, fix string) {
 		out = append(out, Finding{Severity: sev, Check: LintDKIM, Code: code, Name: a.Canonical, Type: "TXT", Text: text, Problem: problem, Fix: fix})
 	}
@@ -261,7 +262,7 @@ func (l *linter) iprev(ctx context.Context, ip netip.Addr) (*IPRevReport, []Find
 	if ip.Is6() {
 		qtype, typ = dns.TypeAAAA, "AAAA"
 	}
-	rep.Names = dnsname.PTRs(a.Records)
+	rep.Names = dnsrr.PTRs(a.Records)
 	var out, mismatches []Finding
 	for i, name := range rep.Names {
 		if i == iprevMaxNames {
@@ -277,7 +278,7 @@ func (l *linter) iprev(ctx context.Context, ip netip.Addr) (*IPRevReport, []Find
 		}
 		var addrs []netip.Addr
 		if err == nil {
-			addrs = dnsname.Addrs(fa.Records)
+			addrs = dnsrr.Addrs(fa.Records)
 		}
 		if slices.ContainsFunc(addrs, func(x netip.Addr) bool { return x.Unmap() == ip }) {
 			rep.Confirmed = append(rep.Confirmed, name)

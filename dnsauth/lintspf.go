@@ -12,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/smarthost-go/smarthost/internal/dnsname"
+	"github.com/smarthost-go/smarthost/internal/dnsrr"
 	"github.com/smarthost-go/smarthost/spf"
 )
 
@@ -280,7 +281,7 @@ func (w *spfWalk) addrs(n *spfNode, name string, qtype uint16) ([]netip.Addr, er
 	if err != nil {
 		return nil, err
 	}
-	addrs := dnsname.Addrs(a.Records)
+	addrs := dnsrr.Addrs(a.Records)
 	slices.SortFunc(addrs, netip.Addr.Compare)
 	n.ttl.see(answerTTL(a))
 	return addrs, nil
@@ -311,7 +312,7 @@ func (w *spfWalk) lookupMX(r *spfRec, n *spfNode, name string) error {
 		return err
 	}
 	n.ttl.see(answerTTL(a))
-	mxs := dnsname.MXs(a.Records)
+	mxs := dnsrr.MXs(a.Records)
 	slices.SortStableFunc(mxs, func(x, y *net.MX) int {
 		return cmp.Or(cmp.Compare(x.Pref, y.Pref), strings.Compare(strings.ToLower(x.Host), strings.ToLower(y.Host)))
 	})

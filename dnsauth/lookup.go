@@ -10,6 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/smarthost-go/smarthost/internal/dnsname"
+	"github.com/smarthost-go/smarthost/internal/dnsrr"
 )
 
 // LookupTXT returns the TXT records of name, the character-strings of
@@ -30,7 +31,7 @@ func (r *Resolver) LookupMX(ctx context.Context, name string) ([]*net.MX, error)
 	if err != nil {
 		return nil, err
 	}
-	return dnsname.MXs(a.Records), nil
+	return dnsrr.MXs(a.Records), nil
 }
 
 // LookupNS returns the NS records of name.
@@ -39,7 +40,7 @@ func (r *Resolver) LookupNS(ctx context.Context, name string) ([]*net.NS, error)
 	if err != nil {
 		return nil, err
 	}
-	return dnsname.NSs(a.Records), nil
+	return dnsrr.NSs(a.Records), nil
 }
 
 // LookupCNAME returns the canonical name of host, like *net.Resolver: the
@@ -84,7 +85,7 @@ func (r *Resolver) LookupNetIP(ctx context.Context, network, host string) ([]net
 		if err != nil {
 			return nil, err
 		}
-		return dnsname.Addrs(a.Records), nil
+		return dnsrr.Addrs(a.Records), nil
 	})
 }
 
@@ -99,5 +100,5 @@ func (r *Resolver) LookupAddr(ctx context.Context, addr string) ([]string, error
 	if err != nil {
 		return nil, err
 	}
-	return dnsname.PTRs(a.Records), nil
+	return dnsrr.PTRs(a.Records), nil
 }

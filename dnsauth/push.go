@@ -13,6 +13,7 @@ import (
 
 	"github.com/smarthost-go/smarthost/dmarc"
 	"github.com/smarthost-go/smarthost/internal/dnsname"
+	"github.com/smarthost-go/smarthost/internal/dnsrr"
 	"github.com/smarthost-go/smarthost/spf"
 )
 
@@ -390,7 +391,7 @@ func sameData(a, b dns.RR) bool {
 }
 
 func txtText(rr dns.RR) string {
-	if t := dnsname.TXTs([]dns.RR{rr}); len(t) == 1 {
+	if t := dnsrr.TXTs([]dns.RR{rr}); len(t) == 1 {
 		return t[0]
 	}
 	return ""

@@ -20,6 +20,7 @@ import (
 	"github.com/smarthost-go/smarthost/dkim"
 	"github.com/smarthost-go/smarthost/dmarc"
 	"github.com/smarthost-go/smarthost/internal/dnsname"
+	"github.com/smarthost-go/smarthost/internal/dnsrr"
 	"github.com/smarthost-go/smarthost/msgauth"
 	"github.com/smarthost-go/smarthost/spf"
 )
@@ -491,7 +492,7 @@ func (v *verifier) key(ctx context.Context, sel, domain string) KeyCheck {
 	}
 	k.Canonical = a.Canonical
 	var first error
-	for _, t := range dnsname.TXTs(a.Records) {
+	for _, t := range dnsrr.TXTs(a.Records) {
 		kr, err := dkim.ParseKeyRecord(t)
 		if err != nil {
 			first = cmp.Or(first, err)

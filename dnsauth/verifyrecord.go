@@ -13,6 +13,7 @@ import (
 
 	"github.com/smarthost-go/smarthost/dmarc"
 	"github.com/smarthost-go/smarthost/internal/dnsname"
+	"github.com/smarthost-go/smarthost/internal/dnsrr"
 	"github.com/smarthost-go/smarthost/spf"
 )
 
@@ -79,7 +80,7 @@ func (v *verifier) zoneServers(ctx context.Context, name string) ([]string, erro
 		a, err := v.r.Lookup(ctx, n, dns.TypeNS)
 		if err == nil && dnsname.Equal(a.Canonical, dnsname.Escape(n)) {
 			var hosts []string
-			for _, ns := range dnsname.NSs(a.Records) {
+			for _, ns := range dnsrr.NSs(a.Records) {
 				if h := dnsname.Key(ns.Host); !slices.Contains(hosts, h) {
 					hosts = append(hosts, h)
 				}
@@ -300,7 +301,7 @@ func matchesPlanned(rec Record, rr dns.RR) bool {
 	return false
 }
 
-func txtOf(rr dns.RR) string { return strings.Join(dnsname.TXTs([]dns.RR{rr}), "") }
+func txtOf(rr dns.RR) string { return strings.Join(dnsrr.TXTs([]dns.RR{rr}), "") }
 
 // showRR writes a record found as "TYPE data", TXT data quoted as a zone
 // file holds it.

@@ -8,6 +8,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/smarthost-go/smarthost/internal/dnsname"
+	"github.com/smarthost-go/smarthost/internal/dnsrr"
 )
 
 // lookup asks one question and turns the answer into the records of the
@@ -57,7 +58,7 @@ func (z *Zone) LookupTXT(ctx context.Context, name string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return dnsname.TXTs(rrs), nil
+	return dnsrr.TXTs(rrs), nil
 }
 
 // LookupMX returns the MX records of name sorted by preference; hosts are
@@ -67,7 +68,7 @@ func (z *Zone) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
 	if err != nil {
 		return nil, err
 	}
-	return dnsname.MXs(rrs), nil
+	return dnsrr.MXs(rrs), nil
 }
 
 // LookupNS returns the NS records of name.
@@ -76,7 +77,7 @@ func (z *Zone) LookupNS(ctx context.Context, name string) ([]*net.NS, error) {
 	if err != nil {
 		return nil, err
 	}
-	return dnsname.NSs(rrs), nil
+	return dnsrr.NSs(rrs), nil
 }
 
 // LookupCNAME returns the canonical name of host: the end of its CNAME
@@ -120,7 +121,7 @@ func (z *Zone) LookupCNAME(ctx context.Context, host string) (string, error) {
 func (z *Zone) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
 	return dnsname.LookupNetIP(network, host, func(t uint16) ([]netip.Addr, error) {
 		rrs, err := z.lookup(ctx, host, t)
-		return dnsname.Addrs(rrs), err
+		return dnsrr.Addrs(rrs), err
 	})
 }
 
@@ -134,5 +135,5 @@ func (z *Zone) LookupAddr(ctx context.Context, addr string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return dnsname.PTRs(rrs), nil
+	return dnsrr.PTRs(rrs), nil
 }

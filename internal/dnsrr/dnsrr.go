@@ -1,4 +1,9 @@
-package dnsname
+// Package dnsrr converts miekg/dns resource records to the values
+// *net.Resolver returns, for the packages that speak DNS on the wire
+// (dnsauth and dnsauth/dnstest). It is apart from internal/dnsname so that
+// the packages that only check names and errors (spf, dkim, srs, dmarc) do
+// not import miekg/dns.
+package dnsrr
 
 import (
 	"cmp"
@@ -8,11 +13,11 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/smarthost-go/smarthost/internal/dnsname"
 )
 
-// The conversions from resource records to the values *net.Resolver
-// returns, shared by every resolver of the module. Records of other types
-// are skipped.
+// Each conversion skips the records of other types.
 
 // TXTs joins the character-strings of each TXT record into one string
 // (RFC 7208 §3.3, RFC 6376 §3.6.2.2), one string per record, as raw
@@ -23,7 +28,7 @@ func TXTs(rrs []dns.RR) []string {
 		if t, ok := rr.(*dns.TXT); ok {
 			var b strings.Builder
 			for _, s := range t.Txt {
-				b.WriteString(UnescapeTXT(s))
+				b.WriteString(dnsname.UnescapeTXT(s))
 			}
 			out = append(out, b.String())
 		}
