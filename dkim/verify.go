@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/smarthost-go/smarthost/internal/dnsname"
 )
 
 // LengthPolicy says how Verify treats an l= tag that leaves part of the
@@ -615,8 +617,7 @@ func (v *VerifyingWriter) lookupKey(ctx context.Context, sel, domain string) (*K
 	name := RecordName(sel, domain)
 	txts, err := v.r.LookupTXT(ctx, name)
 	if err != nil {
-		var de *net.DNSError
-		if errors.As(err, &de) && de.IsNotFound {
+		if dnsname.IsNotFound(err) {
 			return nil, PermError, fmt.Errorf("%w for %s", ErrNoRecord, name)
 		}
 		return nil, TempError, fmt.Errorf("%w: key %s: %v", ErrDNS, name, err)

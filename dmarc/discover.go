@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 
 	"golang.org/x/net/publicsuffix"
+
+	"github.com/smarthost-go/smarthost/internal/dnsname"
 )
 
 // Rules selects which specification governs discovery and evaluation.
@@ -119,10 +120,9 @@ func (s *lookupState) lookup(ctx context.Context, domain string) (*Record, error
 	name := "_dmarc." + domain
 	txts, err := s.res.LookupTXT(ctx, name)
 	var a lookupAnswer
-	var dnsErr *net.DNSError
 	switch {
 	case err == nil:
-	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+	case dnsname.IsNotFound(err):
 		txts = nil
 	default:
 		a.err = fmt.Errorf("%w: TXT %s: %w", ErrDNS, name, err)

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/smarthost-go/smarthost/internal/dnsname"
 	"github.com/smarthost-go/smarthost/msgauth"
 )
 
@@ -361,20 +362,16 @@ func (e *Evaluator) exists(ctx context.Context, s *lookupState, domain string) b
 	if !ok {
 		return true
 	}
-	notFound := func(err error) bool {
-		var de *net.DNSError
-		return errors.As(err, &de) && de.IsNotFound
-	}
 	s.queries++
-	if addrs, err := hr.LookupNetIP(ctx, "ip", domain); len(addrs) > 0 || !notFound(err) {
+	if addrs, err := hr.LookupNetIP(ctx, "ip", domain); len(addrs) > 0 || !dnsname.IsNotFound(err) {
 		return true
 	}
 	s.queries++
-	if mxs, err := hr.LookupMX(ctx, domain); len(mxs) > 0 || !notFound(err) {
+	if mxs, err := hr.LookupMX(ctx, domain); len(mxs) > 0 || !dnsname.IsNotFound(err) {
 		return true
 	}
 	s.queries++
-	if txts, err := hr.LookupTXT(ctx, domain); len(txts) > 0 || !notFound(err) {
+	if txts, err := hr.LookupTXT(ctx, domain); len(txts) > 0 || !dnsname.IsNotFound(err) {
 		return true
 	}
 	return false

@@ -2,10 +2,10 @@ package dmarc
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"strings"
+
+	"github.com/smarthost-go/smarthost/internal/dnsname"
 )
 
 // ExternalAuthorized performs the check of RFC 7489 §7.1 (RFC 9990 §3): a
@@ -23,8 +23,7 @@ func (e *Evaluator) ExternalAuthorized(ctx context.Context, policyDomain, destHo
 	name := normalizeDomain(policyDomain) + "._report._dmarc." + normalizeDomain(destHost)
 	txts, err := e.res.LookupTXT(ctx, name)
 	if err != nil {
-		var de *net.DNSError
-		if errors.As(err, &de) && de.IsNotFound {
+		if dnsname.IsNotFound(err) {
 			return false, nil, nil
 		}
 		return false, nil, fmt.Errorf("%w: TXT %s: %w", ErrDNS, name, err)

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+
+	"github.com/smarthost-go/smarthost/internal/dnsname"
 )
 
 // outcome is what one record's evaluation gives.
@@ -181,12 +183,10 @@ func fqdn(name string) string {
 // *net.AddrError is *net.Resolver's "no suitable address" when a name has
 // addresses only of the other family: not found too.
 func isNotFound(err error) bool {
-	var de *net.DNSError
-	if errors.As(err, &de) {
-		return de.IsNotFound
+	if errors.As(err, new(*net.DNSError)) {
+		return dnsname.IsNotFound(err)
 	}
-	var ae *net.AddrError
-	return errors.As(err, &ae)
+	return errors.As(err, new(*net.AddrError))
 }
 
 // target is the expanded domain-spec of t as an absolute name, or name
