@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/smarthost-go/smarthost/internal/dnsname"
 )
 
 // maxFromLen bounds the From field value examined, against abuse.
@@ -31,7 +33,7 @@ func fromDomains(value string) ([]string, error) {
 		i := strings.LastIndexByte(addr, '@')
 		d, ok := toALabels(normalizeDomain(addr[i+1:]))
 		ok = ok && utf8.ValidString(addr)
-		if !ok || !validDomain(d) || len(d) > 253 {
+		if !ok || !validDomain(d) {
 			return nil, fmt.Errorf("%w: malformed address %q", ErrFrom, addr)
 		}
 		dup := false
@@ -159,22 +161,18 @@ func segmentAddress(seg string) string {
 	return strings.Trim(addr, ";")
 }
 
-// validDomain checks a normalized domain: labels of letters, digits,
-// hyphens and underscores, or non-ASCII (U-labels), 1 to 63 octets, 253 in
-// all, and at least one label.
+// validDomain checks a normalized domain: the lengths of RFC 1035 §2.3.4
+// (dnsname.Check: 1 to 253 octets, labels of 1 to 63), and, as DMARC
+// needs of a domain it looks up, labels of lower-case letters, digits,
+// hyphens and underscores, or non-ASCII octets (U-labels).
 func validDomain(d string) bool {
-	if d == "" || len(d) > 253 {
+	if dnsname.Check(d) != nil {
 		return false
 	}
-	for _, l := range strings.Split(d, ".") {
-		if l == "" || len(l) > 63 {
+	for i := 0; i < len(d); i++ {
+		c := d[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c >= 0x80) {
 			return false
-		}
-		for i := 0; i < len(l); i++ {
-			c := l[i]
-			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c >= 0x80) {
-				return false
-			}
 		}
 	}
 	return true

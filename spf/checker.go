@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/smarthost-go/smarthost/internal/dnsname"
 )
 
 // Resolver is the DNS interface check_host() consumes. *net.Resolver (and
@@ -231,24 +233,13 @@ func (c *Checker) check(ctx context.Context, ip netip.Addr, domain, sender, helo
 	return res
 }
 
-// validDomain reports whether d is a multi-label domain name of valid
-// labels ending in a top-level label (RFC 7208 §4.3, §7.1).
+// validDomain reports whether d, relative or absolute, is a domain name
+// that RFC 7208 §4.3 lets check_host() query: within the lengths of
+// RFC 1035 §2.3.4 (dnsname.Check, which any octet may fill), and, as SPF
+// adds, of more than one label, the last a toplabel (RFC 7208 §7.1: not
+// all digits, so an IP address is not a domain).
 func validDomain(d string) bool {
 	d = strings.TrimSuffix(d, ".")
-	if len(d) > 253 || d == "" {
-		return false
-	}
-	labels := 0
-	start := 0
-	for i := 0; i <= len(d); i++ {
-		if i < len(d) && d[i] != '.' {
-			continue
-		}
-		if l := i - start; l == 0 || l > 63 {
-			return false
-		}
-		labels++
-		start = i + 1
-	}
-	return labels > 1 && isTopLabel(d[strings.LastIndexByte(d, '.')+1:])
+	dot := strings.LastIndexByte(d, '.')
+	return dnsname.Check(d) == nil && dot >= 0 && isTopLabel(d[dot+1:])
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/smarthost-go/smarthost/internal/dnsname"
 )
 
 // macroSeg is one piece of a macro-string (RFC 7208 §7.1): a literal, or a
@@ -283,10 +285,11 @@ func urlEscape(b *strings.Builder, v string) {
 	}
 }
 
-// truncateDomain shortens an expanded name over 253 octets by removing
-// labels from the left (RFC 7208 §7.3).
+// truncateDomain shortens an expanded name over 253 octets (the limit of
+// RFC 1035 §2.3.4, dnsname.MaxName) by removing labels from the left
+// (RFC 7208 §7.3).
 func truncateDomain(s string) string {
-	for len(strings.TrimSuffix(s, ".")) > 253 {
+	for len(strings.TrimSuffix(s, ".")) > dnsname.MaxName {
 		i := strings.IndexByte(s, '.')
 		if i < 0 {
 			return s

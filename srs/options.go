@@ -219,6 +219,13 @@ func NewRewriter(domain string, secrets []string, opts *Options) (*Rewriter, err
 // checkDomain accepts what can follow "@" in an SRS address: no "@", "=",
 // white space or control characters, at most 255 octets (RFC 5321 section
 // 4.5.3.1.2).
+//
+// It is looser than the DNS-name check the other packages share
+// (dnsname.Check: 253 octets, labels of 1 to 63): this package never looks
+// a domain up, only writes it into addresses and compares it, so it
+// refuses only what would break the address itself ("@" splits it, "="
+// separates the SRS fields, white space ends it in SMTP); a stricter
+// check would refuse configurations that work today.
 func checkDomain(d string) error {
 	if d == "" {
 		return errors.New("empty domain")

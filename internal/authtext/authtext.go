@@ -9,6 +9,8 @@ package authtext
 
 import (
 	"strings"
+
+	"github.com/smarthost-go/smarthost/internal/dnsname"
 )
 
 // MaxReason is the longest reason written, in octets; a longer one is cut
@@ -76,34 +78,19 @@ func Text(s string) string {
 	return out
 }
 
-// Domain returns d, without a final dot, when it is a domain name that
-// needs no quoting in a property value (RFC 8601 §2.3 pvalue: labels of
-// letters, digits, '-' and '_', separated by single dots), else "".
+// Domain returns d, without a final dot, when it is a domain name within
+// the lengths of RFC 1035 §2.3.4 (dnsname.Check) that needs no quoting in
+// a property value (RFC 8601 §2.3 pvalue: labels of letters, digits, '-'
+// and '_', separated by single dots), else "".
 func Domain(d string) string {
 	d = strings.TrimSuffix(d, ".")
-	if d == "" || len(d) > 253 {
+	if dnsname.Check(d) != nil {
 		return ""
 	}
-	label := 0
 	for i := 0; i < len(d); i++ {
-		c := d[i]
-		switch {
-		case c == '.':
-			if label == 0 {
-				return ""
-			}
-			label = 0
-		case isLetDig(c) || c == '-' || c == '_':
-			label++
-			if label > 63 {
-				return ""
-			}
-		default:
+		if c := d[i]; !isLetDig(c) && c != '-' && c != '_' && c != '.' {
 			return ""
 		}
-	}
-	if label == 0 {
-		return ""
 	}
 	return d
 }

@@ -67,3 +67,69 @@ func FuzzAbsolute(f *testing.F) {
 		}
 	})
 }
+
+// checkSpec is Check written from RFC 1035 §2.3.4 as plainly as it reads.
+func checkSpec(name string, whole bool) bool {
+	if whole && (name == "" || len(name) > MaxName) {
+		return false
+	}
+	for _, l := range strings.Split(name, ".") {
+		if l == "" || len(l) > MaxLabel {
+			return false
+		}
+	}
+	return true
+}
+
+func TestCheck(t *testing.T) {
+	t.Parallel()
+	l63, l64 := strings.Repeat("a", 63), strings.Repeat("a", 64)
+	name253 := strings.Repeat("abcdefghi.", 24) + "a.example.com"
+	for _, tc := range []struct {
+		in            string
+		check, labels bool
+	}{
+		{"example.com", true, true},
+		{"com", true, true},
+		{"_dmarc.Example.COM", true, true},
+		{"\x00.\xff", true, true}, // lengths only
+		{l63 + ".com", true, true},
+		{name253, true, true},
+		{"x" + name253, false, true},
+		{l64 + ".com", false, false},
+		{"", false, false},
+		{".", false, false},
+		{"example.com.", false, false},
+		{".example.com", false, false},
+		{"a..b", false, false},
+		{strings.Repeat(l63+".", 5) + "x", false, true},
+	} {
+		if err := Check(tc.in); (err == nil) != tc.check || err != nil && !errors.Is(err, ErrInvalid) {
+			t.Errorf("Check(%.40q) = %v, want ok %t", tc.in, err, tc.check)
+		}
+		if err := CheckLabels(tc.in); (err == nil) != tc.labels || err != nil && !errors.Is(err, ErrInvalid) {
+			t.Errorf("CheckLabels(%.40q) = %v, want ok %t", tc.in, err, tc.labels)
+		}
+	}
+}
+
+// FuzzCheck: Check and CheckLabels accept exactly what the plain reading
+// of RFC 1035 §2.3.4 accepts, and Absolute accepts a name when Check
+// accepts it without its one final dot.
+func FuzzCheck(f *testing.F) {
+	for _, s := range []string{"example.com", "a..b", ".", "", "a.", strings.Repeat("a.", 130), strings.Repeat("b", 64)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if got, want := Check(name) == nil, checkSpec(name, true); got != want {
+			t.Fatalf("Check(%q) ok %t, want %t", name, got, want)
+		}
+		if got, want := CheckLabels(name) == nil, checkSpec(name, false); got != want {
+			t.Fatalf("CheckLabels(%q) ok %t, want %t", name, got, want)
+		}
+		_, err := Absolute(name)
+		if want := name == "." || Check(strings.TrimSuffix(name, ".")) == nil; (err == nil) != want {
+			t.Fatalf("Absolute(%q): %v, want ok %t", name, err, want)
+		}
+	})
+}
