@@ -325,64 +325,120 @@ func wrap(prefix string, err error) error {
 
 // fail ends a signature with a status and a formatted reason.
 func (s *sigState) fail(st Status, format string, args ...any) *sigState {
-	s.final = true
-	s.res.Status = st
-	s.res.Err = fmt.Errorf("dkim: "+format, args...)
-	return s
+	return s.failErr(st, errf(format, args...))
 }
 
 // parseSignature checks a DKIM-Signature field (RFC 6376 §3.5, §6.1.1).
+// Each helper checks one part of it, in this order; the first problem
+// ends the signature with permerror.
 func (v *VerifyingWriter) parseSignature(f field, now time.Time) *sigState {
 	s := &sigState{res: Result{BodyLength: -1, BodySize: -1}}
-	value := f.raw[f.colon+1 : len(f.raw)-2]
-	tags, err := parseTagList(value)
+	tags, err := parseTagList(f.raw[f.colon+1 : len(f.raw)-2])
 	if err != nil {
 		return s.failErr(PermError, wrap("signature: ", err))
 	}
-	get := func(n string) string { x, _ := lookupTag(tags, n); return x }
-	s.res.Domain = strings.TrimSuffix(get("d"), ".")
-	s.res.Selector = get("s")
-	s.res.Algorithm = strings.ToLower(get("a"))
-	s.res.Signature = stripFWS(get("b"))
+	s.res.Domain = strings.TrimSuffix(tagValue(tags, "d"), ".")
+	s.res.Selector = tagValue(tags, "s")
+	s.res.Algorithm = strings.ToLower(tagValue(tags, "a"))
+	s.res.Signature = stripFWS(tagValue(tags, "b"))
+	if err := checkRequired(tags); err != nil {
+		return s.failErr(PermError, err)
+	}
+	if err := s.parseIdentity(tags); err != nil {
+		return s.failErr(PermError, err)
+	}
+	s.unsigned = withoutB(f, tags)
+	if err := s.parseCoverage(tags); err != nil {
+		return s.failErr(PermError, err)
+	}
+	if err := s.parseLimits(tags); err != nil {
+		return s.failErr(PermError, err)
+	}
+	if err := s.parseSignatureValue(tags, v.o.AllowSHA1); err != nil {
+		return s.failErr(PermError, err)
+	}
+	if err := s.checkExpiry(now); err != nil {
+		return s.failErr(PermError, err)
+	}
+	return s
+}
+
+// errf is an error of this package with a formatted text.
+func errf(format string, args ...any) error {
+	return fmt.Errorf("dkim: "+format, args...)
+}
+
+// tagValue is the value of the tag name, "" when there is none.
+func tagValue(tags []tag, name string) string {
+	v, _ := lookupTag(tags, name)
+	return v
+}
+
+// checkRequired checks that the tags RFC 6376 §3.5 requires are present,
+// and that v= is 1.
+func checkRequired(tags []tag) error {
 	for _, n := range []string{"v", "a", "b", "bh", "d", "h", "s"} {
 		if _, ok := lookupTag(tags, n); !ok {
-			return s.fail(PermError, "signature has no %s= tag", n)
+			return errf("signature has no %s= tag", n)
 		}
 	}
-	if get("v") != "1" {
-		return s.fail(PermError, "signature v=%q is not 1", clip(get("v")))
+	if v := tagValue(tags, "v"); v != "1" {
+		return errf("signature v=%q is not 1", clip(v))
 	}
+	return nil
+}
+
+// parseIdentity checks who signs: d= and s= are names, and i=, when
+// present, is within d= (RFC 6376 §3.5); without i= the identity is
+// "@" and d=.
+func (s *sigState) parseIdentity(tags []tag) error {
 	if err := checkDomain(s.res.Domain); err != nil {
-		return s.failErr(PermError, wrap("signature d=: ", err))
+		return wrap("signature d=: ", err)
 	}
 	if err := checkSelector(s.res.Selector); err != nil {
-		return s.failErr(PermError, wrap("signature s=: ", err))
+		return wrap("signature s=: ", err)
 	}
 	s.res.Identifier = "@" + s.res.Domain
 	if i, ok := lookupTag(tags, "i"); ok {
 		if err := checkIdentifier(i, s.res.Domain, false); err != nil {
-			return s.failErr(PermError, wrap("signature i=: ", err))
+			return wrap("signature i=: ", err)
 		}
 		s.res.Identifier = i
 	}
+	return nil
+}
+
+// withoutB is the field without its final CRLF and with the value of b=
+// removed, as the signature covers it (RFC 6376 §3.7).
+func withoutB(f field, tags []tag) string {
+	var out string
 	for _, t := range tags {
 		if t.name == "b" {
-			s.unsigned = f.raw[:f.colon+1+t.start] + f.raw[f.colon+1+t.end:len(f.raw)-2]
+			out = f.raw[:f.colon+1+t.start] + f.raw[f.colon+1+t.end:len(f.raw)-2]
 		}
 	}
-	s.res.HeaderKeys = splitColonList(get("h"))
+	return out
+}
+
+// parseCoverage reads what the signature covers and how: the header
+// fields of h=, which must include From (RFC 6376 §6.1.1), the
+// canonicalization of c=, and the query methods of q=, which must include
+// dns/txt (§3.5).
+func (s *sigState) parseCoverage(tags []tag) error {
+	s.res.HeaderKeys = splitColonList(tagValue(tags, "h"))
 	from := false
 	for _, h := range s.res.HeaderKeys {
 		if h == "" || strings.ContainsAny(h, " \t\r\n") {
-			return s.fail(PermError, "signature h= has an empty or bad name")
+			return errf("signature h= has an empty or bad name")
 		}
 		from = from || strings.EqualFold(h, "from")
 	}
 	if !from {
-		return s.fail(PermError, "From is not signed (RFC 6376 §6.1.1)")
+		return errf("From is not signed (RFC 6376 §6.1.1)")
 	}
-	if s.hc, s.bc, err = ParseCanonicalization(get("c")); err != nil {
-		return s.failErr(PermError, wrap("signature c=: ", err))
+	var err error
+	if s.hc, s.bc, err = ParseCanonicalization(tagValue(tags, "c")); err != nil {
+		return wrap("signature c=: ", err)
 	}
 	if q, ok := lookupTag(tags, "q"); ok {
 		dnsTXT := false
@@ -390,51 +446,72 @@ func (v *VerifyingWriter) parseSignature(f field, now time.Time) *sigState {
 			dnsTXT = dnsTXT || strings.EqualFold(m, "dns/txt")
 		}
 		if !dnsTXT {
-			return s.fail(PermError, "signature q=%q has no dns/txt", clip(q))
+			return errf("signature q=%q has no dns/txt", clip(q))
 		}
 	}
+	return nil
+}
+
+// parseLimits reads the times t= and x= and the body length l=
+// (RFC 6376 §3.5).
+func (s *sigState) parseLimits(tags []tag) error {
+	var err error
 	if s.res.Time, err = unixTag(tags, "t"); err != nil {
-		return s.fail(PermError, "%v", err)
+		return errf("%v", err)
 	}
 	if s.res.Expiration, err = unixTag(tags, "x"); err != nil {
-		return s.fail(PermError, "%v", err)
+		return errf("%v", err)
 	}
 	if l, ok := lookupTag(tags, "l"); ok {
 		n, err := strconv.ParseInt(l, 10, 64)
 		if err != nil || n < 0 || l[0] == '+' {
-			return s.fail(PermError, "signature l=%q is not a length", clip(l))
+			return errf("signature l=%q is not a length", clip(l))
 		}
 		s.res.BodyLength = n
 	}
+	return nil
+}
+
+// parseSignatureValue decodes b= and bh= and picks the hash of a=:
+// SHA-256, or SHA-1 only when allowed (RFC 8301 §3.1).
+func (s *sigState) parseSignatureValue(tags []tag, allowSHA1 bool) error {
 	if s.res.Signature == "" {
-		return s.fail(PermError, "signature b= is empty")
+		return errf("signature b= is empty")
 	}
+	var err error
 	if s.b, err = base64.StdEncoding.DecodeString(s.res.Signature); err != nil {
-		return s.fail(PermError, "signature b= is not base64")
+		return errf("signature b= is not base64")
 	}
-	if s.bh, err = base64.StdEncoding.DecodeString(stripFWS(get("bh"))); err != nil {
-		return s.fail(PermError, "signature bh= is not base64")
+	if s.bh, err = base64.StdEncoding.DecodeString(stripFWS(tagValue(tags, "bh"))); err != nil {
+		return errf("signature bh= is not base64")
 	}
 	switch s.res.Algorithm {
 	case "rsa-sha256", "ed25519-sha256":
 		s.hashAlg = crypto.SHA256
 	case "rsa-sha1":
-		if !v.o.AllowSHA1 {
-			return s.fail(PermError, "rsa-sha1 is not acceptable (RFC 8301 §3.1)")
+		if !allowSHA1 {
+			return errf("rsa-sha1 is not acceptable (RFC 8301 §3.1)")
 		}
 		s.hashAlg = crypto.SHA1
 	default:
-		return s.fail(PermError, "unknown algorithm a=%q", clip(s.res.Algorithm))
+		return errf("unknown algorithm a=%q", clip(s.res.Algorithm))
 	}
-	if !s.res.Expiration.IsZero() {
-		if !s.res.Time.IsZero() && s.res.Expiration.Before(s.res.Time) {
-			return s.fail(PermError, "signature x= is before t=")
-		}
-		if now.After(s.res.Expiration) {
-			return s.fail(PermError, "signature expired at %s", s.res.Expiration.UTC().Format(time.RFC3339))
-		}
+	return nil
+}
+
+// checkExpiry checks that x= is not before t= and has not passed
+// (RFC 6376 §3.5).
+func (s *sigState) checkExpiry(now time.Time) error {
+	if s.res.Expiration.IsZero() {
+		return nil
 	}
-	return s
+	if !s.res.Time.IsZero() && s.res.Expiration.Before(s.res.Time) {
+		return errf("signature x= is before t=")
+	}
+	if now.After(s.res.Expiration) {
+		return errf("signature expired at %s", s.res.Expiration.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 func unixTag(tags []tag, name string) (time.Time, error) {
