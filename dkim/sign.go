@@ -451,10 +451,22 @@ func (f *folder) add(tok string, sep string) {
 	f.col += len(sep) + len(tok)
 }
 
-// sign makes the DKIM-Signature field for the picked header and body hash.
-// Tag order is fixed: v a c d s t x i l h bh b.
+// sign makes the DKIM-Signature field for the picked header and body hash:
+// the field without its b= value, the signature of the header fields and
+// of that field (RFC 6376 §3.7), and the field with b= folded in.
 func (s *Signer) sign(p *headerPicker, bh string, bodyLen int64) (string, error) {
 	names := s.headerNames(p)
+	unsigned := s.unsignedField(names, bh, bodyLen)
+	sig, err := s.signHeader(p, names, unsigned.b.String())
+	if err != nil {
+		return "", err
+	}
+	return foldB(unsigned, base64.StdEncoding.EncodeToString(sig)), nil
+}
+
+// unsignedField writes the DKIM-Signature field up to an empty b= value,
+// folded. Tag order is fixed: v a c d s t x i l h bh b.
+func (s *Signer) unsignedField(names []string, bh string, bodyLen int64) *folder {
 	f := &folder{}
 	f.b.WriteString("DKIM-Signature:")
 	f.col = len("DKIM-Signature:")
@@ -489,8 +501,13 @@ func (s *Signer) sign(p *headerPicker, bh string, bodyLen int64) (string, error)
 	}
 	f.add("bh="+bh+";", " ")
 	f.add("b=", " ")
-	unsigned := f.b.String()
+	return f
+}
 
+// signHeader signs the SHA-256 hash of the picked header fields and of the
+// unsigned DKIM-Signature field, canonicalized, without its final CRLF
+// (RFC 6376 §3.7).
+func (s *Signer) signHeader(p *headerPicker, names []string, unsigned string) ([]byte, error) {
 	h := sha256.New()
 	var buf []byte
 	for _, fl := range p.pick(names) {
@@ -510,12 +527,17 @@ func (s *Signer) sign(p *headerPicker, bh string, bodyLen int64) (string, error)
 		sig, err = s.key.Sign(s.o.Rand, digest, crypto.SHA256)
 	}
 	if err != nil {
-		return "", fmt.Errorf("dkim: sign for %s: %w", s.name, err)
+		return nil, fmt.Errorf("dkim: sign for %s: %w", s.name, err)
 	}
-	b := base64.StdEncoding.EncodeToString(sig)
+	return sig, nil
+}
+
+// foldB ends the unsigned field with the base64 value b of b=, folded in
+// lines of at most 78 octets, and a CRLF.
+func foldB(unsigned *folder, b string) string {
 	var out strings.Builder
-	out.WriteString(unsigned)
-	col := f.col
+	out.WriteString(unsigned.b.String())
+	col := unsigned.col
 	for len(b) > 0 {
 		n := max(78-col, 8)
 		if n > len(b) {
@@ -535,5 +557,5 @@ func (s *Signer) sign(p *headerPicker, bh string, bodyLen int64) (string, error)
 		}
 	}
 	out.WriteString(crlf)
-	return out.String(), nil
+	return out.String()
 }
