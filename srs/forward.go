@@ -57,102 +57,135 @@ func errAttr(err error) slog.Attr {
 }
 
 func (r *Rewriter) forward(ctx context.Context, addr string) (string, error) {
-	const op = "forward"
 	if addr == "" {
 		return "", nil
 	}
+	s, err := splitSender(addr)
+	if err != nil {
+		return "", err
+	}
+	if !r.always && r.isLocal(s.host) {
+		return addr, nil
+	}
+	if err := s.readSRS(); err != nil {
+		return "", err
+	}
+	return r.rewrite(ctx, s)
+}
+
+// sender is an envelope sender that Forward rewrites.
+type sender struct {
+	addr, user, host string
+	// srs is set for a foreign SRS address, whose first hop and opaque
+	// rest go into the SRS1 address.
+	srs         bool
+	hop, opaque string
+}
+
+// splitSender splits addr at its last "@" and refuses what Forward cannot
+// rewrite.
+func splitSender(addr string) (*sender, error) {
+	const op = "forward"
 	if len(addr) > maxAddrLen {
-		return "", addrErr(op, addr, ErrTooLong, "address longer than 512 octets")
+		return nil, addrErr(op, addr, ErrTooLong, "address longer than 512 octets")
 	}
 	at := strings.LastIndexByte(addr, '@')
 	if at < 0 {
-		return "", addrErr(op, addr, ErrSyntax, "no domain")
+		return nil, addrErr(op, addr, ErrSyntax, "no domain")
 	}
 	user, host := addr[:at], addr[at+1:]
 	if host == "" {
-		return "", addrErr(op, addr, ErrSyntax, "no domain")
+		return nil, addrErr(op, addr, ErrSyntax, "no domain")
 	}
 	if user == "" {
-		return "", addrErr(op, addr, ErrSyntax, "no local part")
+		return nil, addrErr(op, addr, ErrSyntax, "no local part")
 	}
 	if atOutsideQuotes(user) {
-		return "", addrErr(op, addr, ErrSyntax, `"@" outside quotes in local part`)
+		return nil, addrErr(op, addr, ErrSyntax, `"@" outside quotes in local part`)
 	}
 	// The hash covers the fields concatenated without separators, so an
 	// "=" in the domain would let Reverse split the address differently
 	// under the same hash; "1" is the database-alias marker.
 	if strings.IndexByte(host, '=') >= 0 {
-		return "", addrErr(op, addr, ErrSyntax, `"=" in domain`)
+		return nil, addrErr(op, addr, ErrSyntax, `"=" in domain`)
 	}
 	if host == "1" {
-		return "", addrErr(op, addr, ErrSyntax, `domain "1" is reserved for database aliases`)
+		return nil, addrErr(op, addr, ErrSyntax, `domain "1" is reserved for database aliases`)
 	}
-	if !r.always && r.isLocal(host) {
-		return addr, nil
-	}
+	return &sender{addr: addr, user: user, host: host}, nil
+}
 
-	var hop, opaque string
-	srs := false
-	switch {
+// readSRS finds the fields of a foreign SRS0 or SRS1 local part, which
+// Forward keeps.
+func (s *sender) readSRS() error {
+	const op = "forward"
+	switch user := s.user; {
 	case asciiEqualFold(user, "SRS1"):
 		// libsrs2 takes this for an SRS1 address and finds no fields.
-		return "", addrErr(op, addr, ErrSyntax, "no host in SRS1 address")
+		return addrErr(op, s.addr, ErrSyntax, "no host in SRS1 address")
 	case isSRSTag(user, '1'):
 		// SRS1<sep>HHHH=hop=opaque: keep hop and opaque (libsrs2
 		// srs_compile_guarded).
 		rest := user[5:]
 		if rest == "" {
-			return "", addrErr(op, addr, ErrSyntax, "no hash in SRS1 address")
+			return addrErr(op, s.addr, ErrSyntax, "no hash in SRS1 address")
 		}
 		i := strings.IndexByte(rest, '=')
 		if i < 0 {
-			return "", addrErr(op, addr, ErrSyntax, "no host in SRS1 address")
+			return addrErr(op, s.addr, ErrSyntax, "no host in SRS1 address")
 		}
 		rest = rest[i+1:]
 		j := strings.IndexByte(rest, '=')
 		if j < 0 {
-			return "", addrErr(op, addr, ErrSyntax, "no user in SRS1 address")
+			return addrErr(op, s.addr, ErrSyntax, "no user in SRS1 address")
 		}
-		hop, opaque = rest[:j], rest[j+1:]
-		if hop == "" {
-			return "", addrErr(op, addr, ErrSyntax, "no host in SRS1 address")
+		s.hop, s.opaque = rest[:j], rest[j+1:]
+		if s.hop == "" {
+			return addrErr(op, s.addr, ErrSyntax, "no host in SRS1 address")
 		}
 		// Reverse will give SRS0<opaque>@hop: refuse now what it would
 		// refuse then.
-		if !mailbox("SRS0"+opaque, hop) {
-			return "", addrErr(op, addr, ErrSyntax, `"@" outside quotes in SRS1 address`)
+		if !mailbox("SRS0"+s.opaque, s.hop) {
+			return addrErr(op, s.addr, ErrSyntax, `"@" outside quotes in SRS1 address`)
 		}
-		srs = true
+		s.srs = true
 	case isSRSTag(user, '0') || asciiEqualFold(user, "SRS0"):
 		// SRS0<sep>rest@hop: the whole local part after "SRS0" is opaque.
 		// A local part of just "SRS0" counts too (libsrs2 tests the
 		// separator with strchr, which also finds the terminating NUL), so
 		// our strings stay the same as postsrsd's.
-		hop, opaque = host, user[4:]
-		srs = true
+		s.hop, s.opaque = s.host, user[4:]
+		s.srs = true
 	}
+	return nil
+}
 
+// rewrite writes the SRS address of s: SRS1 for a foreign SRS address,
+// else SRS0, or an SRS0 address of a Store key when the local part would
+// be too long or StoreMode says so.
+func (r *Rewriter) rewrite(ctx context.Context, s *sender) (string, error) {
+	const op = "forward"
 	var localLen int
-	if srs {
-		localLen = 4 + 1 + r.hashLen + 1 + len(hop) + 1 + len(opaque)
+	if s.srs {
+		localLen = 4 + 1 + r.hashLen + 1 + len(s.hop) + 1 + len(s.opaque)
 	} else {
-		localLen = 4 + 1 + r.hashLen + 1 + 2 + 1 + len(host) + 1 + len(user)
+		localLen = 4 + 1 + r.hashLen + 1 + 2 + 1 + len(s.host) + 1 + len(s.user)
 	}
-	useStore := r.store != nil && (localLen > maxLocalLen || (r.storeMode == StoreAll && !srs))
+	useStore := r.store != nil && (localLen > maxLocalLen || (r.storeMode == StoreAll && !s.srs))
 	if !useStore && localLen > maxLocalLen && !r.allowLong {
-		return "", addrErr(op, addr, ErrTooLong, "SRS local part would exceed 64 octets and there is no store")
+		return "", addrErr(op, s.addr, ErrTooLong, "SRS local part would exceed 64 octets and there is no store")
 	}
 	if useStore {
-		key := aliasKey(addr)
-		if err := r.store.Put(ctx, key, addr, r.maxAgeDuration()); err != nil {
-			return "", &AddressError{Op: op, Addr: truncate(addr), Reason: "store: " + err.Error(), Err: err}
+		key := aliasKey(s.addr)
+		if err := r.store.Put(ctx, key, s.addr, r.maxAgeDuration()); err != nil {
+			return "", &AddressError{Op: op, Addr: truncate(s.addr), Reason: "store: " + err.Error(), Err: err}
 		}
 		return r.compileSRS0("1", key), nil
 	}
-	if srs {
-		return r.compileSRS1(hop, opaque), nil
+	if s.srs {
+		return r.compileSRS1(s.hop, s.opaque), nil
 	}
-	return r.compileSRS0(host, user), nil
+	return r.compileSRS0(s.host, s.user), nil
 }
 
 // atOutsideQuotes reports whether local holds an "@" outside a quoted
