@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/smarthost-go/smarthost/dnsauth"
+	"github.com/smarthost-go/smarthost/internal/peertest"
 )
 
 // TestZoneLoadsInBIND: the zone text of a plan, under an SOA and NS as any
@@ -18,10 +19,7 @@ import (
 // provider's.
 func TestZoneLoadsInBIND(t *testing.T) {
 	t.Parallel()
-	checkzone, err := exec.LookPath("named-checkzone")
-	if err != nil {
-		t.Skip("peer named-checkzone not found: apt-get install bind9-utils")
-	}
+	checkzone := peertest.Program(t, "named-checkzone")
 	p, err := (&dnsauth.Request{Domain: "example.com", ReturnPath: "em1234", Selectors: []string{"s1", "s2"},
 		Target: "u1234.wl.provider.net", SPFInclude: "_spf.provider.net", MX: "mx.provider.net",
 		ExistingSPF: []string{`v=spf1 mx include:_spf.google.com -all exp=%{d}.why.example.com`},

@@ -17,6 +17,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/smarthost-go/smarthost/dnsauth"
+	"github.com/smarthost-go/smarthost/internal/peertest"
 )
 
 // named is a BIND 9 server run by a test.
@@ -33,13 +34,7 @@ type named struct {
 // is not installed.
 func startNamed(t *testing.T, zone string) *named {
 	t.Helper()
-	bin, err := exec.LookPath("named")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/named"); serr != nil {
-			t.Skip("peer named not found: apt-get install bind9")
-		}
-		bin = "/usr/sbin/named"
-	}
+	bin := peertest.Program(t, "named")
 	var last string
 	for range 3 { // another program may take the port first
 		n, out, ok := tryNamed(t, bin, zone)

@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-msgauth/authres"
 
 	"github.com/smarthost-go/smarthost/dkim"
+	"github.com/smarthost-go/smarthost/internal/peertest"
 	"github.com/smarthost-go/smarthost/msgauth"
 	"github.com/smarthost-go/smarthost/spf"
 )
@@ -37,13 +38,7 @@ for my $e (@{$p->children()}) {
 // entries and properties back: nothing injected, nothing lost.
 func TestInteropMailAuthenticationResults(t *testing.T) {
 	t.Parallel()
-	perl, err := exec.LookPath("perl")
-	if err == nil {
-		err = exec.Command(perl, "-MMail::AuthenticationResults::Parser", "-e1").Run()
-	}
-	if err != nil {
-		t.Skip("peer perl module Mail::AuthenticationResults not found: apt-get install libmail-authenticationresults-perl")
-	}
+	perl := peertest.Perl(t, "Mail::AuthenticationResults::Parser")
 	injected := &dkim.Result{Status: dkim.PermError, Domain: `x" header.i=@bank.example policy.x="y`, Selector: "s1",
 		Identifier: "@x", Algorithm: "rsa-sha256", Signature: "abcdefghijkl",
 		Err: errors.New(`dkim: signature d=: dkim: invalid domain "x\" header.i=@bank.example policy.x=\"y"`)}

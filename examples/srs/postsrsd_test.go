@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/smarthost-go/smarthost/internal/peertest"
 )
 
 // TestPostsrsd runs the program beside Debian's postsrsd 1.10 on 127.0.0.1
@@ -19,10 +21,7 @@ import (
 // -alphabet base64 -allow-long, forward writes postsrsd's strings, and each
 // reverses the other's addresses.
 func TestPostsrsd(t *testing.T) {
-	const daemon = "/usr/sbin/postsrsd"
-	if _, err := os.Stat(daemon); err != nil {
-		t.Skipf("postsrsd not installed (%v): apt-get install postsrsd to run this test", err)
-	}
+	daemon := peertest.Program(t, "postsrsd")
 	secrets := secretFile(t, "tops3cr3t\n")
 	for _, c := range []struct {
 		name         string

@@ -20,20 +20,24 @@ import (
 // their name, Python modules as "python3 NAME", Perl modules as
 // "perl NAME". Keep it in step with the list in .ci/run.
 var debian = map[string]string{
-	"node":     "nodejs",
-	"opendkim": "opendkim",
-	"openssl":  "openssl",
-	"perl":     "perl",
-	"postsrsd": "postsrsd",
-	"python3":  "python3",
-	"xmllint":  "libxml2-utils",
+	"curl":            "curl",
+	"named":           "bind9",
+	"named-checkzone": "bind9-utils",
+	"node":            "nodejs",
+	"opendkim":        "opendkim",
+	"openssl":         "openssl",
+	"perl":            "perl",
+	"postsrsd":        "postsrsd",
+	"python3":         "python3",
+	"xmllint":         "libxml2-utils",
 
 	"python3 dkim": "python3-dkim",
 	"python3 nacl": "python3-nacl",
 	"python3 spf":  "python3-spf",
 
-	"perl Mail::DMARC::Policy":   "libmail-dmarc-perl",
-	"perl Mail::DMARC::PurePerl": "libmail-dmarc-perl",
+	"perl Mail::AuthenticationResults::Parser": "libmail-authenticationresults-perl",
+	"perl Mail::DMARC::Policy":                 "libmail-dmarc-perl",
+	"perl Mail::DMARC::PurePerl":               "libmail-dmarc-perl",
 }
 
 // skip skips t in the one format of this package: the peer, then how to

@@ -8,18 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/smarthost-go/smarthost/internal/peertest"
 	"github.com/smarthost-go/smarthost/relay/smtptest"
 )
-
-// peer returns the path of a program the interop tests run, or skips.
-func peer(t *testing.T, name, pkg string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s not found: install %s (.ci/run does) to run this interop test", name, pkg)
-	}
-	return path
-}
 
 // caFile writes the server's certificate as PEM for a peer to trust.
 func caFile(t *testing.T, s *smtptest.Server) string {
@@ -57,7 +48,7 @@ for mech in ("CRAM-MD5", "PLAIN", "LOGIN"):
 // fixture's relay/sasl servers.
 func TestInteropPythonSmtplib(t *testing.T) {
 	t.Parallel()
-	python := peer(t, "python3", "python3")
+	python := peertest.Python(t)
 	s := newServer(t, &smtptest.Options{Users: map[string]string{"alice": "wonderland"}})
 	host, port, _ := strings.Cut(s.Addr, ":")
 	out, err := exec.Command(python, "-c", smtplibScript, host, port, caFile(t, s)).CombinedOutput()
@@ -81,7 +72,7 @@ func TestInteropPythonSmtplib(t *testing.T) {
 // refused.
 func TestInteropCurlXOAuth2(t *testing.T) {
 	t.Parallel()
-	curl := peer(t, "curl", "curl")
+	curl := peertest.Program(t, "curl")
 	s := newServer(t, &smtptest.Options{TLS: smtptest.ImplicitTLS, Tokens: map[string]string{"alice": "ya29.token"}})
 	ca := caFile(t, s)
 	run := func(token string) error {
