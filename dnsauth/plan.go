@@ -324,14 +324,14 @@ func hostName(name string, minLabels int) (string, error) {
 	return n + ".", nil
 }
 
-// checkLabels checks a relative name of one or more labels: RFC 1035
-// §2.3.4 lengths, and only letters, digits, '-' and '_' in each label,
-// '-' not at the ends.
+// checkLabels checks a relative name of one or more labels: the RFC 1035
+// §2.3.4 lengths (dnsname.Check), and only letters, digits, '-' and '_' in
+// each label, '-' not at the ends.
 func checkLabels(s string) error {
 	if s == "" {
 		return errors.New("empty")
 	}
-	if _, err := dnsname.Absolute(s); err != nil || strings.HasSuffix(s, ".") {
+	if err := dnsname.Check(s); err != nil {
 		return fmt.Errorf("not a valid name: %v", err)
 	}
 	for _, l := range strings.Split(s, ".") {
