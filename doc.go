@@ -17,8 +17,13 @@
 //     keywords, and the Authentication-Results header field that any mix of
 //     their results becomes. The results of spf and dkim are also the input
 //     of dmarc, so a receiver checks a message in one pass (see the example).
-//   - relay composes them: the client submits to a smart host, the server
-//     signs, rewrites the envelope sender and queues durably.
+//   - relay will compose them; today it holds the types every delivery path
+//     shares (Envelope, Message, Sender, Receipt, Reply), relay/sasl the
+//     SASL mechanisms of submission, and relay/smtptest a loopback SMTP
+//     server for tests. The client that submits to a smart host and the
+//     server that signs, rewrites the envelope sender and queues durably
+//     are not written yet; the programs under examples/ each do one job
+//     with the packages above.
 //
 // This package holds documentation only.
 //

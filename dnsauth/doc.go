@@ -1,8 +1,14 @@
 // Package dnsauth is the DNS side of domain authentication: a resolver
 // built on github.com/miekg/dns that every package of the module can ask,
 // and the records a domain publishes so that a smart host may send, sign and
-// bounce for it (today QuoteTXT, which writes a TXT record's data as a zone
-// file holds it).
+// bounce for it: Request.Plan makes them, as a Plan of Records with zone
+// text, JSON and a table, the Changes to make, a Revoke and a key Rotation;
+// Resolver.Verify checks a Plan against what the DNS publishes, and
+// Resolver.Lint checks a domain's SPF, DMARC, DKIM and reverse DNS; an
+// Updater (RFC 2136 UPDATE signed with TSIG) or a LibdnsUpdater (any libdns
+// provider) applies the Changes; MergeSPF adds a provider's include to an
+// existing SPF record; QuoteTXT writes a TXT record's data as a zone file
+// holds it.
 //
 // # Resolver
 //

@@ -1,6 +1,7 @@
-// Package dnsname validates domain names, makes them absolute, and makes
-// and recognizes the errors of the module's resolver contract, in one
-// place for every package of the module. It imports only the standard
+// Package dnsname validates domain names, makes them absolute, escapes
+// them for the presentation form, and makes and recognizes the errors of
+// the module's resolver contract, in one place for every package of the
+// module. It imports only the standard
 // library, so the leaf packages (spf, dkim, srs, dmarc) can use it without
 // pulling in a DNS library; the conversions from miekg/dns records are in
 // internal/dnsrr.
