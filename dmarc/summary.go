@@ -56,62 +56,15 @@ func Summarize(fbs ...*Feedback) *Summary {
 			continue
 		}
 		s.Reports++
-		if d := strings.ToLower(fb.Policy.Domain); d != "" && !s.uniqueDomain[d] {
-			s.uniqueDomain[d] = true
-			s.Domains = append(s.Domains, d)
-		}
-		if o := fb.Metadata.OrgName; o != "" && !s.uniqueReporter[o] {
-			s.uniqueReporter[o] = true
-			s.Reporters = append(s.Reporters, o)
-		}
-		if b := fb.Metadata.DateRange.Begin; b > 0 && (s.Begin.IsZero() || time.Unix(b, 0).Before(s.Begin)) {
-			s.Begin = time.Unix(b, 0).UTC()
-		}
-		if e := fb.Metadata.DateRange.End; e > 0 && time.Unix(e, 0).After(s.End) {
-			s.End = time.Unix(e, 0).UTC()
-		}
-		for _, p := range fb.Problems {
-			s.addProblem(fb.Metadata.OrgName, p)
-		}
+		s.addMetadata(fb)
 		for _, r := range fb.Records {
-			pe := r.Row.PolicyEvaluated
-			row := SummaryRow{
-				SourceIP:    r.Row.SourceIPText,
-				Disposition: pe.Disposition,
-				DKIM:        pe.DKIM,
-				SPF:         pe.SPF,
-				HeaderFrom:  r.Identifiers.HeaderFrom,
-				DMARC:       "fail",
-			}
-			if r.Row.SourceIP.IsValid() {
-				row.SourceIP = r.Row.SourceIP.String()
-			}
-			if pe.DKIM == "pass" || pe.SPF == "pass" {
-				row.DMARC = "pass"
-			}
-			var dk, sp []string
-			for _, d := range r.AuthResults.DKIM {
-				dk = append(dk, d.Domain+"="+d.Result)
-			}
-			for _, d := range r.AuthResults.SPF {
-				sp = append(sp, d.Domain+"="+d.Result)
-			}
-			row.DKIMAuth, row.SPFAuth = strings.Join(dk, ","), strings.Join(sp, ",")
-			n := r.Row.Count
-			var refused string
-			switch {
-			case r.Row.countErr != "":
-				refused = r.Row.countErr
-			case n < 0:
-				refused = fmt.Sprintf("count %d is negative", n)
-			case n > math.MaxInt64-s.Messages:
-				refused = fmt.Sprintf("count %d would take the total past %d", n, int64(math.MaxInt64))
-			}
-			if refused != "" {
+			row := summaryRow(r)
+			if refused := s.refusedCount(r.Row); refused != "" {
 				s.addProblem(fb.Metadata.OrgName, fmt.Sprintf("record from %s: %s; left out of the totals", orDash(row.SourceIP), refused))
 				continue
 			}
 			// Every other total is at most Messages, so none overflows.
+			n := r.Row.Count
 			rows[row] += n
 			s.Messages += n
 			if row.DMARC == "pass" {
@@ -135,6 +88,72 @@ func Summarize(fbs ...*Feedback) *Summary {
 		return cmp.Compare(a.DKIMAuth+a.SPFAuth+a.Disposition, b.DKIMAuth+b.SPFAuth+b.Disposition)
 	})
 	return s
+}
+
+// addMetadata adds what a report says of itself: its policy domain, its
+// reporter, its date range and the problems found reading it.
+func (s *Summary) addMetadata(fb *Feedback) {
+	if d := strings.ToLower(fb.Policy.Domain); d != "" && !s.uniqueDomain[d] {
+		s.uniqueDomain[d] = true
+		s.Domains = append(s.Domains, d)
+	}
+	if o := fb.Metadata.OrgName; o != "" && !s.uniqueReporter[o] {
+		s.uniqueReporter[o] = true
+		s.Reporters = append(s.Reporters, o)
+	}
+	if b := fb.Metadata.DateRange.Begin; b > 0 && (s.Begin.IsZero() || time.Unix(b, 0).Before(s.Begin)) {
+		s.Begin = time.Unix(b, 0).UTC()
+	}
+	if e := fb.Metadata.DateRange.End; e > 0 && time.Unix(e, 0).After(s.End) {
+		s.End = time.Unix(e, 0).UTC()
+	}
+	for _, p := range fb.Problems {
+		s.addProblem(fb.Metadata.OrgName, p)
+	}
+}
+
+// summaryRow is the row a record counts in, without its count.
+func summaryRow(r ReportRecord) SummaryRow {
+	pe := r.Row.PolicyEvaluated
+	row := SummaryRow{
+		SourceIP:    r.Row.SourceIPText,
+		Disposition: pe.Disposition,
+		DKIM:        pe.DKIM,
+		SPF:         pe.SPF,
+		HeaderFrom:  r.Identifiers.HeaderFrom,
+		DMARC:       "fail",
+	}
+	if r.Row.SourceIP.IsValid() {
+		row.SourceIP = r.Row.SourceIP.String()
+	}
+	if pe.DKIM == "pass" || pe.SPF == "pass" {
+		row.DMARC = "pass"
+	}
+	var dk, sp []string
+	for _, d := range r.AuthResults.DKIM {
+		dk = append(dk, d.Domain+"="+d.Result)
+	}
+	for _, d := range r.AuthResults.SPF {
+		sp = append(sp, d.Domain+"="+d.Result)
+	}
+	row.DKIMAuth, row.SPFAuth = strings.Join(dk, ","), strings.Join(sp, ",")
+	return row
+}
+
+// refusedCount says why the count of a row is left out of the totals:
+// refused when read, negative, or too large to add to Messages; "" when it
+// is counted.
+func (s *Summary) refusedCount(row Row) string {
+	n := row.Count
+	switch {
+	case row.countErr != "":
+		return row.countErr
+	case n < 0:
+		return fmt.Sprintf("count %d is negative", n)
+	case n > math.MaxInt64-s.Messages:
+		return fmt.Sprintf("count %d would take the total past %d", n, int64(math.MaxInt64))
+	}
+	return ""
 }
 
 // addProblem adds a reporter's problem to Problems, once.
