@@ -1,0 +1,121 @@
+package relay
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Queue keeps the messages the relay accepted until every recipient has
+// been delivered or bounced. Writing is durable: once Commit returns, the
+// message survives a crash. Delivery is at least once: a worker leases a
+// message, records each recipient's outcome as it has it (Save), and then
+// releases the message for a later attempt (Retry) or removes it (Done).
+// A lease that is neither extended nor ended expires, and another worker
+// takes the message over, with the recipient states last saved, so a
+// recipient saved as delivered is not delivered again.
+//
+// The on-disk spool (NewSpool) is the default; relay/natsqueue puts the
+// same contract on NATS JetStream for a fleet of relays. The Deliverer
+// holds the policy (retries, backoff, expiry, DSNs) common to both.
+type Queue interface {
+	// Create starts a message: its content goes to the QueueWriter, and
+	// Commit makes it durable.
+	Create(ctx context.Context) (QueueWriter, error)
+	// Lease waits until a message is due and returns it leased to the
+	// caller, or ctx's error.
+	Lease(ctx context.Context) (Lease, error)
+	// Close stops the queue; leases held are released for later.
+	Close() error
+}
+
+// QueueWriter takes the content of one message being queued.
+type QueueWriter interface {
+	io.Writer
+	// Commit stores the message with its entry, whose ID, Created and
+	// NextAttempt it sets. When it returns nil, the message and its entry
+	// are durable (written and synced) and the ID names the message from
+	// then on.
+	Commit(ctx context.Context, e *Entry) error
+	// Abort drops what was written. After Commit it does nothing.
+	Abort() error
+}
+
+// Lease is a message leased to one worker.
+type Lease interface {
+	// Entry is the message's entry; the worker changes its recipients'
+	// states and Attempts, then calls Save, Retry or Done.
+	Entry() *Entry
+	// Message is the content to deliver: Entry.Header, then what was
+	// written to the QueueWriter.
+	Message() Message
+	// Extend keeps the lease for d more from now, for a long delivery.
+	Extend(ctx context.Context, d time.Duration) error
+	// Save stores the entry's states durably, keeping the lease.
+	Save(ctx context.Context) error
+	// Retry stores the entry and releases the message until at.
+	Retry(ctx context.Context, at time.Time) error
+	// Done removes the message: every recipient has a final state.
+	Done(ctx context.Context) error
+}
+
+// Entry is what a queue keeps of a message besides its content.
+type Entry struct {
+	// ID names the message in the queue and in events; set by Commit.
+	ID string `json:"id"`
+	// Envelope is the envelope of delivery: its From is the rewritten
+	// reverse-path (the return path or the SRS address).
+	Envelope Envelope `json:"envelope"`
+	// Sender is the reverse-path the client gave, to which DSNs go; ""
+	// for the null sender, whose messages are never bounced (RFC 5321
+	// §4.5.5).
+	Sender string `json:"sender"`
+	// Account is the name of the account (API key) that sent it, "" for a
+	// trusted network.
+	Account string `json:"account,omitempty"`
+	// MessageID is the Message-ID field of the message, for events.
+	MessageID string `json:"message_id,omitempty"`
+	// Header holds header fields computed after the content was written
+	// (the DKIM-Signature fields), delivered before it.
+	Header []byte `json:"header,omitempty"`
+	// Rcpts are the recipients' states, in the order of Envelope.To.
+	Rcpts []RcptState `json:"rcpts"`
+	// Created is when the message was accepted; NextAttempt when it is
+	// due; Attempts how many deliveries were tried.
+	Created     time.Time `json:"created"`
+	NextAttempt time.Time `json:"next_attempt"`
+	Attempts    int       `json:"attempts"`
+}
+
+// RcptStatus is the state of one recipient in the queue.
+type RcptStatus string
+
+// The states of a recipient.
+const (
+	RcptPending   RcptStatus = "pending"   // to be tried (again)
+	RcptDelivered RcptStatus = "delivered" // a server accepted it
+	RcptBounced   RcptStatus = "bounced"   // failed for good; a DSN is due
+	RcptDSNSent   RcptStatus = "dsn-sent"  // failed, and the DSN is queued
+)
+
+// RcptState is one recipient's state and its last reply.
+type RcptState struct {
+	Addr   string     `json:"addr"`
+	Status RcptStatus `json:"status"`
+	// Reply is the last reply for the recipient, nil before a try.
+	Reply *Reply `json:"reply,omitempty"`
+	// Host is the server that gave Reply.
+	Host string `json:"host,omitempty"`
+}
+
+// Pending returns the recipients of the envelope still to deliver, with
+// their DSN options.
+func (e *Entry) Pending() []Recipient {
+	var out []Recipient
+	for i, r := range e.Rcpts {
+		if r.Status == RcptPending && i < len(e.Envelope.To) {
+			out = append(out, e.Envelope.To[i])
+		}
+	}
+	return out
+}
