@@ -41,6 +41,9 @@ import (
 //
 // A message with Envelope.Body BodyBinary (RFC 3030) is signed and handed on
 // as it is, since a bare CR or LF in binary content is data, not a line end.
+//
+// Put a SigningSender before a Failover, so that a message is signed once
+// however many hosts are tried.
 type SigningSender struct {
 	next    Sender
 	signers []*dkim.Signer

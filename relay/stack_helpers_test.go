@@ -14,8 +14,10 @@ import (
 	"net/smtp"
 	"net/textproto"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/smarthost-go/smarthost/relay"
 	"github.com/smarthost-go/smarthost/relay/smtptest"
@@ -151,6 +153,105 @@ func readAll(t *testing.T, m relay.Message) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// accept is a Sender that accepts every recipient, reading the message,
+// with host as Receipt.Host.
+func accept(host string) relay.SenderFunc {
+	return func(ctx context.Context, env *relay.Envelope, msg relay.Message) (*relay.Receipt, error) {
+		if rc, err := msg.Open(); err != nil {
+			return nil, err
+		} else {
+			_, err := io.Copy(io.Discard, rc)
+			rc.Close()
+			if err != nil {
+				return nil, err
+			}
+		}
+		r := &relay.Receipt{Host: host}
+		for _, to := range env.To {
+			r.Rcpts = append(r.Rcpts, relay.RcptResult{Addr: to.Addr, Reply: &relay.Reply{Code: 250, Enhanced: relay.EnhancedCode{2, 0, 0}, Message: "OK " + host}})
+		}
+		return r, nil
+	}
+}
+
+// fail is a Sender that fails every transaction with err.
+func fail(err error) relay.SenderFunc {
+	return func(context.Context, *relay.Envelope, relay.Message) (*relay.Receipt, error) {
+		return nil, err
+	}
+}
+
+// calls records the names of the Senders called, in order.
+type calls struct {
+	mu    sync.Mutex
+	names []string
+}
+
+// wrap returns s recording name on each call.
+func (c *calls) wrap(name string, s relay.Sender) relay.SenderFunc {
+	return func(ctx context.Context, env *relay.Envelope, msg relay.Message) (*relay.Receipt, error) {
+		c.mu.Lock()
+		c.names = append(c.names, name)
+		c.mu.Unlock()
+		return s.Send(ctx, env, msg)
+	}
+}
+
+// take returns the names recorded since the last take.
+func (c *calls) take() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := strings.Join(c.names, " ")
+	c.names = nil
+	return s
+}
+
+// manualClock is a clock that moves only when told.
+type manualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newManualClock() *manualClock {
+	return &manualClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *manualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// constReader is an io.Reader of one repeated byte, a randomness source
+// whose choices tests know.
+type constReader byte
+
+func (c constReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(c)
+	}
+	return len(p), nil
+}
+
+// closedAddr returns a loopback address where nothing listens: a
+// connection to it is refused.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
 }
 
 // normalizeCRLF writes every line end as CRLF and ends non-empty text with
