@@ -42,8 +42,8 @@ import (
 // A message with Envelope.Body BodyBinary (RFC 3030) is signed and handed on
 // as it is, since a bare CR or LF in binary content is data, not a line end.
 //
-// Put a SigningSender before a Failover, so that a message is signed once
-// however many hosts are tried.
+// Put a SigningSender before a Failover or an MXSender, so that a message is
+// signed once however many hosts are tried.
 type SigningSender struct {
 	next    Sender
 	signers []*dkim.Signer
