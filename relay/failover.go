@@ -47,6 +47,9 @@ import (
 // here would deliver the message to them in two transactions whose outcomes
 // the Receipt could not tell apart.
 //
+// A Receipt that comes with an error (the recipients' replies when the
+// transaction failed after RCPT TO) is returned with it.
+//
 // An error that comes from reading the message itself (its Open or Read
 // failed) is returned at once and rests no Sender, since no other Sender
 // could read it either; likewise the error of a context that ended.
@@ -177,11 +180,14 @@ func NewFailover(opts *FailoverOptions, senders ...Sender) (*Failover, error) {
 // Failover.
 func (f *Failover) Send(ctx context.Context, env *Envelope, msg Message) (*Receipt, error) {
 	tried := make([]bool, len(f.senders))
-	var lastErr error
+	var (
+		lastR   *Receipt
+		lastErr error
+	)
 	for {
 		i, resting := f.next(tried)
 		if i < 0 {
-			return nil, lastErr
+			return lastR, lastErr
 		}
 		tried[i] = true
 		if resting {
@@ -197,17 +203,17 @@ func (f *Failover) Send(ctx context.Context, env *Envelope, msg Message) (*Recei
 			f.report(FailoverAttempt{Index: i, Resting: resting})
 			return r, nil
 		}
-		lastErr = err
+		lastR, lastErr = r, err
 		if ctx.Err() != nil || wm.failed() {
 			f.report(FailoverAttempt{Index: i, Err: err, Resting: resting})
-			return nil, err
+			return r, err
 		}
 		var reply *Reply
 		if errors.As(err, &reply) && reply.Permanent() {
 			f.succeeded(i) // it answered: it is up
 			f.report(FailoverAttempt{Index: i, Err: err, Resting: resting})
 			if !f.o.FailOverPermanent {
-				return nil, err
+				return r, err
 			}
 			continue
 		}

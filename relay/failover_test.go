@@ -381,6 +381,39 @@ func TestFailoverReturnsReceiptAsItCame(t *testing.T) {
 	}
 }
 
+// A Receipt that comes with an error (recipients refused at RCPT TO, then
+// the transaction failed) is returned with it.
+func TestFailoverKeepsReceiptWithError(t *testing.T) {
+	t.Parallel()
+	partial := func(host string, err error) relay.SenderFunc {
+		return func(context.Context, *relay.Envelope, relay.Message) (*relay.Receipt, error) {
+			return &relay.Receipt{Host: host, Rcpts: []relay.RcptResult{
+				{Addr: "bob@example.org", Reply: &relay.Reply{Code: 550, Enhanced: relay.EnhancedCode{5, 1, 1}}},
+				{Addr: "carol@example.org"},
+			}}, err
+		}
+	}
+	env := &relay.Envelope{To: relay.To("bob@example.org", "carol@example.org")}
+	for _, tc := range []struct {
+		name    string
+		senders []relay.Sender
+		host    string
+		err     error
+	}{
+		{"all fail", []relay.Sender{partial("a", reply451), partial("b", reply421)}, "b", reply421},
+		{"permanent", []relay.Sender{partial("a", reply550), accept("b")}, "a", reply550},
+	} {
+		f, err := relay.NewFailover(nil, tc.senders...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := f.Send(context.Background(), env, testMessage)
+		if err != tc.err || r == nil || r.Host != tc.host || r.Rcpts[0].Reply.Code != 550 {
+			t.Errorf("%s: got %+v, %v; want %s's receipt and %v", tc.name, r, err, tc.host, tc.err)
+		}
+	}
+}
+
 func TestFailoverOnAttempt(t *testing.T) {
 	t.Parallel()
 	var got []relay.FailoverAttempt

@@ -125,8 +125,11 @@ const DefaultMXAttempts = 5
 // returns one Receipt: each recipient's RcptResult is its host's, or the
 // reply for its domain's failure (451 4.4.1 when the last host could not be
 // reached); Receipt.Host is the hosts that took the message, joined by ", ".
-// Send returns an error then only when ctx ended before any recipient was
-// accepted. Recipients refused for now are the caller's to retry.
+// A recipient that its host refused at RCPT TO keeps that reply when the
+// transaction then failed (when the host's Sender gives a Receipt with its
+// error). Send returns an error then only when ctx ended before any
+// recipient was accepted. Recipients refused for now are the caller's to
+// retry.
 //
 // Like Failover, an MXSender returns at once an error that comes from
 // reading the message itself, since no other host could read it either.
@@ -216,8 +219,11 @@ func (m *MXSender) Send(ctx context.Context, env *Envelope, msg Message) (*Recei
 			if !errors.As(err, &reply) {
 				reply = &Reply{Code: 451, Enhanced: EnhancedCode{4, 4, 1}, Message: err.Error()}
 			}
-			for _, i := range d.index {
+			for k, i := range d.index {
 				out.Rcpts[i].Reply = reply
+				if r != nil && k < len(r.Rcpts) && r.Rcpts[k].Reply != nil {
+					out.Rcpts[i].Reply = r.Rcpts[k].Reply // refused at RCPT
+				}
 			}
 			continue
 		}
@@ -321,6 +327,7 @@ func (m *MXSender) sendDomain(ctx context.Context, env *Envelope, d *mxDomain, m
 	sub := *env
 	sub.To = d.to
 	var (
+		lastR      *Receipt
 		lastErr    error
 		attempts   int
 		dnsErr     error // a temporary failure of an address lookup
@@ -347,13 +354,13 @@ func (m *MXSender) sendDomain(ctx context.Context, env *Envelope, d *mxDomain, m
 				continue
 			}
 			if attempts == m.o.MaxAttempts {
-				return nil, lastErr
+				return lastR, lastErr
 			}
 			attempts++
 			h := MXHost{Domain: d.domain, Name: t.name, Pref: t.pref, Implicit: t.implicit, Addr: netip.AddrPortFrom(a.Unmap(), uint16(m.o.Port))}
 			s := m.o.Dial(h)
 			if s == nil {
-				lastErr = fmt.Errorf("relay: mx %s: Dial gave no Sender for %s", d.domain, h.Addr)
+				lastR, lastErr = nil, fmt.Errorf("relay: mx %s: Dial gave no Sender for %s", d.domain, h.Addr)
 				continue
 			}
 			wm := &watchedMessage{Message: msg}
@@ -362,12 +369,13 @@ func (m *MXSender) sendDomain(ctx context.Context, env *Envelope, d *mxDomain, m
 				return r, nil
 			}
 			if ctx.Err() != nil || wm.failed() {
-				return nil, err
+				return r, err
 			}
+			lastR = r
 			var reply *Reply
 			if errors.As(err, &reply) {
 				if reply.Permanent() {
-					return nil, err
+					return r, err
 				}
 				lastErr = err
 			} else {
@@ -377,7 +385,7 @@ func (m *MXSender) sendDomain(ctx context.Context, env *Envelope, d *mxDomain, m
 		}
 	}
 	if attempts > 0 {
-		return nil, lastErr
+		return lastR, lastErr
 	}
 	switch {
 	case dnsErr != nil:

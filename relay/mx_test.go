@@ -392,6 +392,45 @@ mx.busy.example.  A 192.0.2.42
 	}
 }
 
+// A recipient refused at RCPT TO keeps its reply when its domain's
+// transaction then fails.
+func TestMXSenderKeepsRcptReplies(t *testing.T) {
+	t.Parallel()
+	fx := newMXFixture(t, `
+one.example.      MX 10 mx.one.example.
+mx.one.example.   A 192.0.2.1
+two.example.      MX 10 mx.two.example.
+mx.two.example.   A 192.0.2.2
+`)
+	fx.host(t, "192.0.2.1", nil)
+	two := fx.host(t, "192.0.2.2", nil)
+	two.Fail(smtptest.Fault{On: smtptest.RCPT, Rcpt: "bob@two.example", Reply: relay.Reply{Code: 550, Enhanced: relay.EnhancedCode{5, 1, 1}, Message: "No such user"}})
+	two.Fail(smtptest.Fault{On: smtptest.EndOfData, Reply: relay.Reply{Code: 451, Enhanced: relay.EnhancedCode{4, 3, 0}, Message: "Later"}})
+	// The minimal test client gives no Receipt with an error; this one
+	// does, as the smart-host client may.
+	fx.hosts[netip.MustParseAddr("192.0.2.2")] = relay.SenderFunc(func(ctx context.Context, env *relay.Envelope, msg relay.Message) (*relay.Receipt, error) {
+		r, err := smtpSender{addr: two.Addr}.Send(ctx, env, msg)
+		if err != nil {
+			return &relay.Receipt{Host: two.Addr, Rcpts: []relay.RcptResult{
+				{Addr: env.To[0].Addr, Reply: &relay.Reply{Code: 550, Enhanced: relay.EnhancedCode{5, 1, 1}, Message: "No such user"}},
+				{Addr: env.To[1].Addr},
+			}}, err
+		}
+		return r, nil
+	})
+	r, err := sendTo(fx.sender(t, nil), "alice@one.example", "bob@two.example", "carol@two.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, x := range r.Rcpts {
+		got = append(got, fmt.Sprintf("%s %d", x.Addr, x.Reply.Code))
+	}
+	if want := "[alice@one.example 250 bob@two.example 550 carol@two.example 451]"; fmt.Sprint(got) != want {
+		t.Errorf("results %v\nwant    %s", got, want)
+	}
+}
+
 // An address literal is delivered to its address, no lookup; one that
 // AllowAddr refuses fails permanently.
 func TestMXSenderAddressLiteral(t *testing.T) {
