@@ -293,9 +293,6 @@ func recipientDomain(addr string) (string, netip.Addr, bool) {
 		return "[" + ip.String() + "]", ip, true
 	}
 	d = strings.TrimSuffix(d, ".")
-	if d == "" || strings.ContainsAny(d, " \t\r\n[]") {
-		return "", netip.Addr{}, false
-	}
 	for i := 0; i < len(d); i++ {
 		if d[i] >= 0x80 { // a U-label (RFC 6531 §3.2): look up its A-label
 			a, err := idna.Lookup.ToASCII(d)
@@ -306,7 +303,32 @@ func recipientDomain(addr string) (string, netip.Addr, bool) {
 			break
 		}
 	}
+	if !isDomainName(d) {
+		return "", netip.Addr{}, false
+	}
 	return strings.ToLower(d), netip.Addr{}, true
+}
+
+// isDomainName reports whether d is a domain name of letters, digits,
+// hyphens and underscores (RFC 5321 §4.1.2, with the underscore some host
+// names hold), in labels of 1 to 63 octets, 253 at most in all (RFC 1035
+// §2.3.4).
+func isDomainName(d string) bool {
+	if d == "" || len(d) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(d, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // mxTarget is one host of a domain, with its addresses when they are
