@@ -11,6 +11,7 @@ require (
 	github.com/miekg/dns v1.1.73
 	golang.org/x/net v0.62.0
 	golang.org/x/text v0.44.0
+	golang.org/x/time v0.16.0
 	gopkg.in/yaml.v3 v3.0.1
 )
 
