@@ -214,6 +214,12 @@ type srvFixture struct {
 // them.
 func srvStart(t testing.TB, edit func(o *relay.ServerOptions)) *srvFixture {
 	t.Helper()
+	return srvStartOn(t, edit, func(l net.Listener) net.Listener { return l })
+}
+
+// srvStartOn is srvStart with the listeners given to the server wrapped.
+func srvStartOn(t testing.TB, edit func(o *relay.ServerOptions), wrap func(net.Listener) net.Listener) *srvFixture {
+	t.Helper()
 	keys, err := srvKeys()
 	if err != nil {
 		t.Fatal(err)
@@ -273,14 +279,14 @@ func srvStart(t testing.TB, edit func(o *relay.ServerOptions)) *srvFixture {
 		t.Fatal(err)
 	}
 	fx.addr = plain.Addr().String()
-	go func() { fx.served <- fx.srv.Serve(plain) }()
+	go func() { fx.served <- fx.srv.Serve(wrap(plain)) }()
 	if o.TLSConfig != nil {
 		implicit, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		fx.tlsAddr = implicit.Addr().String()
-		go func() { fx.served <- fx.srv.ServeTLS(implicit) }()
+		go func() { fx.served <- fx.srv.ServeTLS(wrap(implicit)) }()
 	}
 	t.Cleanup(func() { fx.srv.Close() })
 	return fx
@@ -338,6 +344,19 @@ func srvDial(t testing.TB, addr, local string, want int) *srvRaw {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
 	}
 	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &srvRaw{t: t, conn: conn, tp: textproto.NewConn(conn)}
+	t.Cleanup(func() { c.conn.Close() })
+	c.expect(want)
+	return c
+}
+
+// srvDialTLS connects to an implicit-TLS listener.
+func srvDialTLS(t testing.TB, addr string, cfg *tls.Config, want int) *srvRaw {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
