@@ -272,12 +272,21 @@ func TestServerAuthNeedsTLS(t *testing.T) {
 	if fx.auth.count() != 0 {
 		t.Errorf("the Authenticator was asked %d times before TLS", fx.auth.count())
 	}
+	// The refused AUTH left the client unauthenticated: no relay.
+	c.cmd(250, "MAIL FROM:<orders@customer.example>")
+	c.write("RCPT TO:<buyer@example.net>\r\n")
+	c.expectText("530 5.7.0")
+	c.cmd(250, "RSET")
 	c.startTLS(fx.client)
 	ehlo = c.cmd(250, "EHLO client.test")
 	if strings.Contains(ehlo, "STARTTLS") || !strings.Contains(ehlo, "AUTH PLAIN LOGIN") {
 		t.Errorf("EHLO after TLS offers:\n%s", ehlo)
 	}
 	c.cmd(235, "AUTH PLAIN "+plain)
+	fx.nothingQueued()
+	if creates, _, _ := fx.q.counts(); creates != 0 {
+		t.Errorf("the queue was asked for %d messages", creates)
+	}
 }
 
 func TestServerNoRelayWithoutAuth(t *testing.T) {
@@ -338,19 +347,40 @@ func TestServerForeignSenderDomain(t *testing.T) {
 			t.Errorf("reply %q does not say why", got)
 		}
 	}
-	// A MAIL FROM of the account's, and a From field of another's.
-	for _, from := range []string{
-		"From: ceo@bank.example",
-		"From: Shop <orders@customer.example>, ceo@bank.example",
-		"From: =?utf-8?q?Bank?= <ceo@bank.example>",
-	} {
-		c.cmd(250, "MAIL FROM:<orders@customer.example>")
-		c.cmd(250, "RCPT TO:<buyer@example.net>")
-		c.cmd(354, "DATA")
-		c.write(from + "\r\nSubject: pay\r\n\r\npay now\r\n.\r\n")
-		got := c.expectText("550 5.7.1")
-		if !strings.Contains(got, "From header field rejected") || !strings.Contains(got, "bank.example") {
-			t.Errorf("reply %q does not say why", got)
+	// A MAIL FROM of the account's (or the null sender, which has no
+	// domain to check), and a From field of another's, in DATA and in
+	// BDAT.
+	// A From field that cannot be read is refused as malformed (5.6.0),
+	// never let through.
+	fromFields := []struct{ field, reply string }{
+		{"From: ceo@bank.example", "550 5.7.1 From header field rejected"},
+		{"From: Shop <orders@customer.example>, ceo@bank.example", "550 5.7.1 From header field rejected"},
+		{"From: =?utf-8?q?Bank?= <ceo@bank.example>", "550 5.7.1 From header field rejected"},
+		{"From: \"orders@customer.example\"@bank.example", "550 5.7.1 From header field rejected"},
+		{"From: Shop\r\n <ceo@bank.example>", "550 5.7.1 From header field rejected"},
+		{"FROM: ceo@bank.example", "550 5.7.1 From header field rejected"},
+		{"From : ceo@bank.example", "550 5.7.1 From header field rejected"}, // RFC 5322 §4.5.1, obsolete but read
+		// '@' may not be in a Q encoded-word of a phrase (RFC 2047 §5).
+		{"From: =?utf-8?q?orders@customer.example?= <ceo@bank.example>", "550 5.6.0"},
+		{"From: ceo@bank.example.", "550 5.6.0"},
+	}
+	for _, mailFrom := range []string{"orders@customer.example", ""} {
+		for _, f := range fromFields {
+			msg := f.field + "\r\nSubject: pay\r\n\r\npay now\r\n"
+			for _, bdat := range []bool{false, true} {
+				c.cmd(250, "MAIL FROM:<"+mailFrom+">")
+				c.cmd(250, "RCPT TO:<buyer@example.net>")
+				if bdat {
+					c.write("BDAT " + strconv.Itoa(len(msg)) + " LAST\r\n" + msg)
+				} else {
+					c.cmd(354, "DATA")
+					c.write(msg + ".\r\n")
+				}
+				got := c.expectText(f.reply)
+				if strings.HasPrefix(f.reply, "550 5.7.1") && !strings.Contains(got, "bank.example") {
+					t.Errorf("%q (BDAT %v): reply %q does not name the domain", f.field, bdat, got)
+				}
+			}
 		}
 	}
 	fx.nothingQueued()
@@ -364,9 +394,23 @@ func TestServerNoSendScope(t *testing.T) {
 	fx := srvStart(t, nil)
 	c := srvDial(t, fx.addr, "", 220)
 	c.login(fx.client, srvKeyNoScope)
-	c.write("MAIL FROM:<orders@customer.example>\r\n")
-	c.expectText("550 5.7.1")
+	// The key authenticates, but sends nothing: not from its own domain,
+	// not with the null sender.
+	for _, from := range []string{"orders@customer.example", ""} {
+		c.write("MAIL FROM:<" + from + ">\r\n")
+		if got := c.expectText("550 5.7.1"); !strings.Contains(got, relay.ScopeSend) {
+			t.Errorf("reply %q does not name the scope", got)
+		}
+		// No transaction was opened.
+		c.write("RCPT TO:<buyer@example.net>\r\n")
+		c.expectText("502 5.5.1")
+		c.write("DATA\r\n")
+		c.expectText("502 5.5.1")
+	}
 	fx.nothingQueued()
+	if creates, _, _ := fx.q.counts(); creates != 0 {
+		t.Errorf("the queue was asked for %d messages", creates)
+	}
 }
 
 func TestServerBadHeader(t *testing.T) {
