@@ -472,11 +472,18 @@ func (s *Server) token(n int) string {
 // authenticated client.
 func (ss *serverSession) received(tx *transaction, acct *Account, id string, now time.Time) []byte {
 	var b bytes.Buffer
-	b.WriteString("Received: from ")
-	b.WriteString(heloName(tx.helo))
-	b.WriteString(" (")
-	b.WriteString(addressLiteral(ss.c.remote.Addr()))
-	b.WriteString(")\r\n")
+	lit := addressLiteral(ss.c.remote.Addr())
+	if isEHLOName(tx.helo) {
+		fmt.Fprintf(&b, "Received: from %s (%s)\r\n", tx.helo, lit)
+	} else {
+		// A name that is neither cannot stand in the FROM clause: the
+		// client's address does, and the name goes in a comment, where
+		// no octet of it can end the clause or the field.
+		fmt.Fprintf(&b, "Received: from %s (%s)\r\n", lit, lit)
+		if tx.helo != "" {
+			fmt.Fprintf(&b, "\t(helo=%s)\r\n", commentSafe(tx.helo))
+		}
+	}
 	proto := "SMTP"
 	if ss.c.usedEHLO() {
 		proto = "ESMTP"
@@ -509,12 +516,38 @@ func (ss *serverSession) received(tx *transaction, acct *Account, id string, now
 	return b.Bytes()
 }
 
-// heloName is the client's EHLO name as a Received field may hold it.
-func heloName(h string) string {
-	if h == "" {
-		return "unknown"
+// isEHLOName reports whether the client's EHLO name can stand in the FROM
+// clause of a Received field (RFC 5321 §4.4): a Domain of §4.1.2, labels
+// of letters, digits and inner hyphens, or an address literal of §4.1.3.
+// go-smtp takes any word after EHLO.
+func isEHLOName(h string) bool {
+	if lit, ok := strings.CutPrefix(h, "["); ok {
+		lit, ok = strings.CutSuffix(lit, "]")
+		if !ok {
+			return false
+		}
+		if v6, ok := strings.CutPrefix(lit, "IPv6:"); ok {
+			a, err := netip.ParseAddr(v6)
+			return err == nil && a.Is6() && a.Zone() == ""
+		}
+		a, err := netip.ParseAddr(lit)
+		return err == nil && a.Is4()
 	}
-	return commentSafe(h)
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // commentSafe returns s with what may not appear in a comment of a header
