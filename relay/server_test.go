@@ -212,12 +212,24 @@ func TestServerSRS(t *testing.T) {
 func TestServerNullSender(t *testing.T) {
 	t.Parallel()
 	fx := srvStart(t, nil)
-	if _, err := srvSend(t, fx, srvKey, "", []string{"buyer@example.net"}, srvMessage); err != nil {
-		t.Fatal(err)
+	// From a domain with a return path, and from one rewritten with SRS:
+	// neither applies to the null sender (RFC 5321 §4.5.5).
+	for _, m := range []string{srvMessage, strings.Replace(srvMessage, "customer.example", "other.example", 1)} {
+		if _, err := srvSend(t, fx, srvKey, "", []string{"buyer@example.net"}, m); err != nil {
+			t.Fatal(err)
+		}
 	}
-	entries, _ := fx.q.stored()
-	if len(entries) != 1 || entries[0].Envelope.From != "" || entries[0].Sender != "" {
-		t.Fatalf("entries %+v: the null sender must stay null", entries)
+	entries, msgs := fx.q.stored()
+	if len(entries) != 2 {
+		t.Fatalf("%d messages queued, want 2", len(entries))
+	}
+	for i, e := range entries {
+		if e.Envelope.From != "" || e.Sender != "" {
+			t.Errorf("message %d: Envelope.From %q, Sender %q: the null sender must stay null", i, e.Envelope.From, e.Sender)
+		}
+		if got := srvVerify(t, fx, msgs[i]); len(got) != 2-i {
+			t.Errorf("message %d: signatures that pass: %v", i, got)
+		}
 	}
 }
 
