@@ -214,17 +214,30 @@ type srvFixture struct {
 // them.
 func srvStart(t testing.TB, edit func(o *relay.ServerOptions)) *srvFixture {
 	t.Helper()
-	return srvStartOn(t, edit, func(l net.Listener) net.Listener { return l })
+	return srvStartQueue(t, nil, edit, nil)
 }
 
 // srvStartOn is srvStart with the listeners given to the server wrapped.
 func srvStartOn(t testing.TB, edit func(o *relay.ServerOptions), wrap func(net.Listener) net.Listener) *srvFixture {
 	t.Helper()
+	return srvStartQueue(t, nil, edit, wrap)
+}
+
+// srvStartQueue is srvStartOn with the server queuing in q, when it is not
+// nil, rather than in the fixture's srvQueue (which then stays empty).
+func srvStartQueue(t testing.TB, q relay.Queue, edit func(o *relay.ServerOptions), wrap func(net.Listener) net.Listener) *srvFixture {
+	t.Helper()
 	keys, err := srvKeys()
 	if err != nil {
 		t.Fatal(err)
 	}
+	if wrap == nil {
+		wrap = func(l net.Listener) net.Listener { return l }
+	}
 	fx := &srvFixture{t: t, q: &srvQueue{}, auth: &srvAuth{}, served: make(chan error, 2)}
+	if q == nil {
+		q = fx.q
+	}
 	fx.client = &tls.Config{RootCAs: keys.pool, ServerName: "relay.test"}
 
 	zone := dnstest.NewZone()
@@ -271,7 +284,7 @@ func srvStartOn(t testing.TB, edit func(o *relay.ServerOptions), wrap func(net.L
 	if edit != nil {
 		edit(&o)
 	}
-	if fx.srv, err = relay.NewServer(fx.q, &o); err != nil {
+	if fx.srv, err = relay.NewServer(q, &o); err != nil {
 		t.Fatal(err)
 	}
 	plain, err := net.Listen("tcp", "127.0.0.1:0")
