@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"hash"
 	"math/bits"
-	"runtime"
 )
 
 // bodyHash receives canonical body bytes: a hash, with an optional length
@@ -51,6 +50,7 @@ type bodyCanon struct {
 	pipe   *hashPipe // hashes on another goroutine, once the body is large
 
 	inlineOnly bool // never start the pipe
+	forcePipe  bool // tests: start the pipe even with no processor idle
 
 	on   int
 	obuf [2048]byte
@@ -62,8 +62,10 @@ func (c *bodyCanon) emit(p []byte) {
 		return
 	}
 	if c.inline >= pipeAfter && !c.inlineOnly {
-		if runtime.GOMAXPROCS(0) < 2 {
-			c.inlineOnly = true // no second processor to hash on
+		// Decided once per body: the pipe only pays with a processor
+		// idle to run its goroutine (see hashPipe).
+		if !c.forcePipe && !idleProcessor() {
+			c.inlineOnly = true
 			c.direct(p)
 			return
 		}
