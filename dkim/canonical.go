@@ -140,6 +140,20 @@ func (c *bodyCanon) Write(p []byte) (int, error) {
 			var j int
 			if c.relaxed {
 				j = scanRelaxed(q, i)
+				if k, crlf := fixWSP(q, j); k > j {
+					if j > i {
+						c.out(p[i:j])
+					}
+					if crlf {
+						c.outByte('\r')
+						c.outByte('\n')
+					} else {
+						c.outByte(' ')
+					}
+					c.any = true
+					i = k
+					continue
+				}
 			} else {
 				j = scanSimple(q, i)
 			}
@@ -154,6 +168,30 @@ func (c *bodyCanon) Write(p []byte) (int, error) {
 		i++
 	}
 	return len(p), nil
+}
+
+// fixWSP handles the commonest spots where scanRelaxed stops, a run of
+// WSP inside a line or at its end, when p holds what decides the run's
+// fate: followed by an ordinary byte, the run becomes one SP (crlf false);
+// followed by CRLF and an ordinary byte (so the line break is not one of
+// the trailing empty lines), the run goes and the CRLF stays (crlf true).
+// It returns the end of what it handled, an ordinary byte, where the scan
+// may go on; or j when p[j] starts no such run, for the byte-level state
+// machine to take.
+func fixWSP(p []byte, j int) (k int, crlf bool) {
+	k = j
+	for k < len(p) && (p[k] == ' ' || p[k] == '\t') {
+		k++
+	}
+	switch {
+	case k == j || k == len(p):
+		return j, false
+	case !special(p[k]):
+		return k, false
+	case k+2 < len(p) && p[k] == '\r' && p[k+1] == '\n' && !special(p[k+2]):
+		return k + 2, true
+	}
+	return j, false
 }
 
 // step processes one byte the slow way.

@@ -74,6 +74,8 @@ var bodySeeds = []string{
 	"é 8-bit\xff\x00\x01 \x0c\r\n",
 	// Long enough for the scanner's 32-byte blocks.
 	strings.Repeat("ab ", 10) + "c  d \r\n" + strings.Repeat("QUJD", 10) + " \r\n\te\nf !  g\r\r\n \r\n",
+	// WSP runs inside lines and before line breaks, in every context.
+	"a  b\t \r\nc\td \t\r\n\te  \r\n \t\r\nf \t g\t\r\n\r\n  \r\nh\t \n i \r\r\n",
 }
 
 func FuzzBodyCanon(f *testing.F) {
