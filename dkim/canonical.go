@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"hash"
 	"math/bits"
-	"runtime"
 )
 
 // bodyHash receives canonical body bytes: a hash, with an optional length
@@ -51,6 +50,7 @@ type bodyCanon struct {
 	pipe   *hashPipe // hashes on another goroutine, once the body is large
 
 	inlineOnly bool // never start the pipe
+	forcePipe  bool // tests: start the pipe even with no processor idle
 
 	on   int
 	obuf [2048]byte
@@ -62,8 +62,10 @@ func (c *bodyCanon) emit(p []byte) {
 		return
 	}
 	if c.inline >= pipeAfter && !c.inlineOnly {
-		if runtime.GOMAXPROCS(0) < 2 {
-			c.inlineOnly = true // no second processor to hash on
+		// Decided once per body: the pipe only pays with a processor
+		// idle to run its goroutine (see hashPipe).
+		if !c.forcePipe && !idleProcessor() {
+			c.inlineOnly = true
 			c.direct(p)
 			return
 		}
@@ -138,6 +140,20 @@ func (c *bodyCanon) Write(p []byte) (int, error) {
 			var j int
 			if c.relaxed {
 				j = scanRelaxed(q, i)
+				if k, crlf := fixWSP(q, j); k > j {
+					if j > i {
+						c.out(p[i:j])
+					}
+					if crlf {
+						c.outByte('\r')
+						c.outByte('\n')
+					} else {
+						c.outByte(' ')
+					}
+					c.any = true
+					i = k
+					continue
+				}
 			} else {
 				j = scanSimple(q, i)
 			}
@@ -152,6 +168,30 @@ func (c *bodyCanon) Write(p []byte) (int, error) {
 		i++
 	}
 	return len(p), nil
+}
+
+// fixWSP handles the commonest spots where scanRelaxed stops, a run of
+// WSP inside a line or at its end, when p holds what decides the run's
+// fate: followed by an ordinary byte, the run becomes one SP (crlf false);
+// followed by CRLF and an ordinary byte (so the line break is not one of
+// the trailing empty lines), the run goes and the CRLF stays (crlf true).
+// It returns the end of what it handled, an ordinary byte, where the scan
+// may go on; or j when p[j] starts no such run, for the byte-level state
+// machine to take.
+func fixWSP(p []byte, j int) (k int, crlf bool) {
+	k = j
+	for k < len(p) && (p[k] == ' ' || p[k] == '\t') {
+		k++
+	}
+	switch {
+	case k == j || k == len(p):
+		return j, false
+	case !special(p[k]):
+		return k, false
+	case k+2 < len(p) && p[k] == '\r' && p[k+1] == '\n' && !special(p[k+2]):
+		return k + 2, true
+	}
+	return j, false
 }
 
 // step processes one byte the slow way.

@@ -181,9 +181,10 @@ func Sign(ctx context.Context, w io.Writer, r io.Reader, signers ...*Signer) err
 	var kept spool
 	defer kept.close()
 	if !seekable {
+		kept.buf = make([]byte, spoolChunk)
 		src = io.TeeReader(r, &kept)
 	}
-	if _, err := copyCtx(ctx, sw, src); err != nil {
+	if _, err := copyBuf(ctx, sw, src, kept.buf); err != nil {
 		return err
 	}
 	if err := sw.Close(); err != nil {
@@ -206,10 +207,16 @@ func Sign(ctx context.Context, w io.Writer, r io.Reader, signers ...*Signer) err
 // in memory before it moves it to a temporary file.
 const SpoolMemory = 64 << 10
 
+// spoolChunk is the size of the reads from a reader Sign cannot rewind,
+// and so of the writes to the spool file, and of the copy back out: a
+// pipe hands over up to 64 KiB at a time.
+const spoolChunk = 64 << 10
+
 // spool keeps the message Sign reads from a reader it cannot rewind.
 type spool struct {
 	mem  []byte
 	file *os.File
+	buf  []byte // the copy buffer, spoolChunk bytes
 }
 
 func (s *spool) Write(p []byte) (int, error) {
@@ -245,7 +252,7 @@ func (s *spool) writeTo(ctx context.Context, w io.Writer) error {
 	}
 	// Hidden behind a plain io.Reader so that copyCtx does not hand the
 	// copy to (*os.File).WriteTo, which would not look at ctx.
-	_, err := copyCtx(ctx, w, struct{ io.Reader }{s.file})
+	_, err := copyBuf(ctx, w, struct{ io.Reader }{s.file}, s.buf)
 	return err
 }
 
@@ -261,13 +268,20 @@ func (s *spool) close() {
 // an io.WriterTo (bytes.Reader, strings.Reader) writes itself without a
 // copy buffer.
 func copyCtx(ctx context.Context, w io.Writer, r io.Reader) (int64, error) {
+	return copyBuf(ctx, w, r, nil)
+}
+
+// copyBuf is copyCtx with the copy buffer given; nil means 16 KiB.
+func copyBuf(ctx context.Context, w io.Writer, r io.Reader, buf []byte) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	if wt, ok := r.(io.WriterTo); ok {
 		return wt.WriteTo(w)
 	}
-	buf := make([]byte, 16<<10)
+	if buf == nil {
+		buf = make([]byte, 16<<10)
+	}
 	var n int64
 	for {
 		k, err := r.Read(buf)
