@@ -46,8 +46,9 @@ type bodyCanon struct {
 	wsp   bool // relaxed: a WSP run seen and not yet emitted
 	any   bool // relaxed: some byte was emitted (the body is not empty)
 
-	inline int64     // bytes hashed in line, before the pipe started
-	pipe   *hashPipe // hashes on another goroutine, once the body is large
+	inline    int64     // bytes hashed in line, before the pipe started
+	nextCheck int64     // inline when a processor was last found busy
+	pipe      *hashPipe // hashes on another goroutine, once the body is large
 
 	inlineOnly bool // never start the pipe
 	forcePipe  bool // tests: start the pipe even with no processor idle
@@ -61,11 +62,13 @@ func (c *bodyCanon) emit(p []byte) {
 		c.pipe.write(p)
 		return
 	}
-	if c.inline >= pipeAfter && !c.inlineOnly {
-		// Decided once per body: the pipe only pays with a processor
-		// idle to run its goroutine (see hashPipe).
+	if c.inline >= c.nextCheck+pipeAfter && !c.inlineOnly {
+		// The pipe only pays with a processor idle to run its goroutine
+		// (see hashPipe). With none, look again after the next
+		// pipeAfter bytes: a verifier's own key lookup, busy when the
+		// body starts, ends soon after.
 		if !c.forcePipe && !idleProcessor() {
-			c.inlineOnly = true
+			c.nextCheck = c.inline
 			c.direct(p)
 			return
 		}

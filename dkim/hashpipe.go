@@ -178,7 +178,8 @@ func (p *hashPipe) wait() {
 
 // idleProcessor reports whether the scheduler has a processor with nothing
 // to do: fewer goroutines running or ready to run than GOMAXPROCS. It is
-// the view of a moment, taken once per large body.
+// the view of a moment, taken when a body passes pipeAfter bytes and again
+// after each further pipeAfter bytes while the answer is no.
 func idleProcessor() bool {
 	n := runtime.GOMAXPROCS(0)
 	if n < 2 {
