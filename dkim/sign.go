@@ -169,7 +169,6 @@ func Sign(ctx context.Context, w io.Writer, r io.Reader, signers ...*Signer) err
 		return errors.New("dkim: no signers")
 	}
 	sw := NewSigningWriter(signers...)
-	var src io.Reader = r
 	var start int64
 	rs, seekable := r.(io.ReadSeeker)
 	if seekable {
@@ -180,12 +179,18 @@ func Sign(ctx context.Context, w io.Writer, r io.Reader, signers ...*Signer) err
 	}
 	var kept spool
 	defer kept.close()
-	if !seekable {
+	if seekable {
+		if _, err := copyCtx(ctx, sw, r); err != nil {
+			return err
+		}
+	} else {
+		// Whole chunks, however little each Read gives (a reader that
+		// makes line ends CRLF gives a line at a time): the spool file
+		// and the canonicalizer then see one write per 64 KiB.
 		kept.buf = make([]byte, spoolChunk)
-		src = io.TeeReader(r, &kept)
-	}
-	if _, err := copyBuf(ctx, sw, src, kept.buf); err != nil {
-		return err
+		if err := copyFull(ctx, io.MultiWriter(sw, &kept), r, kept.buf); err != nil {
+			return err
+		}
 	}
 	if err := sw.Close(); err != nil {
 		return err
@@ -261,6 +266,29 @@ func (s *spool) close() {
 		s.file.Close()
 		os.Remove(s.file.Name())
 		s.file = nil
+	}
+}
+
+// copyFull copies r to w in chunks of len(buf), filling each chunk before
+// it is written, and checks ctx between chunks.
+func copyFull(ctx context.Context, w io.Writer, r io.Reader, buf []byte) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		k, err := io.ReadFull(r, buf)
+		if k > 0 {
+			if _, werr := w.Write(buf[:k]); werr != nil {
+				return werr
+			}
+		}
+		switch err {
+		case nil:
+		case io.EOF, io.ErrUnexpectedEOF:
+			return nil
+		default:
+			return err
+		}
 	}
 }
 
