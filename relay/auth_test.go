@@ -102,8 +102,8 @@ func TestAuthFailures(t *testing.T) {
 	}
 }
 
-// Credentials never go in plaintext, except to loopback with
-// AllowInsecureAuth.
+// Credentials never go in plaintext, nor over opportunistic TLS that is
+// not verified, except to loopback with AllowInsecureAuth.
 func TestAuthNeedsTLS(t *testing.T) {
 	t.Parallel()
 	// A plaintext server that would take AUTH.
@@ -117,6 +117,21 @@ func TestAuthNeedsTLS(t *testing.T) {
 	c := newClient(t, srv.Addr, &relay.ClientOptions{TLS: relay.OpportunisticTLS, Credentials: alice})
 	if _, err := c.Send(ctx(t), env, hello); err == nil || !strings.Contains(err.Error(), "never sent before TLS") {
 		t.Errorf("opportunistic, no STARTTLS: %v", err)
+	}
+	// Opportunistic TLS with a certificate that is not verified: no
+	// AUTH; verified, AUTH.
+	tlsSrv := newServer(t, &smtptest.Options{Users: users})
+	c = newClient(t, tlsSrv.Addr, &relay.ClientOptions{TLS: relay.OpportunisticTLS, Credentials: alice})
+	if _, err := c.Send(ctx(t), env, hello); err == nil || !strings.Contains(err.Error(), "not verified") {
+		t.Errorf("opportunistic, unverified: %v", err)
+	}
+	if n := tlsSrv.Stats().Commands["AUTH"]; n != 0 {
+		t.Errorf("AUTH sent %d times over unverified TLS", n)
+	}
+	c = newClient(t, tlsSrv.Addr, &relay.ClientOptions{TLS: relay.OpportunisticTLS, Credentials: alice, RootCAs: tlsSrv.CertPool()})
+	send(t, c, env, hello)
+	if m := tlsSrv.Messages()[0]; m.Auth == nil || m.TLS == nil {
+		t.Errorf("opportunistic, verified: auth %+v", m.Auth)
 	}
 	// AllowInsecureAuth, to an address that is not loopback.
 	w := &wire{remote: &net.TCPAddr{IP: net.ParseIP("192.0.2.25"), Port: 587}}

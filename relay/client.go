@@ -35,7 +35,7 @@ const (
 	// encryption without authentication still defeats a passive
 	// eavesdropper. Receipt.TLS says whether TLS was used, and its
 	// VerifiedChains whether the certificate was verified. Credentials
-	// still need TLS (see ClientOptions.Credentials).
+	// need verified TLS (see ClientOptions.Credentials).
 	OpportunisticTLS TLSMode = "opportunistic"
 	// NoTLS: plaintext only, for a relay on a trusted network or a test;
 	// never the default.
@@ -63,9 +63,10 @@ type ClientOptions struct {
 	//	&sasl.Credentials{Username: "apikey", Password: key}
 	//
 	// Credentials are sent only over TLS: never before STARTTLS, and not
-	// to a server that does not offer it (in OpportunisticTLS mode the
-	// Send fails rather than authenticate in plaintext), unless
-	// AllowInsecureAuth is set and the server is on a loopback address.
+	// to a server that does not offer it; in OpportunisticTLS mode, not
+	// to a server whose certificate is not verified either (the Send
+	// fails rather than authenticate); unless AllowInsecureAuth is set
+	// and the server is on a loopback address.
 	Credentials *sasl.Credentials
 	// Mechanism is the SASL mechanism to use, one of package sasl's; ""
 	// is the strongest both sides have (sasl.Choose: SCRAM-SHA-256,

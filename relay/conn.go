@@ -407,12 +407,19 @@ func verifyChains(cfg *tls.Config, cs tls.ConnectionState) ([][]*x509.Certificat
 
 // auth authenticates (RFC 4954) with the Client's credentials: with the
 // mechanism configured, or the strongest both sides have. Credentials go
-// only over TLS, or, when AllowInsecureAuth says so, to a loopback
-// address.
+// only over TLS, verified in opportunistic mode, or, when
+// AllowInsecureAuth says so, to a loopback address.
 func (c *conn) auth() error {
 	cred := c.cl.opts.Credentials
-	if c.tls == nil && !(c.cl.opts.AllowInsecureAuth && isLoopback(c.raw.RemoteAddr())) {
+	insecureOK := c.cl.opts.AllowInsecureAuth && isLoopback(c.raw.RemoteAddr())
+	switch {
+	case insecureOK:
+	case c.tls == nil:
 		return c.errorf("credentials are never sent before TLS (the connection is plaintext; AllowInsecureAuth permits it to a loopback address only)")
+	case c.cl.opts.TLS == OpportunisticTLS && len(c.tls.VerifiedChains) == 0:
+		// Unauthenticated TLS keeps a message from an eavesdropper,
+		// not a password from whoever is in the middle.
+		return c.errorf("credentials are not sent over opportunistic TLS whose certificate is not verified: %v", c.verifyErr)
 	}
 	offered, ok := c.ext["AUTH"]
 	if !ok {
