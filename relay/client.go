@@ -192,6 +192,9 @@ func NewClient(addr string, opts *ClientOptions) (*Client, error) {
 	default:
 		return nil, fmt.Errorf("relay: TLS mode %q is not %s, %s, %s or %s", string(o.TLS), StartTLS, ImplicitTLS, OpportunisticTLS, NoTLS)
 	}
+	if err := checkControls(o.LocalName); err != nil || strings.ContainsAny(o.LocalName, " <>") {
+		return nil, fmt.Errorf("relay: LocalName %q is not a domain or an address literal", o.LocalName)
+	}
 	if err := cl.checkAuth(); err != nil {
 		return nil, err
 	}
