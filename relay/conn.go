@@ -41,6 +41,8 @@ type conn struct {
 	broken    bool        // the state of the session is unknown: close it
 	retry     bool        // the failure of a reused connection's first command: try a new one
 	idleTimer *time.Timer // while in the pool
+	norm      normalizer  // of the message under way, its buffers kept
+	chunk     []byte      // a BDAT chunk buffer kept, up to keptChunk
 
 	mu       sync.Mutex
 	ctx      context.Context // of the operation under way

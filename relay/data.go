@@ -33,7 +33,19 @@ type normalizer struct {
 }
 
 func newNormalizer(src io.Reader, stuff bool) *normalizer {
-	return &normalizer{src: src, stuff: stuff, bol: true, in: make([]byte, 16<<10)}
+	z := &normalizer{}
+	z.reset(src, stuff)
+	return z
+}
+
+// reset makes z a normalizer of src, keeping its buffers: a connection
+// keeps one for all its messages.
+func (z *normalizer) reset(src io.Reader, stuff bool) {
+	in, obuf := z.in, z.obuf
+	if in == nil {
+		in = make([]byte, 16<<10)
+	}
+	*z = normalizer{src: src, stuff: stuff, bol: true, in: in, obuf: obuf}
 }
 
 // Read gives normalized octets.

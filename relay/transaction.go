@@ -57,13 +57,15 @@ func (c *conn) transact(env *Envelope, msg Message, reset bool) (*Receipt, error
 	for i, r := range env.To {
 		t.rcpts[i].Addr = r.Addr
 	}
-	t.norm = newNormalizer(body, !t.chunking)
+	c.norm.reset(body, !t.chunking)
+	defer c.norm.reset(nil, false) // keep the buffers, not the message
+	t.norm = &c.norm
 	if t.chunking {
 		size := c.cl.opts.ChunkSize
 		if n := msg.Size(); n >= 0 && 2*n+2 < int64(size) {
 			size = int(2*n + 2) // the most that normalization makes of it
 		}
-		t.buf = make([]byte, size)
+		t.buf = c.chunkBuffer(size)
 		if err := t.nextChunk(); err != nil {
 			return nil, c.errorf("%w", err)
 		}
@@ -76,6 +78,22 @@ func (c *conn) transact(env *Envelope, msg Message, reset bool) (*Receipt, error
 		return t.pipelined(msg.Size())
 	}
 	return t.stepwise(msg.Size())
+}
+
+// keptChunk is the largest chunk buffer a connection keeps for its next
+// messages; larger ones are made for one message.
+const keptChunk = 64 << 10
+
+// chunkBuffer returns a buffer of n octets for BDAT chunks.
+func (c *conn) chunkBuffer(n int) []byte {
+	if cap(c.chunk) >= n {
+		return c.chunk[:n]
+	}
+	b := make([]byte, n)
+	if n <= keptChunk {
+		c.chunk = b
+	}
+	return b
 }
 
 // fit checks, before anything is sent, that the server can take the
