@@ -196,7 +196,7 @@ func TestAllRecipientsRefused(t *testing.T) {
 	} {
 		srv := newServer(t, &smtptest.Options{TLS: smtptest.NoTLS, Disable: tt.disable})
 		srv.Fail(smtptest.Fault{On: smtptest.RCPT, Reply: relay.Reply{Code: 550, Enhanced: relay.EnhancedCode{5, 1, 1}, Message: "No such user"}})
-		w := &wire{}
+		w := &wire{record: true}
 		c := newClient(t, srv.Addr, &relay.ClientOptions{TLS: relay.NoTLS, Dial: w.dial, ChunkSize: 64})
 		rec := send(t, c, envelope("a@example.com", "b@example.org", "c@example.org"), tt.msg)
 		if len(rec.Accepted()) != 0 || rec.Rcpts[0].Reply.Code != 550 || rec.Rcpts[1].Reply.Code != 550 {
