@@ -120,13 +120,14 @@ func TestBadServers(t *testing.T) {
 		name  string
 		serve func(w io.Writer, lines <-chan string)
 		want  error
+		step  string // named in the error
 	}{
 		{"garbage", func(w io.Writer, _ <-chan string) {
 			io.WriteString(w, "HTTP/1.1 400 Bad Request\r\n\r\n")
-		}, relay.ErrProtocol},
+		}, relay.ErrProtocol, "reading the greeting"},
 		{"binary", func(w io.Writer, _ <-chan string) {
 			w.Write([]byte{0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03, '\n'})
-		}, relay.ErrProtocol},
+		}, relay.ErrProtocol, "reading the greeting"},
 		{"endless reply", func(w io.Writer, lines <-chan string) {
 			io.WriteString(w, "220 mx.example ESMTP\r\n")
 			<-lines // EHLO
@@ -135,7 +136,7 @@ func TestBadServers(t *testing.T) {
 					return
 				}
 			}
-		}, relay.ErrProtocol},
+		}, relay.ErrProtocol, "EHLO"},
 		{"endless line", func(w io.Writer, _ <-chan string) {
 			io.WriteString(w, "220 ")
 			for {
@@ -143,36 +144,44 @@ func TestBadServers(t *testing.T) {
 					return
 				}
 			}
-		}, relay.ErrProtocol},
+		}, relay.ErrProtocol, "reading the greeting"},
 		{"codes differ", func(w io.Writer, _ <-chan string) {
 			io.WriteString(w, "220-mx.example\r\n554 no\r\n")
-		}, relay.ErrProtocol},
-		{"silence", func(io.Writer, <-chan string) {}, context.DeadlineExceeded},
+		}, relay.ErrProtocol, "reading the greeting"},
+		{"silence", func(io.Writer, <-chan string) {}, context.DeadlineExceeded, "reading the greeting"},
 		{"silence after EHLO", func(w io.Writer, lines <-chan string) {
 			io.WriteString(w, "220 mx.example ESMTP\r\n")
-		}, context.DeadlineExceeded},
+		}, context.DeadlineExceeded, "EHLO"},
 		{"hangup", func(w io.Writer, lines <-chan string) {
 			io.WriteString(w, "220 mx.example ESMTP\r\n")
 			<-lines // EHLO, written: the client reads next
 			w.(net.Conn).Close()
-		}, io.EOF},
+		}, io.EOF, "EHLO"},
 		{"injection after STARTTLS", func(w io.Writer, lines <-chan string) {
 			io.WriteString(w, "220 mx.example ESMTP\r\n")
 			<-lines
 			io.WriteString(w, "250-mx.example\r\n250 STARTTLS\r\n")
 			<-lines
 			io.WriteString(w, "220 Go ahead\r\n250 injected\r\n")
-		}, relay.ErrProtocol},
+		}, relay.ErrProtocol, "STARTTLS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			c := newClient(t, "mx.example:25", &relay.ClientOptions{Dial: script(t, tt.serve)})
-			cx, cancel := context.WithTimeout(ctx(t), 100*time.Millisecond)
+			// A server that says nothing meets a short deadline; the
+			// others have a long one, which the limits on replies
+			// must beat: a client without them would wait for it,
+			// and fail with its error rather than tt.want.
+			deadline := time.Minute
+			if tt.want == context.DeadlineExceeded {
+				deadline = 100 * time.Millisecond
+			}
+			cx, cancel := context.WithTimeout(ctx(t), deadline)
 			defer cancel()
 			_, err := c.Send(cx, envelope("a@example.com", "b@example.org"), hello)
-			if !errors.Is(err, tt.want) {
-				t.Errorf("Send = %v, want %v", err, tt.want)
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.step) {
+				t.Errorf("Send = %v, want %v in %s", err, tt.want, tt.step)
 			}
 		})
 	}
