@@ -19,6 +19,10 @@ func (e *messageError) Unwrap() error { return e.err }
 //
 // A CR followed by CR is a line ending of its own, so "a\r\r\nb" is the
 // three lines "a", "" and "b".
+//
+// It is the one normalizer of the package: the client reads messages
+// through it, and SigningSender signs and hands on what it gives, so that
+// what was signed is what goes on the wire.
 type normalizer struct {
 	src   io.Reader
 	stuff bool   // dot-stuff, for DATA
@@ -30,6 +34,7 @@ type normalizer struct {
 	eof   bool  // src is at its end and its end is written
 	err   error // src's error other than io.EOF, as a *messageError
 	n     int64 // octets given out
+	nin   int64 // octets read from src
 }
 
 func newNormalizer(src io.Reader, stuff bool) *normalizer {
@@ -65,9 +70,16 @@ func (z *normalizer) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// changed reports, once the whole message has been read, whether what z
+// gave differs from what it read. Every change adds octets (a CR or LF
+// made CRLF, a final CRLF, a stuffed dot) and none removes any, so the
+// counts differ exactly when the octets do.
+func (z *normalizer) changed() bool { return z.n != z.nin }
+
 // fill reads from src and normalizes what it read into out.
 func (z *normalizer) fill() {
 	n, err := z.src.Read(z.in)
+	z.nin += int64(n)
 	if z.obuf == nil {
 		z.obuf = make([]byte, 0, 2*len(z.in)+4) // every octet may become two
 	}

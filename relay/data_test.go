@@ -27,6 +27,14 @@ func TestNormalizer(t *testing.T) {
 		{"a.b\n", "a.b\r\n", "a.b\r\n"},
 		{"\n", "\r\n", "\r\n"},
 		{"bin\x00ary\xff\n", "bin\x00ary\xff\r\n", "bin\x00ary\xff\r\n"},
+		{"\r", "\r\n", "\r\n"},
+		{"\r\r", "\r\n\r\n", "\r\n\r\n"},
+		{"\n\r", "\r\n\r\n", "\r\n\r\n"},
+		{"\r\n\r", "\r\n\r\n", "\r\n\r\n"},
+		{"x\r\n\n\r", "x\r\n\r\n\r\n", "x\r\n\r\n\r\n"},
+		{"abc\r\r\n\n", "abc\r\n\r\n\r\n", "abc\r\n\r\n\r\n"},
+		{"From: x\r\n\r\nbody\r\n", "From: x\r\n\r\nbody\r\n", "From: x\r\n\r\nbody\r\n"},
+		{"From: x\n\nbody", "From: x\r\n\r\nbody\r\n", "From: x\r\n\r\nbody\r\n"},
 	}
 	for _, tt := range tests {
 		for _, stuff := range []bool{true, false} {
@@ -43,6 +51,9 @@ func TestNormalizer(t *testing.T) {
 				got, err := io.ReadAll(z)
 				if err != nil || string(got) != want || z.n != int64(len(want)) {
 					t.Errorf("%s, stuff %v: %q = %q, %v (%d octets); want %q", name, stuff, tt.in, got, err, z.n, want)
+				}
+				if z.changed() != (want != tt.in) {
+					t.Errorf("%s, stuff %v: %q: changed() = %v", name, stuff, tt.in, z.changed())
 				}
 			}
 		}
@@ -65,15 +76,19 @@ func TestNormalizerError(t *testing.T) {
 
 // FuzzNormalizer: the output has only CRLF line endings and ends in one
 // (unless empty); with stuffing, no line is "." alone and unstuffing gives
-// the lines back.
+// the lines back; changed() says whether the output is the input.
 func FuzzNormalizer(f *testing.F) {
 	for _, s := range []string{"", "a", ".\n.", "a\r\r\n.b\r", "x\n\n\r\r..\r\n."} {
 		f.Add([]byte(s), true)
 	}
 	f.Fuzz(func(t *testing.T, in []byte, stuff bool) {
-		out, err := io.ReadAll(newNormalizer(bytes.NewReader(in), stuff))
+		z := newNormalizer(iotest.HalfReader(bytes.NewReader(in)), stuff)
+		out, err := io.ReadAll(z)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if z.changed() == bytes.Equal(out, in) {
+			t.Fatalf("%q gave %q, and changed() = %v", in, out, z.changed())
 		}
 		if len(out) > 0 && !bytes.HasSuffix(out, []byte("\r\n")) {
 			t.Fatalf("%q does not end in CRLF", out)
