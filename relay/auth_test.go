@@ -143,6 +143,20 @@ func TestAuthNeedsTLS(t *testing.T) {
 		t.Errorf("AUTH sent %d times in plaintext", n)
 	}
 
+	// A server that offers AUTH before STARTTLS gets it after, even
+	// from a client that would allow it in plaintext: the fixture
+	// refuses STARTTLS after AUTH, so the other order fails the Send.
+	both := newServer(t, &smtptest.Options{Users: users, AllowInsecureAuth: true})
+	for _, insecure := range []bool{false, true} {
+		c = newClient(t, both.Addr, &relay.ClientOptions{RootCAs: both.CertPool(), Credentials: alice, AllowInsecureAuth: insecure})
+		send(t, c, env, hello)
+	}
+	for _, m := range both.Messages() {
+		if m.Auth == nil || m.TLS == nil {
+			t.Errorf("STARTTLS and AUTH offered: auth %+v, TLS %v", m.Auth, m.TLS != nil)
+		}
+	}
+
 	// To loopback, with AllowInsecureAuth, it goes.
 	c = newClient(t, srv.Addr, &relay.ClientOptions{TLS: relay.NoTLS, Credentials: alice, AllowInsecureAuth: true})
 	send(t, c, env, hello)

@@ -26,6 +26,27 @@ func TestStartTLSRequired(t *testing.T) {
 	if st := srv.Stats(); st.Commands["MAIL"] != 0 || st.Messages != 0 {
 		t.Errorf("the server saw %v", st.Commands)
 	}
+
+	// Offered but refused (RFC 3207 §4: 454), or failing in the
+	// handshake: the Send fails, on its one connection, before MAIL.
+	refused := newServer(t, nil)
+	refused.Fail(smtptest.Fault{On: smtptest.STARTTLS, Reply: relay.Reply{Code: 454, Enhanced: relay.EnhancedCode{4, 7, 0}, Message: "TLS not available due to temporary reason"}})
+	c := newClient(t, refused.Addr, &relay.ClientOptions{RootCAs: refused.CertPool()})
+	_, err := c.Send(ctx(t), envelope("a@example.com", "b@example.org"), hello)
+	if r := replyOf(err); r == nil || r.Code != 454 || !r.Temporary() || !strings.Contains(err.Error(), "STARTTLS") {
+		t.Errorf("STARTTLS refused: Send = %v, want the 454", err)
+	}
+	untrusted := newServer(t, nil)
+	c = newClient(t, untrusted.Addr, nil) // the system's roots do not know it
+	var unknown x509.UnknownAuthorityError
+	if _, err := c.Send(ctx(t), envelope("a@example.com", "b@example.org"), hello); !errors.As(err, &unknown) {
+		t.Errorf("handshake fails: Send = %v, want x509.UnknownAuthorityError", err)
+	}
+	for name, s := range map[string]*smtptest.Server{"refused": refused, "handshake fails": untrusted} {
+		if st := s.Stats(); st.Connections != 1 || st.Commands["MAIL"] != 0 || st.Messages != 0 {
+			t.Errorf("%s: %d connections, commands %v: want one, and no MAIL", name, st.Connections, st.Commands)
+		}
+	}
 }
 
 func TestStartTLS(t *testing.T) {
@@ -66,8 +87,8 @@ func TestImplicitTLS(t *testing.T) {
 	if _, err := c.Send(ctx(t), envelope("a@example.com", "b@example.org"), hello); err == nil || !strings.Contains(err.Error(), "TLS handshake") {
 		t.Errorf("implicit TLS to plaintext: %v, want a handshake error", err)
 	}
-	if plain.Stats().Messages != 0 {
-		t.Error("a message went in plaintext")
+	if st := plain.Stats(); st.Messages != 0 || st.Connections != 1 {
+		t.Errorf("%d messages on %d connections: want no plaintext retry", st.Messages, st.Connections)
 	}
 }
 
@@ -103,6 +124,20 @@ func TestOpportunisticTLS(t *testing.T) {
 		rec := send(t, c, env, hello)
 		if rec.TLS != nil {
 			t.Errorf("Receipt.TLS = %+v over a plaintext server", rec.TLS)
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		t.Parallel()
+		s := newServer(t, nil)
+		s.Fail(smtptest.Fault{On: smtptest.STARTTLS, Reply: relay.Reply{Code: 454, Enhanced: relay.EnhancedCode{4, 7, 0}, Message: "TLS not available due to temporary reason"}})
+		c := newClient(t, s.Addr, &relay.ClientOptions{TLS: relay.OpportunisticTLS, RootCAs: s.CertPool()})
+		rec := send(t, c, env, hello)
+		if rec.TLS != nil {
+			t.Errorf("Receipt.TLS = %+v after a refused STARTTLS", rec.TLS)
+		}
+		// The same connection goes on in plaintext.
+		if st := s.Stats(); st.Connections != 1 || st.Commands["STARTTLS"] != 1 || s.Messages()[0].TLS != nil {
+			t.Errorf("%d connections, commands %v", st.Connections, st.Commands)
 		}
 	})
 	t.Run("handshake fails", func(t *testing.T) {
