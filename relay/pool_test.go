@@ -75,6 +75,31 @@ func TestPoolLimits(t *testing.T) {
 			t.Errorf("%d connections, want a new one after IdleTimeout", st.Connections)
 		}
 	})
+	t.Run("idle connections", func(t *testing.T) {
+		t.Parallel()
+		srv := newServer(t, &smtptest.Options{TLS: smtptest.NoTLS})
+		c := newClient(t, srv.Addr, &relay.ClientOptions{TLS: relay.NoTLS, MaxConns: 3, MaxIdleConns: 1})
+		// Three Sends at once, each on its own connection.
+		release := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range 3 {
+			m := &blocking{opened: make(chan struct{}), release: release}
+			wg.Go(func() {
+				if _, err := c.Send(ctx(t), envelope("a@example.com", fmt.Sprintf("r%d@example.org", i)), m); err != nil {
+					t.Error(err)
+				}
+			})
+			<-m.opened
+		}
+		close(release)
+		wg.Wait()
+		// One is kept, the two others QUIT; the next Send reuses the one.
+		waitFor(t, "the QUITs", func() bool { return srv.Stats().Commands["QUIT"] == 2 })
+		send(t, c, env, hello)
+		if st := srv.Stats(); st.Connections != 3 || st.Messages != 4 || st.Commands["QUIT"] != 2 {
+			t.Errorf("stats %+v, want 4 messages on 3 connections, 2 closed", st)
+		}
+	})
 	t.Run("no idle connections", func(t *testing.T) {
 		t.Parallel()
 		srv := newServer(t, nil)
