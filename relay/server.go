@@ -35,7 +35,7 @@ const (
 	defaultMaxConnectionsPerIP = 20
 	defaultMaxAuthFailures     = 5
 	defaultAuthFailureWindow   = 10 * time.Minute
-	defaultTimeout             = 5 * time.Minute // RFC 5321 §4.5.3.2.7
+	defaultServerTimeout       = 5 * time.Minute // RFC 5321 §4.5.3.2.7
 	defaultMaxLineLength       = 2000
 	defaultMaxHeaderBytes      = 128 << 10
 	maxAuthClients             = 10000
@@ -316,8 +316,8 @@ func NewServer(q Queue, opts *ServerOptions) (*Server, error) {
 	case maxMessage < 0:
 		maxMessage = 0
 	}
-	s.readTimeout = max(cmpDefault(o.ReadTimeout, defaultTimeout), 0)
-	s.writeTimeout = max(cmpDefault(o.WriteTimeout, defaultTimeout), 0)
+	s.readTimeout = max(cmpDefault(o.ReadTimeout, defaultServerTimeout), 0)
+	s.writeTimeout = max(cmpDefault(o.WriteTimeout, defaultServerTimeout), 0)
 	s.maxLine = cmpDefault(o.MaxLineLength, defaultMaxLineLength)
 	if s.maxLine < 100 {
 		return nil, fmt.Errorf("relay: NewServer: MaxLineLength %d is under 100", s.maxLine)
