@@ -31,9 +31,10 @@ var debian = map[string]string{
 	"python3":         "python3",
 	"xmllint":         "libxml2-utils",
 
-	"python3 dkim": "python3-dkim",
-	"python3 nacl": "python3-nacl",
-	"python3 spf":  "python3-spf",
+	"python3 aiosmtpd": "python3-aiosmtpd",
+	"python3 dkim":     "python3-dkim",
+	"python3 nacl":     "python3-nacl",
+	"python3 spf":      "python3-spf",
 
 	"perl Mail::AuthenticationResults::Parser": "libmail-authenticationresults-perl",
 	"perl Mail::DMARC::Policy":                 "libmail-dmarc-perl",
