@@ -27,8 +27,11 @@ var debian = map[string]string{
 	"opendkim":        "opendkim",
 	"openssl":         "openssl",
 	"perl":            "perl",
+	"postcat":         "postfix",
+	"postfix":         "postfix",
 	"postsrsd":        "postsrsd",
 	"python3":         "python3",
+	"saslpasswd2":     "sasl2-bin",
 	"xmllint":         "libxml2-utils",
 
 	"python3 aiosmtpd": "python3-aiosmtpd",
