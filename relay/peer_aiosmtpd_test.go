@@ -86,7 +86,7 @@ func startAiosmtpd(t *testing.T, mode, user, password string) *aiosmtpd {
 		for sc.Scan() {
 			var e aioEvent
 			if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-				e = aioEvent{Event: "garbage", Login: sc.Text()}
+				e = aioEvent{Event: fmt.Sprintf("not JSON: %q", sc.Text())}
 			}
 			s.events <- e
 		}

@@ -289,14 +289,14 @@ func (p *postfix) queued(t *testing.T, id string) queued {
 
 // queueID is the queue ID in Postfix's reply to the end of the message,
 // the same for every recipient: "250 2.0.0 Ok: queued as ID" after DATA,
-// and after BDAT LAST "250 2.0.0 Ok: N bytes queued as ID", where N is the
-// octets of the BDAT chunks (smtpd.c), which must be the message's
-// octets as they were on the wire, wire.
-func queueID(t *testing.T, rec *relay.Receipt, bdat bool, wire string) string {
+// and after BDAT LAST "250 2.0.0 Ok: N bytes queued as ID", where N is
+// the octets Postfix received in the BDAT chunks, which must be those of
+// content, the message as it goes on the wire.
+func queueID(t *testing.T, rec *relay.Receipt, bdat bool, content string) string {
 	t.Helper()
 	want := "Ok: queued as "
 	if bdat {
-		want = fmt.Sprintf("Ok: %d bytes queued as ", len(wire))
+		want = fmt.Sprintf("Ok: %d bytes queued as ", len(content))
 	}
 	var id string
 	for _, r := range rec.Rcpts {
