@@ -13,6 +13,10 @@ import (
 // outcome is for whoever leases it next.
 var ErrLeaseLost = errors.New("relay: lease lost")
 
+// ErrQueueClosed is returned by a Queue's Create and Lease once the queue
+// is closed.
+var ErrQueueClosed = errors.New("relay: queue closed")
+
 // Queue keeps the messages the relay accepted until every recipient has
 // been delivered or bounced. Writing is durable: once Commit returns, the
 // message survives a crash. Delivery is at least once: a worker leases a
@@ -41,10 +45,10 @@ type Queue interface {
 	// returned even if ctx has already ended, so that a done ctx makes
 	// Lease a poll.
 	Lease(ctx context.Context) (Lease, error)
-	// Close stops the queue: Lease returns an error, and the leases held
-	// end (ErrLeaseLost) with their messages as last saved, to be leased
-	// again once their lease time has run out, or at once by a queue
-	// opened anew on the same storage.
+	// Close stops the queue: Create and Lease return ErrQueueClosed, and
+	// the leases held end (ErrLeaseLost) with their messages as last
+	// saved, to be leased again once their lease time has run out, or at
+	// once by a queue opened anew on the same storage.
 	Close() error
 }
 
@@ -125,8 +129,8 @@ type RcptStatus string
 const (
 	RcptPending   RcptStatus = "pending"   // to be tried (again)
 	RcptDelivered RcptStatus = "delivered" // a server accepted it
-	RcptBounced   RcptStatus = "bounced"   // failed for good; a DSN is due
-	RcptDSNSent   RcptStatus = "dsn-sent"  // failed, and the DSN is queued
+	RcptBounced   RcptStatus = "bounced"   // failed for good; a DSN may be due
+	RcptDSNSent   RcptStatus = "dsn-sent"  // failed, and the DSN is queued (or none is due)
 )
 
 // RcptState is one recipient's state and its last reply.
@@ -137,6 +141,10 @@ type RcptState struct {
 	Reply *Reply `json:"reply,omitempty"`
 	// Host is the server that gave Reply.
 	Host string `json:"host,omitempty"`
+	// Expired says that the recipient bounced because the message
+	// outlived the queue's maximum age while it was still pending (RFC
+	// 3463 status 4.4.7); Reply is then the last reply before.
+	Expired bool `json:"expired,omitempty"`
 }
 
 // Pending returns the recipients of the envelope still to deliver, with

@@ -19,9 +19,6 @@ import (
 // DefaultLeaseTime is how long a lease of a Spool lasts unless extended.
 const DefaultLeaseTime = 5 * time.Minute
 
-// errSpoolClosed is returned by a Spool after Close.
-var errSpoolClosed = errors.New("relay: spool closed")
-
 // Spool is the durable on-disk Queue, one directory on a local file
 // system, for one process at a time.
 //
@@ -148,8 +145,9 @@ func (s *Spool) Len() int {
 	return len(s.msgs)
 }
 
-// Close stops the spool: Lease returns an error, and leases held are
-// lost. It waits for the file operations under way, and writes nothing.
+// Close stops the spool: Create and Lease return ErrQueueClosed, and
+// leases held are lost. It waits for the file operations under way, and
+// writes nothing.
 func (s *Spool) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -169,7 +167,7 @@ func (s *Spool) begin() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return errSpoolClosed
+		return ErrQueueClosed
 	}
 	s.ops.Add(1)
 	return nil
@@ -361,7 +359,7 @@ func (s *Spool) take() (m *spooled, wait time.Duration, changed <-chan struct{},
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, 0, nil, errSpoolClosed
+		return nil, 0, nil, ErrQueueClosed
 	}
 	now := s.now()
 	var soonest time.Time
@@ -417,7 +415,7 @@ func (s *Spool) open(m *spooled) (*spoolLease, error) {
 		// Leave the message set aside until its lease time has passed.
 		return nil, err
 	case s.closed:
-		return nil, errSpoolClosed
+		return nil, ErrQueueClosed
 	}
 	l := &spoolLease{
 		s:        s,

@@ -760,8 +760,14 @@ func testClose(t *testing.T, h *harness) {
 		t.Fatal(err)
 	}
 	h.close(t, h.q)
-	if _, err := h.q.Lease(patient(t)); err == nil {
-		t.Error("Lease after Close succeeded")
+	if _, err := h.q.Lease(patient(t)); !errors.Is(err, relay.ErrQueueClosed) {
+		t.Errorf("Lease after Close: %v, want ErrQueueClosed", err)
+	}
+	if w, err := h.q.Create(patient(t)); !errors.Is(err, relay.ErrQueueClosed) {
+		t.Errorf("Create after Close: %v, want ErrQueueClosed", err)
+		if w != nil {
+			w.Abort()
+		}
 	}
 	wantLost(t, "Save after Close", l.Save(patient(t)))
 	wantLost(t, "Done after Close", l.Done(patient(t)))
