@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // The files of a Spool: ID.msg and ID.json, ID.json.tmp while an entry is
@@ -52,7 +53,7 @@ func (s *Spool) writeEntry(e *Entry) error {
 		return fmt.Errorf("relay: spool: %w", err)
 	}
 	tmp := s.path(e.ID, entryExt+tempExt)
-	if err := writeSynced(tmp, data); err != nil {
+	if err := s.writeSynced(tmp, data); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("relay: spool: %w", err)
 	}
@@ -67,14 +68,14 @@ func (s *Spool) writeEntry(e *Entry) error {
 }
 
 // writeSynced writes data to a new file at name and syncs it.
-func writeSynced(name string, data []byte) error {
+func (s *Spool) writeSynced(name string, data []byte) error {
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(data)
 	if err == nil {
-		err = f.Sync()
+		err = s.fsync(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -268,7 +269,7 @@ func (s *Spool) load() error {
 		}
 	}
 	if removed {
-		if err := s.d.Sync(); err != nil {
+		if err := s.fsync(s.d); err != nil {
 			return err
 		}
 	}
@@ -300,33 +301,68 @@ func (s *Spool) load() error {
 	return nil
 }
 
-// dirSyncer syncs a directory, and once it has failed fails every sync
-// after: a directory whose sync failed cannot be trusted to hold the names
-// written before it.
+// dirSyncer syncs a directory for many goroutines at once (group
+// commit): a sync makes durable every change to the directory's names made
+// before it began, so a caller whose change came while a sync was under
+// way waits for the next one, which covers at once every caller that came
+// meanwhile. Once a sync has failed every sync after fails: a directory
+// whose sync failed cannot be trusted to hold the names written before it.
 type dirSyncer struct {
-	d   *os.File
-	mu  sync.Mutex
-	err error
+	d       *os.File
+	fsync   func(*os.File) error
+	noGroup bool         // sync once per caller, for the benchmark
+	syncs   atomic.Int64 // syncs done, for the benchmark
+
+	mu      sync.Mutex
+	cond    sync.Cond
+	started uint64 // syncs begun
+	done    uint64 // syncs ended
+	running bool
+	err     error
 }
 
-func newDirSyncer(d *os.File) *dirSyncer { return &dirSyncer{d: d} }
+func newDirSyncer(d *os.File, fsync func(*os.File) error, noGroup bool) *dirSyncer {
+	g := &dirSyncer{d: d, fsync: fsync, noGroup: noGroup}
+	g.cond.L = &g.mu
+	return g
+}
 
 // sync makes durable the changes to the directory's names made before it
 // was called.
 func (g *dirSyncer) sync() error {
 	g.mu.Lock()
-	err := g.err
-	g.mu.Unlock()
-	if err != nil {
-		return err
+	defer g.mu.Unlock()
+	if g.noGroup {
+		return g.syncLocked()
 	}
-	if err := g.d.Sync(); err != nil {
-		g.mu.Lock()
-		if g.err == nil {
-			g.err = err
+	// A sync that begins from now on covers this caller's changes.
+	need := g.started + 1
+	for g.done < need && g.err == nil {
+		if g.running {
+			g.cond.Wait()
+			continue
 		}
-		g.mu.Unlock()
-		return err
+		g.running = true
+		g.syncLocked()
+		g.running = false
+		g.cond.Broadcast()
 	}
-	return nil
+	return g.err
+}
+
+// syncLocked syncs the directory, with g.mu released meanwhile.
+func (g *dirSyncer) syncLocked() error {
+	if g.err != nil {
+		return g.err
+	}
+	g.started++
+	g.mu.Unlock()
+	err := g.fsync(g.d)
+	g.syncs.Add(1)
+	g.mu.Lock()
+	g.done++
+	if err != nil && g.err == nil {
+		g.err = err
+	}
+	return g.err
 }
