@@ -380,3 +380,97 @@ func FuzzSpoolOpen(f *testing.F) {
 		}
 	})
 }
+
+// A spool opened anew on the directory of one that was abandoned (as in a
+// crash: no Close, leases held) takes up every message committed and not
+// done, each with the entry last saved and due at its NextAttempt: the one
+// never leased, the one leased and saved, the one leased and never saved,
+// at once; the one retried later, at its time. The message done and the
+// one never committed are not there, nor their files.
+func TestSpoolRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	clock := newManualClock()
+	opts := &relay.SpoolOptions{Now: clock.Now, LeaseTime: time.Hour}
+	old := newSpool(t, dir, opts)
+
+	saved := spoolMessage(t, old, "saved", "b@example.org", "c@example.org")
+	unsaved := spoolMessage(t, old, "unsaved", "d@example.org")
+	retried := spoolMessage(t, old, "retried", "e@example.org")
+	done := spoolMessage(t, old, "done", "f@example.org")
+	leases := map[string]relay.Lease{}
+	for range 4 {
+		l := pollSpool(t, old)
+		leases[l.Entry().ID] = l
+	}
+	untouched := spoolMessage(t, old, "untouched", "a@example.org")
+	w, err := old.Create(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "never committed")
+
+	ls := leases[saved.ID]
+	ls.Entry().Attempts = 1
+	ls.Entry().Rcpts[0].Status = relay.RcptDelivered
+	ls.Entry().Rcpts[0].Reply = &relay.Reply{Code: 250, Message: "OK"}
+	if err := ls.Save(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	retryAt := clock.Now().Add(30 * time.Minute)
+	if err := leases[retried.ID].Retry(t.Context(), retryAt); err != nil {
+		t.Fatal(err)
+	}
+	if err := leases[done.ID].Done(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// unsaved stays leased; old is abandoned.
+
+	clock.Advance(time.Minute)
+	s := newSpool(t, dir, opts)
+	if s.Len() != 4 {
+		t.Errorf("Len %d after restart, want 4", s.Len())
+	}
+	got := map[string]relay.Lease{}
+	for {
+		l := pollSpool(t, s)
+		if l == nil {
+			break
+		}
+		got[l.Entry().ID] = l
+	}
+	if len(got) != 3 || got[untouched.ID] == nil || got[saved.ID] == nil || got[unsaved.ID] == nil {
+		var ids []string
+		for id := range got {
+			ids = append(ids, id)
+		}
+		t.Fatalf("due after restart: %v; want %s, %s, %s", ids, untouched.ID, saved.ID, unsaved.ID)
+	}
+	e := got[saved.ID].Entry()
+	if e.Attempts != 1 || e.Rcpts[0].Status != relay.RcptDelivered || e.Rcpts[0].Reply == nil || e.Rcpts[0].Reply.Code != 250 ||
+		len(e.Pending()) != 1 || e.Pending()[0].Addr != "c@example.org" {
+		t.Errorf("saved entry after restart: %+v", e)
+	}
+	if c := string(readAll(t, got[unsaved.ID].Message())); c != "unsaved" {
+		t.Errorf("content of the unsaved message %q, want %q", c, "unsaved")
+	}
+	if e := got[untouched.ID].Entry(); e.Attempts != 0 || len(e.Pending()) != 1 {
+		t.Errorf("untouched entry after restart: %+v", e)
+	}
+	clock.Advance(29*time.Minute - time.Nanosecond)
+	if l := pollSpool(t, s); l != nil {
+		t.Fatalf("%s due before its retry time", l.Entry().ID)
+	}
+	clock.Advance(time.Nanosecond)
+	if l := pollSpool(t, s); l == nil || l.Entry().ID != retried.ID {
+		t.Fatalf("at its retry time, leased %v, want %s", l, retried.ID)
+	}
+	var want []string
+	for _, id := range []string{untouched.ID, saved.ID, unsaved.ID, retried.ID} {
+		want = append(want, id+".json", id+".msg")
+	}
+	slices.Sort(want)
+	if files := spoolFiles(t, dir); !slices.Equal(files, want) {
+		t.Errorf("files after restart %v, want %v", files, want)
+	}
+}
