@@ -2,9 +2,20 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"io"
 	"time"
 )
+
+// ErrLeaseLost is returned by the methods of a Lease that has ended: it
+// expired (another worker may hold the message now), Retry or Done ended
+// it, or its queue was closed. The worker must leave the message alone: its
+// outcome is for whoever leases it next.
+var ErrLeaseLost = errors.New("relay: lease lost")
+
+// ErrQueueClosed is returned by a Queue's Create and Lease once the queue
+// is closed.
+var ErrQueueClosed = errors.New("relay: queue closed")
 
 // Queue keeps the messages the relay accepted until every recipient has
 // been delivered or bounced. Writing is durable: once Commit returns, the
@@ -13,7 +24,12 @@ import (
 // releases the message for a later attempt (Retry) or removes it (Done).
 // A lease that is neither extended nor ended expires, and another worker
 // takes the message over, with the recipient states last saved, so a
-// recipient saved as delivered is not delivered again.
+// recipient saved as delivered is not delivered again. Once its lease has
+// expired, a worker's Save, Retry and Done fail with ErrLeaseLost.
+//
+// Every implementation has a clock (a Now func() time.Time in its
+// options), which decides when a message is due and when a lease expires,
+// and passes the tests of package relay/queuetest.
 //
 // The on-disk spool (NewSpool) is the default; relay/natsqueue puts the
 // same contract on NATS JetStream for a fleet of relays. The Deliverer
@@ -22,10 +38,17 @@ type Queue interface {
 	// Create starts a message: its content goes to the QueueWriter, and
 	// Commit makes it durable.
 	Create(ctx context.Context) (QueueWriter, error)
-	// Lease waits until a message is due and returns it leased to the
-	// caller, or ctx's error.
+	// Lease waits until a message is due (its NextAttempt has come and
+	// no worker holds it) and returns it leased to the caller; of the due
+	// messages, the one with the earliest NextAttempt. It returns ctx's
+	// error when ctx ends first. A message due when Lease is called is
+	// returned even if ctx has already ended, so that a done ctx makes
+	// Lease a poll.
 	Lease(ctx context.Context) (Lease, error)
-	// Close stops the queue; leases held are released for later.
+	// Close stops the queue: Create and Lease return ErrQueueClosed, and
+	// the leases held end (ErrLeaseLost) with their messages as last
+	// saved, to be leased again once their lease time has run out, or at
+	// once by a queue opened anew on the same storage.
 	Close() error
 }
 
@@ -33,9 +56,15 @@ type Queue interface {
 type QueueWriter interface {
 	io.Writer
 	// Commit stores the message with its entry, whose ID, Created and
-	// NextAttempt it sets. When it returns nil, the message and its entry
-	// are durable (written and synced) and the ID names the message from
-	// then on.
+	// NextAttempt (both the queue's now: the message is due at once) it
+	// sets, and whose Rcpts it fills from Envelope.To, all pending, when
+	// it has none. An entry needs at least one recipient, and Rcpts, when
+	// given, one per recipient of Envelope.To in order. When Commit
+	// returns nil, the message and its entry are durable (written and
+	// synced) and the ID names the message from then on. When it returns
+	// an error the message is not accepted: this queue does not deliver
+	// it, though a queue opened anew after a failed sync may (at least
+	// once: the client, told to try again, sends it twice).
 	Commit(ctx context.Context, e *Entry) error
 	// Abort drops what was written. After Commit it does nothing.
 	Abort() error
@@ -49,13 +78,19 @@ type Lease interface {
 	// Message is the content to deliver: Entry.Header, then what was
 	// written to the QueueWriter.
 	Message() Message
-	// Extend keeps the lease for d more from now, for a long delivery.
+	// Deadline is when the lease expires unless it is extended. A worker
+	// whose delivery may last longer calls Extend before then (the
+	// Deliverer does at every third of the lease time).
+	Deadline() time.Time
+	// Extend keeps the lease until d from now, for a long delivery.
 	Extend(ctx context.Context, d time.Duration) error
-	// Save stores the entry's states durably, keeping the lease.
+	// Save stores the entry durably, keeping the lease.
 	Save(ctx context.Context) error
-	// Retry stores the entry and releases the message until at.
+	// Retry stores the entry with NextAttempt set to at, and ends the
+	// lease: the message is due again at at.
 	Retry(ctx context.Context, at time.Time) error
-	// Done removes the message: every recipient has a final state.
+	// Done removes the message durably, and ends the lease: every
+	// recipient has a final state.
 	Done(ctx context.Context) error
 }
 
@@ -94,8 +129,8 @@ type RcptStatus string
 const (
 	RcptPending   RcptStatus = "pending"   // to be tried (again)
 	RcptDelivered RcptStatus = "delivered" // a server accepted it
-	RcptBounced   RcptStatus = "bounced"   // failed for good; a DSN is due
-	RcptDSNSent   RcptStatus = "dsn-sent"  // failed, and the DSN is queued
+	RcptBounced   RcptStatus = "bounced"   // failed for good; a DSN may be due
+	RcptDSNSent   RcptStatus = "dsn-sent"  // failed, and the DSN is queued (or none is due)
 )
 
 // RcptState is one recipient's state and its last reply.
@@ -106,6 +141,10 @@ type RcptState struct {
 	Reply *Reply `json:"reply,omitempty"`
 	// Host is the server that gave Reply.
 	Host string `json:"host,omitempty"`
+	// Expired says that the recipient bounced because the message
+	// outlived the queue's maximum age while it was still pending (RFC
+	// 3463 status 4.4.7); Reply is then the last reply before.
+	Expired bool `json:"expired,omitempty"`
 }
 
 // Pending returns the recipients of the envelope still to deliver, with

@@ -1,0 +1,613 @@
+package relay
+
+import (
+	"bufio"
+	"bytes"
+	"container/heap"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// DefaultLeaseTime is how long a lease of a Spool lasts unless extended.
+const DefaultLeaseTime = 5 * time.Minute
+
+// Spool is the durable on-disk Queue, one directory on a local file
+// system, for one process at a time.
+//
+// Each message is two files named by its ID: ID.msg holds the content as
+// written to the QueueWriter, ID.json the Entry, as JSON. Commit writes
+// the content, syncs it, writes the entry to a temporary file, syncs it,
+// renames it to ID.json and syncs the directory, so that once it returns
+// both files and their names survive a crash; the entry is the commit
+// record: a content file without an entry is a message not committed (or
+// done), removed when a Spool next opens the directory. Save and Retry
+// replace the entry the same way (temporary file, sync, rename, directory
+// sync); Done removes the entry, then the content, and syncs the
+// directory.
+//
+// The directory syncs are shared among the operations under way (group
+// commit): an operation whose rename or removal comes while a directory
+// sync is running waits for the next one, which then covers every
+// operation that came meanwhile, so that N sessions committing at once
+// take about two directory syncs rather than N, and none returns before
+// a sync that began after its change. The files' own syncs are not
+// shared. Once a directory sync has failed, every operation that needs
+// one fails: the directory can no longer be trusted to hold the names
+// written before.
+//
+// Leases are held in memory, with an expiry: a lease that is not extended
+// in time is lost, and its message is leased again with the entry last
+// saved. A Spool opened on the directory after a crash or a Close
+// leases every message again when its entry's NextAttempt comes.
+// Leftover temporary files are removed at open; an entry that cannot be
+// read, or whose content is missing, is moved with its content to the
+// subdirectory "quarantine", reported to the Logger at error level, and
+// left there for an operator, never deleted.
+//
+// Lease waits on a timer set to the earliest NextAttempt (or lease
+// expiry), and is woken early by Commit and Retry: it does not poll.
+//
+// A Spool is safe for concurrent use.
+type Spool struct {
+	dir       string
+	d         *os.File // the directory, for its syncs
+	syncer    *dirSyncer
+	fsync     func(*os.File) error
+	now       func() time.Time
+	leaseTime time.Duration
+	log       *slog.Logger
+
+	mu      sync.Mutex
+	msgs    map[string]*spooled // every committed message
+	ready   spoolHeap           // the messages no worker holds, by NextAttempt
+	leased  map[*spooled]bool   // the messages held, or set aside until expires
+	changed chan struct{}       // closed when a message may have become due
+	seq     uint64
+	closed  bool
+	ops     sync.WaitGroup // file operations under way, for Close
+}
+
+// SpoolOptions are the optional settings of a Spool. nil means every
+// default.
+type SpoolOptions struct {
+	// LeaseTime is how long a lease lasts unless extended. Default
+	// DefaultLeaseTime.
+	LeaseTime time.Duration
+	// Now is the clock: when messages are created and due, when leases
+	// expire. Default time.Now.
+	Now func() time.Time
+	// Logger gets one debug record per operation, and an error record for
+	// each entry quarantined. Default: none.
+	Logger *slog.Logger
+
+	noGroup bool                   // sync the directory once per change, for the benchmark
+	fsync   func(f *os.File) error // (*os.File).Sync, or a test's hook
+}
+
+// spooled is what a Spool keeps in memory of a message.
+type spooled struct {
+	id    string
+	next  time.Time // the entry's NextAttempt
+	seq   uint64    // order of commits and retries, among equal next
+	index int       // place in Spool.ready; -1 when leased
+
+	holder  *spoolLease // the lease held, nil when none
+	expires time.Time   // when holder's lease (or the set-aside) ends
+
+	// fmu orders the file operations on the message: a worker's Save,
+	// Retry or Done, begun while its lease held, ends before the next
+	// holder reads the entry.
+	fmu sync.Mutex
+}
+
+// NewSpool opens the spool in dir, creating the directory when it does
+// not exist, and takes up the messages it holds (see Spool).
+func NewSpool(dir string, opts *SpoolOptions) (*Spool, error) {
+	var o SpoolOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.LeaseTime < 0 {
+		return nil, fmt.Errorf("relay: NewSpool: negative LeaseTime %v", o.LeaseTime)
+	}
+	if o.LeaseTime == 0 {
+		o.LeaseTime = DefaultLeaseTime
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.fsync == nil {
+		o.fsync = (*os.File).Sync
+	}
+	if err := os.MkdirAll(filepath.Join(dir, quarantineDir), 0o700); err != nil {
+		return nil, fmt.Errorf("relay: NewSpool: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("relay: NewSpool: %w", err)
+	}
+	s := &Spool{
+		dir:       dir,
+		d:         d,
+		syncer:    newDirSyncer(d, o.fsync, o.noGroup),
+		fsync:     o.fsync,
+		now:       o.Now,
+		leaseTime: o.LeaseTime,
+		log:       o.Logger,
+		msgs:      make(map[string]*spooled),
+		leased:    make(map[*spooled]bool),
+		changed:   make(chan struct{}),
+	}
+	if err := s.load(); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("relay: NewSpool: %w", err)
+	}
+	return s, nil
+}
+
+// Len returns the number of messages in the spool, leased or not.
+func (s *Spool) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.msgs)
+}
+
+// Close stops the spool: Create and Lease return ErrQueueClosed, and
+// leases held are lost. It waits for the file operations under way, and
+// writes nothing.
+func (s *Spool) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.changed)
+	s.mu.Unlock()
+	s.ops.Wait()
+	return s.d.Close()
+}
+
+// begin counts a file operation for Close, or fails once the spool is
+// closed.
+func (s *Spool) begin() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrQueueClosed
+	}
+	s.ops.Add(1)
+	return nil
+}
+
+// signal wakes the Leases waiting. s.mu is held.
+func (s *Spool) signal() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// Create starts a message in a new content file.
+func (s *Spool) Create(ctx context.Context) (QueueWriter, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.begin(); err != nil {
+		return nil, err
+	}
+	defer s.ops.Done()
+	id := rand.Text()
+	f, err := os.OpenFile(s.path(id, contentExt), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("relay: spool: %w", err)
+	}
+	return &spoolWriter{s: s, id: id, f: f, bw: bufio.NewWriterSize(f, 32<<10)}, nil
+}
+
+// spoolWriter writes a message's content to its file.
+type spoolWriter struct {
+	s    *Spool
+	id   string
+	f    *os.File
+	bw   *bufio.Writer
+	n    int64
+	err  error // the first write error
+	done bool  // committed or aborted
+}
+
+var errWriterDone = errors.New("relay: spool: message already committed or aborted")
+
+func (w *spoolWriter) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, errWriterDone
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	n, err := w.bw.Write(p)
+	w.n += int64(n)
+	if err != nil {
+		w.err = fmt.Errorf("relay: spool: %w", err)
+	}
+	return n, w.err
+}
+
+// Abort removes the content file.
+func (w *spoolWriter) Abort() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	w.f.Close()
+	if err := os.Remove(w.s.path(w.id, contentExt)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("relay: spool: %w", err)
+	}
+	return nil
+}
+
+// Commit syncs the content, writes the entry and syncs the directory.
+func (w *spoolWriter) Commit(ctx context.Context, e *Entry) error {
+	if w.done {
+		return errWriterDone
+	}
+	if err := w.commit(ctx, e); err != nil {
+		e.ID = ""
+		w.Abort()
+		os.Remove(w.s.path(w.id, entryExt))
+		return err
+	}
+	w.done = true
+	return nil
+}
+
+func (w *spoolWriter) commit(ctx context.Context, e *Entry) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if err := prepareEntry(e); err != nil {
+		return err
+	}
+	s := w.s
+	if err := s.begin(); err != nil {
+		return err
+	}
+	defer s.ops.Done()
+	if err := w.bw.Flush(); err != nil {
+		return fmt.Errorf("relay: spool: %w", err)
+	}
+	if err := s.fsync(w.f); err != nil {
+		return fmt.Errorf("relay: spool: %w", err)
+	}
+	if err := w.f.Close(); err != nil {
+		return fmt.Errorf("relay: spool: %w", err)
+	}
+	now := s.now()
+	e.ID, e.Created, e.NextAttempt = w.id, now, now
+	if err := s.writeEntry(e); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	m := &spooled{id: e.ID, next: e.NextAttempt}
+	s.msgs[m.id] = m
+	s.push(m)
+	s.signal()
+	s.mu.Unlock()
+	s.log.Debug("relay: spool commit", "id", e.ID, "size", w.n, "rcpts", len(e.Rcpts))
+	return nil
+}
+
+// prepareEntry checks the recipients of an entry to commit and fills its
+// states when it has none.
+func prepareEntry(e *Entry) error {
+	if len(e.Envelope.To) == 0 {
+		return errors.New("relay: queue: entry without recipients")
+	}
+	if e.Rcpts == nil {
+		e.Rcpts = make([]RcptState, len(e.Envelope.To))
+		for i, to := range e.Envelope.To {
+			e.Rcpts[i] = RcptState{Addr: to.Addr, Status: RcptPending}
+		}
+		return nil
+	}
+	return checkRcpts(e)
+}
+
+// push puts m among the messages ready to lease. s.mu is held.
+func (s *Spool) push(m *spooled) {
+	s.seq++
+	m.seq = s.seq
+	heap.Push(&s.ready, m)
+}
+
+// Lease returns the due message with the earliest NextAttempt, waiting for
+// one (see Queue).
+func (s *Spool) Lease(ctx context.Context) (Lease, error) {
+	for {
+		m, wait, changed, err := s.take()
+		if err != nil {
+			return nil, err
+		}
+		if m != nil {
+			l, err := s.open(m)
+			if err == nil {
+				return l, nil
+			}
+			if errors.Is(err, errNotSpooled) {
+				continue
+			}
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var timer *time.Timer
+		var fired <-chan time.Time
+		if wait > 0 {
+			timer = time.NewTimer(wait)
+			fired = timer.C
+		}
+		select {
+		case <-changed:
+		case <-fired:
+		case <-ctx.Done():
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+// take leases the due message with the earliest NextAttempt, or says how
+// long until one may be due (0: no message at all) and returns the
+// channel closed when that may change sooner.
+func (s *Spool) take() (m *spooled, wait time.Duration, changed <-chan struct{}, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, 0, nil, ErrQueueClosed
+	}
+	now := s.now()
+	var soonest time.Time
+	for m := range s.leased {
+		if !now.Before(m.expires) {
+			m.holder = nil
+			delete(s.leased, m)
+			s.push(m)
+		} else if soonest.IsZero() || m.expires.Before(soonest) {
+			soonest = m.expires
+		}
+	}
+	if len(s.ready) > 0 {
+		m := s.ready[0]
+		if !now.Before(m.next) {
+			heap.Pop(&s.ready)
+			m.expires = now.Add(s.leaseTime)
+			s.leased[m] = true
+			s.ops.Add(1) // until open
+			return m, 0, nil, nil
+		}
+		if soonest.IsZero() || m.next.Before(soonest) {
+			soonest = m.next
+		}
+	}
+	if !soonest.IsZero() {
+		wait = max(soonest.Sub(now), time.Nanosecond)
+	}
+	return nil, wait, s.changed, nil
+}
+
+// errNotSpooled says that a message taken to lease has gone: a worker
+// whose lease had run out removed it (Done), or it was quarantined.
+var errNotSpooled = errors.New("relay: spool: message gone")
+
+// open reads the entry of m, which take has set aside, and makes it the
+// lease of the caller.
+func (s *Spool) open(m *spooled) (*spoolLease, error) {
+	defer s.ops.Done()
+	m.fmu.Lock()
+	defer m.fmu.Unlock()
+	e, size, err := s.readEntry(m.id)
+	if errors.Is(err, errCorrupt) {
+		s.quarantine(m.id, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case errors.Is(err, os.ErrNotExist), errors.Is(err, errCorrupt):
+		s.drop(m)
+		return nil, errNotSpooled
+	case err != nil:
+		// Leave the message set aside until its lease time has passed.
+		return nil, err
+	case s.closed:
+		return nil, ErrQueueClosed
+	}
+	l := &spoolLease{
+		s:        s,
+		m:        m,
+		e:        e,
+		msg:      spoolMessage{header: e.Header, path: s.path(m.id, contentExt), size: int64(len(e.Header)) + size},
+		deadline: m.expires,
+	}
+	m.holder = l
+	s.log.Debug("relay: spool lease", "id", m.id, "attempts", e.Attempts)
+	return l, nil
+}
+
+// drop forgets m. s.mu is held.
+func (s *Spool) drop(m *spooled) {
+	if s.msgs[m.id] == m {
+		delete(s.msgs, m.id)
+	}
+	delete(s.leased, m)
+	if m.index >= 0 {
+		heap.Remove(&s.ready, m.index)
+	}
+	m.holder = nil
+}
+
+// spoolLease is a message of a Spool leased to one worker.
+type spoolLease struct {
+	s        *Spool
+	m        *spooled
+	e        *Entry
+	msg      spoolMessage
+	deadline time.Time // under s.mu
+}
+
+func (l *spoolLease) Entry() *Entry    { return l.e }
+func (l *spoolLease) Message() Message { return l.msg }
+func (l *spoolLease) Deadline() time.Time {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	return l.deadline
+}
+
+// held reports whether the lease still holds: ErrLeaseLost if not. s.mu is
+// held.
+func (l *spoolLease) held() error {
+	if l.s.closed || l.m.holder != l || !l.s.now().Before(l.m.expires) {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
+func (l *spoolLease) Extend(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("relay: spool: Extend by %v", d)
+	}
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	if err := l.held(); err != nil {
+		return err
+	}
+	l.m.expires = l.s.now().Add(d)
+	l.deadline = l.m.expires
+	return nil
+}
+
+// update runs op on the message's files while the lease holds.
+func (l *spoolLease) update(ctx context.Context, op func() error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l.m.fmu.Lock()
+	defer l.m.fmu.Unlock()
+	l.s.mu.Lock()
+	err := l.held()
+	if err == nil {
+		l.s.ops.Add(1)
+	}
+	l.s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	defer l.s.ops.Done()
+	return op()
+}
+
+func (l *spoolLease) Save(ctx context.Context) error {
+	err := l.update(ctx, func() error { return l.s.writeEntry(l.e) })
+	if err == nil {
+		l.s.log.Debug("relay: spool save", "id", l.m.id)
+	}
+	return err
+}
+
+func (l *spoolLease) Retry(ctx context.Context, at time.Time) error {
+	err := l.update(ctx, func() error {
+		l.e.NextAttempt = at
+		return l.s.writeEntry(l.e)
+	})
+	if err != nil {
+		return err
+	}
+	s := l.s
+	s.mu.Lock()
+	if l.m.holder == l {
+		l.m.holder = nil
+		delete(s.leased, l.m)
+		l.m.next = at
+		s.push(l.m)
+		s.signal()
+	}
+	s.mu.Unlock()
+	s.log.Debug("relay: spool retry", "id", l.m.id, "at", at)
+	return nil
+}
+
+func (l *spoolLease) Done(ctx context.Context) error {
+	s := l.s
+	err := l.update(ctx, func() error { return s.remove(l.m.id) })
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.drop(l.m)
+	s.mu.Unlock()
+	s.log.Debug("relay: spool done", "id", l.m.id)
+	return nil
+}
+
+// spoolMessage is the content of a leased message: the entry's Header,
+// then the content file.
+type spoolMessage struct {
+	header []byte
+	path   string
+	size   int64
+}
+
+func (m spoolMessage) Open() (io.ReadCloser, error) {
+	f, err := os.Open(m.path)
+	if err != nil {
+		return nil, fmt.Errorf("relay: spool: %w", err)
+	}
+	if len(m.header) == 0 {
+		return f, nil
+	}
+	return multiReadCloser{io.MultiReader(bytes.NewReader(m.header), f), f}, nil
+}
+
+func (m spoolMessage) Size() int64 { return m.size }
+
+// spoolHeap orders messages by NextAttempt, then by when they were
+// committed or retried.
+type spoolHeap []*spooled
+
+func (h spoolHeap) Len() int { return len(h) }
+func (h spoolHeap) Less(i, j int) bool {
+	if !h[i].next.Equal(h[j].next) {
+		return h[i].next.Before(h[j].next)
+	}
+	return h[i].seq < h[j].seq
+}
+func (h spoolHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *spoolHeap) Push(x any) {
+	m := x.(*spooled)
+	m.index = len(*h)
+	*h = append(*h, m)
+}
+func (h *spoolHeap) Pop() any {
+	old := *h
+	m := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	m.index = -1
+	return m
+}

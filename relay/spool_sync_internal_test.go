@@ -1,0 +1,235 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+)
+
+// syncLog is the fsync hook of a Spool under test. It records what each
+// sync makes durable, from the file system itself rather than from the
+// spool's account of it: for a file, its size when the sync began; for the
+// directory, the names it held when the sync began, counted durable once
+// that sync has returned.
+type syncLog struct {
+	dir string
+	// gate, when set, holds the first directory sync until it is closed.
+	gate chan struct{}
+
+	mu       sync.Mutex
+	files    map[string]int64 // base name: its size at its last sync
+	durable  map[string]bool  // names covered by a directory sync that has ended
+	dirSyncs int              // directory syncs begun
+}
+
+func newSyncLog(dir string) *syncLog {
+	return &syncLog{dir: dir, files: map[string]int64{}, durable: map[string]bool{}}
+}
+
+func (l *syncLog) fsync(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		err := f.Sync()
+		l.mu.Lock()
+		l.files[filepath.Base(f.Name())] = fi.Size()
+		l.mu.Unlock()
+		return err
+	}
+	des, err := os.ReadDir(l.dir)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.dirSyncs++
+	first := l.dirSyncs == 1
+	l.mu.Unlock()
+	if first && l.gate != nil {
+		<-l.gate
+	}
+	err = f.Sync()
+	l.mu.Lock()
+	for _, de := range des {
+		l.durable[de.Name()] = true
+	}
+	l.mu.Unlock()
+	return err
+}
+
+// checkDurable fails t unless the message id, whose Commit has just
+// returned, had its content synced at its full size, its entry synced
+// before the rename, and both names covered by a directory sync that
+// ended.
+func (l *syncLog) checkDurable(t *testing.T, id string, size int64) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if got, ok := l.files[id+contentExt]; !ok || got != size {
+		t.Errorf("%s: Commit returned with its content synced at %d octets (synced: %v), want %d", id, got, ok, size)
+	}
+	if _, ok := l.files[id+entryExt+tempExt]; !ok {
+		t.Errorf("%s: Commit returned before its entry was synced", id)
+	}
+	for _, name := range []string{id + contentExt, id + entryExt} {
+		if !l.durable[name] {
+			t.Errorf("%s: Commit returned before a directory sync that covers %s ended", id, name)
+		}
+	}
+}
+
+// commitContent is 10 KiB of message content.
+var commitContent = bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n"), 160)
+
+// commitOne commits commitContent to s and returns its ID.
+func commitOne(ctx context.Context, s *Spool, rcpt string) (string, error) {
+	w, err := s.Create(ctx)
+	if err != nil {
+		return "", err
+	}
+	if _, err := w.Write(commitContent); err != nil {
+		return "", err
+	}
+	e := &Entry{Envelope: Envelope{From: "a@example.com", To: To(rcpt)}}
+	if err := w.Commit(ctx, e); err != nil {
+		return "", err
+	}
+	return e.ID, nil
+}
+
+// Commit returns only once the content and the entry are synced, and
+// their names are covered by a directory sync that ended: for one
+// message, and for many committed at once.
+func TestSpoolCommitDurable(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{1, 20} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			log := newSyncLog(dir)
+			s, err := NewSpool(dir, &SpoolOptions{fsync: log.fsync})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					id, err := commitOne(t.Context(), s, fmt.Sprintf("rcpt%d@example.org", i))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					log.checkDurable(t, id, int64(len(commitContent)))
+				})
+			}
+			wg.Wait()
+		})
+	}
+}
+
+// Commits that come while a directory sync is under way wait for the
+// next one, which covers them all: 32 commits at once take two directory
+// syncs, and none returns on the first sync when its rename came after
+// that sync began. Without grouping they take one sync each.
+func TestSpoolGroupCommit(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		noGroup bool
+		want    int // directory syncs
+	}{
+		{false, 2},
+		{true, 32},
+	} {
+		t.Run(fmt.Sprintf("noGroup=%v", tt.noGroup), func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				dir := t.TempDir()
+				log := newSyncLog(dir)
+				log.gate = make(chan struct{})
+				s, err := NewSpool(dir, &SpoolOptions{fsync: log.fsync, noGroup: tt.noGroup})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				var wg sync.WaitGroup
+				var mu sync.Mutex
+				var returned []string
+				for i := range 32 {
+					wg.Go(func() {
+						id, err := commitOne(t.Context(), s, fmt.Sprintf("rcpt%d@example.org", i))
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						log.checkDurable(t, id, int64(len(commitContent)))
+						mu.Lock()
+						returned = append(returned, id)
+						mu.Unlock()
+					})
+				}
+				// Every commit has renamed its entry and waits on a
+				// directory sync: the first, held at the gate, or (grouped)
+				// the one after it.
+				synctest.Wait()
+				mu.Lock()
+				early := len(returned)
+				mu.Unlock()
+				if !tt.noGroup && early != 0 {
+					t.Errorf("%d commits returned while the only directory sync begun had not ended", early)
+				}
+				close(log.gate)
+				wg.Wait()
+				if log.dirSyncs != tt.want {
+					t.Errorf("%d directory syncs for 32 commits, want %d", log.dirSyncs, tt.want)
+				}
+				if got := s.syncer.syncs.Load(); got != int64(tt.want) {
+					t.Errorf("the spool counted %d directory syncs, want %d", got, tt.want)
+				}
+				if s.Len() != 32 {
+					t.Errorf("Len %d, want 32", s.Len())
+				}
+			})
+		})
+	}
+}
+
+// Once a directory sync has failed, every operation that needs one fails:
+// the directory may have lost the names written before it.
+func TestSpoolDirSyncFailureSticks(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var fail bool
+	var mu sync.Mutex
+	s, err := NewSpool(dir, &SpoolOptions{fsync: func(f *os.File) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if fi, err := f.Stat(); err == nil && fi.IsDir() && fail {
+			fail = false // once only: what follows must fail anyway
+			return fmt.Errorf("injected directory sync failure")
+		}
+		return f.Sync()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := commitOne(t.Context(), s, "a@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	fail = true
+	mu.Unlock()
+	for i := range 2 {
+		if _, err := commitOne(t.Context(), s, "b@example.org"); err == nil || !strings.Contains(err.Error(), "injected directory sync failure") {
+			t.Errorf("commit %d after the failed sync: %v, want the sync's error", i+1, err)
+		}
+	}
+}
