@@ -145,6 +145,21 @@ func TestCLI(t *testing.T) {
 			{"not pass", submit("-to", "b@example.net"), "", 1, "standard input: empty message"},
 			{"pass", submit("-to", "b@example.net"), msg, 0, "b@example.net 250 2.0.0 OK: queued\n"},
 		},
+		"smarthost": {
+			{"help", []string{"-h"}, "", 0, "-check -config -data -debug -dkim -events -hostname -key-domains -keys -listen -listen-tls -provider-domain " +
+				"-return-path -shutdown-timeout -spool -srs-domain -srs-secrets -tls-cert -tls-key -trusted -upstream -upstream-ca -upstream-tls -upstream-user " +
+				"-name -scopes -domains"},
+			{"help", []string{"apikey", "-h"}, "", 0, "-config -domains -keys -name -scopes"},
+			{"help", []string{"apikey", "revoke", "-h"}, "", 0, "-config -keys"},
+			{"missing flag", []string{"apikey", "create", "-keys", filepath.Join(dir, "keys1.json"), "-domains", "example.com"}, "", 2, "-name is required"},
+			{"missing flag", []string{"apikey"}, "", 2, "no command"},
+			{"bad value", []string{"-data", filepath.Join(dir, "sh"), "-listen", "nowhere"}, "", 2, `-listen "nowhere": want HOST:PORT`},
+			{"bad value", []string{"-data", filepath.Join(dir, "sh"), "-upstream", "smtp.example:587", "-upstream-tls", "ssl"}, "", 2, `-upstream-tls "ssl": want starttls, implicit or none`},
+			{"missing file", []string{"-data", filepath.Join(dir, "sh"), "-dkim", "example.com:s1:" + missing}, "", 2, "-dkim: open " + missing},
+			{"missing file", []string{"-data", filepath.Join(dir, "sh"), "-config", missing}, "", 2, "-config: open " + missing},
+			{"pass", []string{"-check", "-data", filepath.Join(dir, "sh")}, "", 0, "listen: 127.0.0.1:2525\n"},
+			{"pass", []string{"apikey", "create", "-keys", filepath.Join(dir, "keys2.json"), "-name", "shop", "-domains", "example.com"}, "", 0, "\nshk_"},
+		},
 		"spf-check": {
 			{"help", []string{"-h"}, "", 0, "-dns -helo -ip -mail-from -receiver -trace -zone"},
 			{"missing flag", []string{"-mail-from", "a@example.com", "-zone", zone}, "", 2, "-ip is required"},
