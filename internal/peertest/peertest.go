@@ -30,6 +30,7 @@ var debian = map[string]string{
 	"postcat":         "postfix",
 	"postfix":         "postfix",
 	"postsrsd":        "postsrsd",
+	"swaks":           "swaks",
 	"python3":         "python3",
 	"saslpasswd2":     "sasl2-bin",
 	"xmllint":         "libxml2-utils",
