@@ -150,19 +150,6 @@ func (p *replyDropper) arm(armed *atomic.Pointer[string], data []byte) {
 	armed.Store(&id)
 }
 
-// waitFor polls cond until it holds, failing t after a deadline that is
-// only there so that a broken relay fails rather than hangs.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // Every message the queue accepted ends delivered to each recipient once
 // the upstream recovers, or bounced with a DSN to its sender, through the
 // faults of smtptest: the upstream down, 421 to MAIL, 451 to a RCPT, 451
