@@ -187,8 +187,11 @@ func defaultTo[T comparable](v *T, def T) {
 
 // Run delivers with Workers workers until ctx ends, then lets the
 // deliveries under way finish (see Deliverer) and returns nil. It returns
-// ErrQueueClosed when the queue is closed. Other errors of Lease are
-// logged, and leasing goes on after a second.
+// ErrQueueClosed when the queue is closed under it, once the deliveries
+// under way have ended; their outcomes cannot be stored then, and their
+// messages will be sent again from the queue's last saved state (at least
+// once), so a shutdown ends Run first and closes the queue after. Other
+// errors of Lease are logged, and leasing goes on after a second.
 func (d *Deliverer) Run(ctx context.Context) error {
 	// lease ends the leasing: when ctx ends, or when the queue is closed.
 	lease, stop := context.WithCancelCause(ctx)

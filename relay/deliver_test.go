@@ -889,3 +889,39 @@ func TestNewDelivererErrors(t *testing.T) {
 		}
 	}
 }
+
+// Run returns ErrQueueClosed when its queue is closed under it, once the
+// delivery under way has ended; a shutdown through its context returns
+// nil.
+func TestDelivererQueueClosed(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		fx := newDeliveryFixture(t, &relay.DelivererOptions{Workers: 3})
+		release := make(chan struct{})
+		fx.sender.send = func(ctx context.Context, env *relay.Envelope) (*relay.Receipt, error) {
+			<-release
+			return &relay.Receipt{Rcpts: []relay.RcptResult{{Addr: env.To[0].Addr, Reply: ok250}}}, nil
+		}
+		enqueue(t, fx.spool, nil, relay.To("bob@example.org")...)
+		fx.run(t, nil, nil)
+		synctest.Wait()
+		fx.spool.Close()
+		synctest.Wait()
+		select {
+		case err := <-fx.done:
+			t.Fatalf("Run returned %v with a delivery under way", err)
+		default:
+		}
+		close(release)
+		if err := <-fx.done; !errors.Is(err, relay.ErrQueueClosed) {
+			t.Errorf("Run: %v, want ErrQueueClosed", err)
+		}
+		fx.cancel = nil
+		// The lease ended with the queue: what the Send reported is for the
+		// next process, which finds the message as it was.
+		s := newSpool(t, fx.dir, nil)
+		if l := pollSpool(t, s); l == nil || len(l.Entry().Pending()) != 1 || l.Entry().Attempts != 0 {
+			t.Errorf("after the queue was closed, leased %+v", l)
+		}
+	})
+}

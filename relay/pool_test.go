@@ -219,3 +219,16 @@ func TestPoolDeadConnection(t *testing.T) {
 		t.Errorf("%d connections, want no second try", st.Connections)
 	}
 }
+
+// waitFor polls cond until it holds, or fails the test after a long
+// while.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: timed out", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
