@@ -146,7 +146,7 @@ func TestCLI(t *testing.T) {
 			{"pass", submit("-to", "b@example.net"), msg, 0, "b@example.net 250 2.0.0 OK: queued\n"},
 		},
 		"smarthost": {
-			{"help", []string{"-h"}, "", 0, "-check -config -data -debug -dkim -events -hostname -key-domains -keys -listen -listen-tls -provider-domain " +
+			{"help", []string{"-h"}, "", 0, "-check -config -data -debug -dkim -events -hostname -key-domains -keys -listen -listen-tls -max-connections -max-connections-per-ip -provider-domain " +
 				"-return-path -shutdown-timeout -spool -srs-domain -srs-secrets -tls-cert -tls-key -trusted -upstream -upstream-ca -upstream-tls -upstream-user " +
 				"-name -scopes -domains"},
 			{"help", []string{"apikey", "-h"}, "", 0, "-config -domains -keys -name -scopes"},

@@ -38,6 +38,8 @@ type Config struct {
 	Events          string   `yaml:"events,omitempty"`
 	Trusted         []string `yaml:"trusted,omitempty"`
 	ShutdownTimeout string   `yaml:"shutdown-timeout,omitempty"`
+	MaxConns        int      `yaml:"max-connections"`
+	MaxConnsPerIP   int      `yaml:"max-connections-per-ip"`
 	Debug           bool     `yaml:"debug,omitempty"`
 }
 
@@ -48,6 +50,8 @@ func defaultConfig() *Config {
 		Listen:          "127.0.0.1:2525",
 		UpstreamTLS:     "starttls",
 		ShutdownTimeout: "30s",
+		MaxConns:        1000,
+		MaxConnsPerIP:   20,
 	}
 }
 
@@ -84,6 +88,8 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Events, "events", c.Events, "append the message-tracking events to `FILE` as JSON lines")
 	fs.Var(&listValue{p: &c.Trusted, split: true}, "trusted", "the networks, `CIDR[,CIDR...]`, whose clients may relay without AUTH, in plaintext too")
 	fs.StringVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long, on SIGTERM or SIGINT, the sessions and deliveries under way may go on (a `DURATION`)")
+	fs.IntVar(&c.MaxConns, "max-connections", c.MaxConns, "the most connections open at once, `N` (-1: no limit); one more is answered 421")
+	fs.IntVar(&c.MaxConnsPerIP, "max-connections-per-ip", c.MaxConnsPerIP, "the most connections open at once from one client address (an IPv6 /64), `N` (-1: no limit)")
 	fs.BoolVar(&c.Debug, "debug", c.Debug, "log the debug records of every part of the relay")
 }
 

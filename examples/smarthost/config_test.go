@@ -59,7 +59,7 @@ func TestNoFlags(t *testing.T) {
 		Data: "smarthost-data", Listen: "127.0.0.1:2525", Hostname: c.Hostname,
 		TLSCert: "smarthost-data/tls-cert.pem", TLSKey: "smarthost-data/tls-key.pem",
 		Keys: "smarthost-data/keys.json", Spool: "smarthost-data/spool",
-		UpstreamTLS: "starttls", ShutdownTimeout: "30s",
+		UpstreamTLS: "starttls", ShutdownTimeout: "30s", MaxConns: 1000, MaxConnsPerIP: 20,
 	}
 	if !reflect.DeepEqual(c, want) || c.Hostname == "" {
 		t.Errorf("without flags:\n%+v\nwant\n%+v", c, want)
@@ -85,6 +85,7 @@ func TestSample(t *testing.T) {
 		UpstreamTLS: "starttls", ReturnPath: []string{"customer.example:em1234.customer.example"},
 		SRSDomain: "srs.provider.example", SRSSecrets: filepath.Join(data, "srs-secrets"),
 		Events: filepath.Join(data, "events.jsonl"), Trusted: []string{"10.0.0.0/8"}, ShutdownTimeout: "30s",
+		MaxConns: 1000, MaxConnsPerIP: 20,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("the sample:\n%+v\nwant\n%+v", c, want)
@@ -203,6 +204,8 @@ func TestBadSettings(t *testing.T) {
 		{[]string{"-trusted", "10.0.0.0/33"}, nil, `-trusted "10.0.0.0/33": want CIDR`},
 		{[]string{"-trusted", "10.0.0.1"}, nil, `-trusted "10.0.0.1": want CIDR`},
 		{[]string{"-key-domains", "localhost"}, nil, `-key-domains "localhost": not a domain name`},
+		{[]string{"-max-connections-per-ip", "0"}, nil, "-max-connections-per-ip 0: want a positive number, or -1 for no limit"},
+		{[]string{"-max-connections", "many"}, nil, `invalid value "many" for flag -max-connections`},
 		{[]string{"-shutdown-timeout", "soon"}, nil, `-shutdown-timeout "soon": want a positive duration`},
 		{[]string{"-tls-cert", garbage}, nil, "-tls-cert and -tls-key go together"},
 		{[]string{"-tls-cert", missing, "-tls-key", missing}, nil, "-tls-cert, -tls-key: open " + missing},

@@ -206,6 +206,9 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 		SRS:            rewriter,
 		Events:         events,
 		Logger:         logger,
+
+		MaxConnections:      cfg.MaxConns,
+		MaxConnectionsPerIP: cfg.MaxConnsPerIP,
 	})
 	if err != nil {
 		return c.Failf("%s", cli.Msg(err))
@@ -276,11 +279,15 @@ func newSender(s *settings, logger *slog.Logger) (closingSender, string, error) 
 		})
 		return mx, "MX", err
 	}
+	// As many connections, kept open between messages, as the Deliverer
+	// has workers: each delivers one message at a time.
 	opts := &relay.ClientOptions{
-		TLS:       s.upstreamTLS,
-		RootCAs:   s.rootCAs,
-		LocalName: s.hostname,
-		Logger:    logger,
+		TLS:          s.upstreamTLS,
+		RootCAs:      s.rootCAs,
+		LocalName:    s.hostname,
+		MaxConns:     relay.DefaultWorkers,
+		MaxIdleConns: relay.DefaultWorkers,
+		Logger:       logger,
 	}
 	if s.upstreamUser != "" {
 		opts.Credentials = &sasl.Credentials{Username: s.upstreamUser, Password: s.upstreamPassword}

@@ -103,6 +103,14 @@ func checkConfig(c *Config, name namer, getenv func(string) string) (*settings, 
 		}
 		s.trusted = append(s.trusted, p.Masked())
 	}
+	for _, l := range []struct {
+		key string
+		n   int
+	}{{"max-connections", c.MaxConns}, {"max-connections-per-ip", c.MaxConnsPerIP}} {
+		if l.n == 0 || l.n < -1 {
+			return nil, fmt.Errorf("%s %d: want a positive number, or -1 for no limit", name(l.key), l.n)
+		}
+	}
 	if s.shutdown, err = time.ParseDuration(c.ShutdownTimeout); err != nil || s.shutdown <= 0 {
 		return nil, fmt.Errorf("%s %q: want a positive duration, such as 30s", name("shutdown-timeout"), c.ShutdownTimeout)
 	}
