@@ -292,8 +292,11 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 	return port, stop, nil
 }
 
-// startSmarthost runs examples/smarthost with a trusted loopback network,
-// a durable spool under dir, the given DKIM keys, and the sink as its
+// startSmarthost runs examples/smarthost with a trusted loopback network
+// and no limit of connections per client (smtp-source opens a session per
+// message, its next one before the last is counted closed; Postfix exempts
+// mynetworks from such limits), its files (a durable spool, the key file,
+// the certificate) under dir, the given DKIM keys, and the sink as its
 // upstream without TLS.
 func startSmarthost(ctx context.Context, dir string, sink int, bin, provider string, dkim []string) (int, func(), error) {
 	port, err := freePort()
@@ -307,6 +310,8 @@ func startSmarthost(ctx context.Context, dir string, sink int, bin, provider str
 		"-trusted", "127.0.0.0/8",
 		"-upstream", fmt.Sprintf("127.0.0.1:%d", sink),
 		"-upstream-tls", "none",
+		"-data", filepath.Join(dir, "data"),
+		"-max-connections-per-ip", "-1",
 	}
 	for _, d := range dkim {
 		args = append(args, "-dkim", d)
