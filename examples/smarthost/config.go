@@ -74,7 +74,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM `FILE` of the relay's certificate chain, with -tls-key (default: a self-signed certificate made at the first start, under -data)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM `FILE` of the private key of -tls-cert")
 	fs.StringVar(&c.Keys, "keys", c.Keys, "the API key `FILE` (default DATA/"+keysName+"; its hash key is FILE.hashkey); made with a first key, printed once, when it does not exist")
-	fs.Var(&listValue{p: &c.KeyDomains, split: true}, "key-domains", "the sender domains of the first API key, made with a new key file, `DOMAIN[,DOMAIN...]` (default: the domains of -dkim and -return-path, else example.com)")
+	fs.Var(&listValue{p: &c.KeyDomains, split: true}, "key-domains", "the sender domains of the first API key, made with a new key file, `DOMAIN[,DOMAIN...]` (default: the domains of -dkim but the provider's, and of -return-path; else example.com)")
 	fs.StringVar(&c.Spool, "spool", c.Spool, "the spool `DIR` of the queue (default DATA/"+spoolName+")")
 	fs.StringVar(&c.Upstream, "upstream", c.Upstream, "deliver through the smart host at `HOST:PORT` (default: to each recipient domain's MX hosts)")
 	fs.StringVar(&c.UpstreamTLS, "upstream-tls", c.UpstreamTLS, "how to secure the connections to -upstream, `MODE`: starttls, implicit or none")

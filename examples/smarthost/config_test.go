@@ -230,3 +230,30 @@ func TestBadSettings(t *testing.T) {
 		t.Error("-check made the spool")
 	}
 }
+
+// TestFirstKeyDomains: the first key may send from the customers' domains,
+// those of the DKIM keys but the provider's and those of the return
+// paths; from example.com (RFC 2606) when there are none; from
+// -key-domains when it is given.
+func TestFirstKeyDomains(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		cfg  Config
+		want []string
+	}{
+		{Config{}, []string{"example.com"}},
+		{Config{DKIM: []string{"B.example:s1:k1", "provider.example:p1:k2", "a.example:s1:k3"}, ProviderDomain: "provider.example",
+			ReturnPath: []string{"c.example:em1.c.example", "a.example:em2.a.example"}}, []string{"a.example", "b.example", "c.example"}},
+		{Config{DKIM: []string{"provider.example:p1:k2"}, ProviderDomain: "provider.example"}, []string{"example.com"}},
+		{Config{DKIM: []string{"a.example:s1:k1"}, KeyDomains: []string{"shop.example", "*.shop.example"}}, []string{"shop.example", "*.shop.example"}},
+	} {
+		c := defaultConfig()
+		c.Hostname, c.DKIM, c.ProviderDomain, c.ReturnPath, c.KeyDomains = "relay.test", tc.cfg.DKIM, tc.cfg.ProviderDomain, tc.cfg.ReturnPath, tc.cfg.KeyDomains
+		s, err := checkConfig(c, func(k string) string { return "-" + k }, func(string) string { return "" })
+		if err != nil {
+			t.Errorf("%+v: %v", tc.cfg, err)
+		} else if !slices.Equal(s.keyDomains, tc.want) {
+			t.Errorf("%+v: first key domains %q, want %q", tc.cfg, s.keyDomains, tc.want)
+		}
+	}
+}

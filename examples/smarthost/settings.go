@@ -170,7 +170,9 @@ func checkConfig(c *Config, name namer, getenv func(string) string) (*settings, 
 	s.keyDomains = c.KeyDomains
 	if len(s.keyDomains) == 0 {
 		for _, k := range s.dkim {
-			s.keyDomains = append(s.keyDomains, k.domain)
+			if k.domain != s.provider {
+				s.keyDomains = append(s.keyDomains, k.domain)
+			}
 		}
 		for d := range s.returnPaths {
 			s.keyDomains = append(s.keyDomains, d)
