@@ -21,6 +21,7 @@ type arf struct {
 	envid        string
 	reportingMTA string
 	removal      []string // Removal-Recipient of opt-out reports (ARF draft)
+	truncated    bool     // more Original-Rcpt-To than the limit
 }
 
 // parseARF reads the fields of a message/feedback-report part. Repeated
@@ -50,6 +51,8 @@ func parseARF(body string, maxRcpt int) *arf {
 			case "original-rcpt-to":
 				if len(a.fb.OriginalRcptTo) < maxRcpt {
 					a.fb.OriginalRcptTo = append(a.fb.OriginalRcptTo, cleanAddress(v))
+				} else {
+					a.truncated = true
 				}
 			case "arrival-date", "received-date":
 				if a.fb.ArrivalDate.IsZero() {
@@ -103,6 +106,9 @@ func feedbackReport(rep *Report, a *arf, maxRcpt int) {
 	rep.OriginalEnvelopeID = a.envid
 	rep.ReportingMTA = a.reportingMTA
 	rep.ArrivalDate = fb.ArrivalDate
+	if a.truncated {
+		rep.Truncated = LimitRecipients
+	}
 	rcpts := fb.OriginalRcptTo
 	if len(rcpts) == 0 {
 		rcpts = a.removal

@@ -1,7 +1,6 @@
 package bounce
 
 import (
-	"regexp"
 	"strings"
 	"time"
 )
@@ -24,7 +23,26 @@ type field struct {
 	value string
 }
 
-var fieldRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9-]{0,63})[ \t]*:[ \t]*(.*)$`)
+// splitField splits a "Name: value" line: a name of letters, digits and
+// hyphens that starts with a letter (RFC 5322 §3.6.8, as DSN fields are),
+// up to 64 long, white space allowed before the colon.
+func splitField(line string) (name, value string, ok bool) {
+	i := strings.IndexByte(line, ':')
+	if i <= 0 || i > 80 {
+		return "", "", false
+	}
+	name = strings.TrimRight(line[:i], " \t")
+	if name == "" || len(name) > 64 || !('A' <= name[0] && name[0] <= 'Z' || 'a' <= name[0] && name[0] <= 'z') {
+		return "", "", false
+	}
+	for j := 1; j < len(name); j++ {
+		c := name[j]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return "", "", false
+		}
+	}
+	return name, line[i+1:], true
+}
 
 // fieldGroups reads the fields of a report body, folded lines joined
 // (RFC 5322 §2.2.3), and splits them into groups at blank lines. Lines
@@ -53,15 +71,15 @@ func fieldGroups(text string, maxFields int) [][]field {
 			f.value += " " + strings.TrimSpace(line)
 			continue
 		}
-		m := fieldRE.FindStringSubmatch(line)
-		if m == nil {
+		name, value, ok := splitField(line)
+		if !ok {
 			folding = false
 			continue
 		}
 		if n++; n > maxFields {
 			break
 		}
-		cur = append(cur, field{strings.ToLower(m[1]), strings.TrimSpace(m[2])})
+		cur = append(cur, field{strings.ToLower(name), strings.TrimSpace(value)})
 		folding = true
 	}
 	flush()

@@ -395,6 +395,9 @@ func (p *parser) dsnReport(rep *Report, d *dsn, lines []string) {
 // it adds take the text's reason.
 func (p *parser) plainReport(rep *Report, res *plainResult) {
 	rep.Kind, rep.Format = KindBounce, res.format.name
+	if res.truncated {
+		rep.Truncated = LimitRecipients
+	}
 	rcpts := res.recipients()
 	if failed := p.failedRecipients(); len(failed) > 0 {
 		var kept []Recipient

@@ -93,6 +93,9 @@ var (
 // rest of the line. A transcript line ("550 <a@b>... reason") is complete:
 // the lines after it are not about that recipient.
 func recipientLine(line string, f *plainFormat) (addr, rest string, ok bool) {
+	if !strings.Contains(line, "@") {
+		return "", "", false
+	}
 	if f.transcript {
 		if m := transcriptRE.FindStringSubmatch(line); m != nil {
 			return cleanAddress(m[1]), m[2], true
@@ -127,11 +130,12 @@ type plainBlock struct {
 
 // plainResult is what scanPlain read.
 type plainResult struct {
-	format   *plainFormat
-	blocks   []*plainBlock
-	preamble []string // the section's lines before the first recipient
-	delayed  bool
-	endLine  int // the index of the line that ends the section, or len(lines)
+	format    *plainFormat
+	blocks    []*plainBlock
+	preamble  []string // the section's lines before the first recipient
+	delayed   bool
+	truncated bool // more recipients than the limit
+	endLine   int  // the index of the line that ends the section, or len(lines)
 }
 
 // findFormat returns the format whose phrase comes first in lines, and
@@ -197,7 +201,7 @@ func scanPlain(lines []string, f *plainFormat, start, maxRcpt int) *plainResult 
 				cur, skip = res.find(addr), true
 				continue
 			case len(res.blocks) >= maxRcpt:
-				skip = true
+				skip, res.truncated = true, true
 				continue
 			}
 			cur, skip = &plainBlock{addr: addr}, false
