@@ -19,8 +19,9 @@
 //     of dmarc, so a receiver checks a message in one pass (see the example).
 //   - relay will compose them; today it holds the types every delivery path
 //     shares (Envelope, Message, Sender, Receipt, Reply), relay/sasl the
-//     SASL mechanisms of submission, and relay/smtptest a loopback SMTP
-//     server for tests. The client that submits to a smart host and the
+//     SASL mechanisms of submission, relay/smtptest a loopback SMTP
+//     server for tests, and relay/bounce reads what comes back to a return
+//     path (DSNs, bounce texts, feedback reports, auto-replies). The client that submits to a smart host and the
 //     server that signs, rewrites the envelope sender and queues durably
 //     are not written yet; the programs under examples/ each do one job
 //     with the packages above.
