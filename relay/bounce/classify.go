@@ -80,10 +80,10 @@ var patterns = []pattern{
 	p(ReasonRejected, `sender address rejected|sender was rejected|sender .*(rejected|refused|denied|not allowed)|unroutable sender|sender domain|domain of sender|from: .*domain is invalid|provide a valid from|rejected for policy .* mail from|mail from .* rejected|not a member of|my name was rejected`),
 	p(ReasonHasMoved, `has moved|no longer (on|at|with) (this )?(server|us)|not our (user|customer)|no forwarding address|moved permanently`),
 	p(ReasonDisabled, `account (is |has been )?(disabled|deactivated|closed|terminated)|(mailbox|user|account|address) (is )?(inactive|disabled|deactivated)|inactive (e-?mail|account|mailbox|user)|disabled or discontinued|account .*disabled`),
-	p(ReasonSuspended, `suspend|frozen|on hold|locked`),
+	p(ReasonSuspended, `suspend|frozen|on hold|\blocked\b`),
 	p(ReasonNetworkError, `host not found, try again|malformed or unexpected name server reply|temporary failure in name resolution`),
 	p(ReasonNotAccept, `does not accept (e-?)?mail|not accepting (network )?messages|null mx|no smtp service|couldn't find a mail exchanger|no mx (record )?found|no mx record|accepts no mail`),
-	p(ReasonHostUnknown, `host unknown|unknown host|host not found|host or domain name not found|domain (name )?not found|no such domain|domain does not exist|domain doesn't exist|unrouteable address|couldn't find any host|invalid domain|\S+\.\S+ does not exist|dns lookup failure: host|name or service not known|no such host|domain is not reachable|host name lookup fail`),
+	p(ReasonHostUnknown, `host unknown|unknown host|host not found|host or domain name not found|domain (name )?not found|no such domain|domain does not exist|domain doesn't exist|unrouteable address|couldn't find any host|invalid domain|(^|\s)[^@\s]+\.[a-z]{2,}\.? does not exist|dns lookup failure: host|name or service not known|no such host|domain is not reachable|host name lookup fail`),
 	p(ReasonUserUnknown, `user unknown|unknown user|no such (user|mailbox|recipient|address|account|person)|user not found|user (does not|doesn't) exist|recipient not found|recip(ient)?notfound|mailbox not found|mailbox (does not|doesn't) exist|mailbox unavailable|no mailbox|invalid (recipient|mailbox|user|address)|unknown (recipient|address|mailbox|local part|alias)|not listed in|recipient name is not recognized|illegal (user|alias)|(does not|doesn't) have an? .* account|account .*(does not|doesn't) exist|not a valid (mailbox|user|recipient)|addressee unknown|adresse .*invalide|undeliverable address|account that you tried to reach does not exist|no valid recipients|user .* not found|recipient address rejected: (user unknown|unknown user|access denied)|recipient (is )?unknown|mailbox is unavailable|delivery userid|not a registered|address (couldn't|could not) be found|address not found`),
 	p(ReasonMailboxFull, `mailbox (is )?full|over ?quota|quota exceeded|exceeded (storage|quota|its quota)|storage (quota|space)|out of storage|mailbox size limit|mailfolder is full|exceeds allowed size|recipient's mailbox exceeded|inbox is full|disk quota|insufficient (disk|storage)|full mailbox|mailbox .* full`),
 	p(ReasonTooBig, `message (is )?too (large|big)|size limit|message size exceeds|exceeds (the )?(fixed )?maximum (message )?size|message length exceeds|too large`),
@@ -96,10 +96,11 @@ var patterns = []pattern{
 	p(ReasonSystemError, `system error|internal (server )?error|service (currently )?unavailable|temporary (failure|problem|error)|try again later|write error|mailer error|local delivery failed|server error|transaction failed|child status|could not load`),
 }
 
-// senderStage finds the SMTP commands the text says failed before any
-// recipient was named (the greeting, MAIL FROM): such a failure is about
-// the sender or its host, never a recipient's address.
-var senderStage = regexp.MustCompile(`(?i)after (initial connection|mail from|helo|ehlo)|>>> mail from|did not like our (mail from|greeting|helo|ehlo)`)
+// senderStage finds the SMTP stage the text says failed before any
+// recipient was named (the greeting, EHLO, MAIL FROM), in the words of
+// Exim, Sendmail, DragonFly and Postfix: such a failure is about the
+// sender or its host, never a recipient's address.
+var senderStage = regexp.MustCompile(`(?i)after (initial connection|mail from|helo|ehlo)|>>> mail from|did not like our (mail from|greeting|helo|ehlo)|in reply to (mail from|helo|ehlo)|refused to talk to me`)
 
 // classify sets rc.Reason and rc.Hard from its diagnostic, status, reply
 // code and action. stage is the text that tells in which SMTP stage the

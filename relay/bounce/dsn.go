@@ -13,7 +13,7 @@ import (
 // blank lines are missing or doubled, fields come in any order, the
 // address type is missing or wrong ("<a@b>", "RFC822;a@b"), the part is
 // text/plain, or the fields stand in the text of a part without any MIME
-// structure. dsnFields reads them all line by line: a group ends at a blank
+// structure. parseDSN reads them all line by line: a group ends at a blank
 // line or where a per-recipient field that the current group already has
 // comes again.
 
@@ -105,8 +105,9 @@ type dsnRecipient struct {
 	has           map[string]bool
 }
 
-// perRecipient lists the per-recipient fields of RFC 3464 §2.3 (and two
-// common extensions) that begin a new recipient when they come again.
+// perRecipient lists the per-recipient fields of RFC 3464 §2.3 (and
+// Sendmail's X-Actual-Recipient) that begin a new recipient when they come
+// again.
 var perRecipient = map[string]bool{
 	"final-recipient": true, "original-recipient": true, "action": true, "status": true,
 	"remote-mta": true, "diagnostic-code": true, "last-attempt-date": true,
@@ -115,7 +116,7 @@ var perRecipient = map[string]bool{
 
 // parseDSN reads the per-message and per-recipient fields of text (the
 // body of a delivery-status part, or a text that holds the fields). It
-// keeps at most maxRcpt recipients; with text true (fields found in a
+// keeps at most maxRcpt recipients; with inText true (fields found in a
 // text part rather than a report part) a group counts only when it names
 // a recipient.
 func parseDSN(text string, maxRcpt int, inText bool) *dsn {

@@ -16,12 +16,12 @@ import (
 // The MIME structure is read here rather than with go-message's multipart
 // reader so that every read is bounded: a part's header is read through
 // its own limit (go-message bounds only the message's header, and keeps a
-// structure for every field, so a 10 MiB part header of short fields
-// would take a hundred times its size), lines longer than the buffer are
-// read in pieces, and a multipart whose boundary parameter is missing
-// (real reports have that) finds its boundary in the body. go-message
-// still decodes each part's transfer encoding and parses its header
-// fields.
+// structure for every field: with the limits below lifted, the part
+// header of short fields of TestLargeMessageMemory allocated 397 MiB for
+// its first 10 MiB), lines longer than the buffer are read in pieces, and
+// a multipart whose boundary parameter is missing (real reports have
+// that) finds its boundary in the body. go-message still holds the header
+// fields, parses Content-Type and decodes each part's transfer encoding.
 
 const (
 	// lineBuffer is the buffer of each multipart level; a longer line is

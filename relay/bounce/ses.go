@@ -92,8 +92,10 @@ func findSES(text string) *sesNotification {
 	if n.NotificationType == "" {
 		n.NotificationType = n.EventType
 	}
-	switch n.NotificationType {
-	case "Bounce", "Complaint", "Delivery":
+	switch {
+	case n.NotificationType == "Bounce" && n.Bounce != nil,
+		n.NotificationType == "Complaint" && n.Complaint != nil,
+		n.NotificationType == "Delivery" && n.Delivery != nil:
 		return &n
 	}
 	return nil
@@ -101,7 +103,6 @@ func findSES(text string) *sesNotification {
 
 // sesReport fills rep from an SES notification.
 func sesReport(rep *Report, n *sesNotification, maxRcpt int) {
-	rep.Format = "amazonses"
 	h := n.Mail.CommonHeaders
 	rep.Original = Original{MessageID: strings.Trim(h.MessageID, "<>"), Subject: h.Subject, Date: parseDate(h.Date)}
 	if rep.Original.MessageID == "" && n.Mail.MessageID != "" {
@@ -126,7 +127,7 @@ func sesReport(rep *Report, n *sesNotification, maxRcpt int) {
 	}
 	switch {
 	case n.NotificationType == "Bounce" && n.Bounce != nil:
-		rep.Kind = KindBounce
+		rep.Kind, rep.Format = KindBounce, "amazonses"
 		_, rep.ReportingMTA = typed(n.Bounce.ReportingMTA)
 		rep.ReportingMTA = mtaName(rep.ReportingMTA)
 		for _, br := range n.Bounce.BouncedRecipients {
@@ -149,7 +150,7 @@ func sesReport(rep *Report, n *sesNotification, maxRcpt int) {
 			add(r.Recipient)
 		}
 	case n.NotificationType == "Complaint" && n.Complaint != nil:
-		rep.Kind = KindFeedback
+		rep.Kind, rep.Format = KindFeedback, "amazonses"
 		fb := &Feedback{Type: strings.ToLower(n.Complaint.ComplaintFeedbackType), UserAgent: n.Complaint.UserAgent, Incidents: 1,
 			OriginalMailFrom: n.Mail.Source, ArrivalDate: parseDate(n.Complaint.ArrivalDate)}
 		if fb.Type == "" {
@@ -161,7 +162,7 @@ func sesReport(rep *Report, n *sesNotification, maxRcpt int) {
 		}
 		rep.Feedback = fb
 	case n.NotificationType == "Delivery" && n.Delivery != nil:
-		rep.Kind = KindDSN
+		rep.Kind, rep.Format = KindDSN, "amazonses"
 		rep.ReportingMTA = mtaName(n.Delivery.ReportingMTA)
 		for _, a := range n.Delivery.Recipients {
 			rc := Recipient{Address: cleanAddress(a), Action: ActionDelivered, Diagnostic: oneLine(n.Delivery.SMTPResponse), DiagnosticType: "smtp"}
