@@ -17,13 +17,15 @@
 //     keywords, and the Authentication-Results header field that any mix of
 //     their results becomes. The results of spf and dkim are also the input
 //     of dmarc, so a receiver checks a message in one pass (see the example).
-//   - relay will compose them; today it holds the types every delivery path
-//     shares (Envelope, Message, Sender, Receipt, Reply), relay/sasl the
-//     SASL mechanisms of submission, and relay/smtptest a loopback SMTP
-//     server for tests. The client that submits to a smart host and the
-//     server that signs, rewrites the envelope sender and queues durably
-//     are not written yet; the programs under examples/ each do one job
-//     with the packages above.
+//   - relay composes them. It holds the types every delivery path shares
+//     (Envelope, Message, Sender, Receipt, Reply); the Client that submits
+//     to a smart host (TLS, SASL from relay/sasl, pooled and pipelined
+//     connections, a reply for each recipient) and the Senders that stack
+//     on it (SigningSender, Failover, RateLimiter, MXSender); and
+//     relay/smtptest, a loopback SMTP server for tests. The server that
+//     signs, rewrites the envelope sender and queues durably is not
+//     written yet; the programs under examples/ each do one job with the
+//     packages above, examples/send submitting a message.
 //
 // This package holds documentation only.
 //

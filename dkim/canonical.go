@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"hash"
 	"math/bits"
-	"runtime"
 )
 
 // bodyHash receives canonical body bytes: a hash, with an optional length
@@ -47,10 +46,12 @@ type bodyCanon struct {
 	wsp   bool // relaxed: a WSP run seen and not yet emitted
 	any   bool // relaxed: some byte was emitted (the body is not empty)
 
-	inline int64     // bytes hashed in line, before the pipe started
-	pipe   *hashPipe // hashes on another goroutine, once the body is large
+	inline    int64     // bytes hashed in line, before the pipe started
+	nextCheck int64     // inline when a processor was last found busy
+	pipe      *hashPipe // hashes on another goroutine, once the body is large
 
 	inlineOnly bool // never start the pipe
+	forcePipe  bool // tests: start the pipe even with no processor idle
 
 	on   int
 	obuf [2048]byte
@@ -61,9 +62,13 @@ func (c *bodyCanon) emit(p []byte) {
 		c.pipe.write(p)
 		return
 	}
-	if c.inline >= pipeAfter && !c.inlineOnly {
-		if runtime.GOMAXPROCS(0) < 2 {
-			c.inlineOnly = true // no second processor to hash on
+	if c.inline >= c.nextCheck+pipeAfter && !c.inlineOnly {
+		// The pipe only pays with a processor idle to run its goroutine
+		// (see hashPipe). With none, look again after the next
+		// pipeAfter bytes: a verifier's own key lookup, busy when the
+		// body starts, ends soon after.
+		if !c.forcePipe && !idleProcessor() {
+			c.nextCheck = c.inline
 			c.direct(p)
 			return
 		}
@@ -138,6 +143,20 @@ func (c *bodyCanon) Write(p []byte) (int, error) {
 			var j int
 			if c.relaxed {
 				j = scanRelaxed(q, i)
+				if k, crlf := fixWSP(q, j); k > j {
+					if j > i {
+						c.out(p[i:j])
+					}
+					if crlf {
+						c.outByte('\r')
+						c.outByte('\n')
+					} else {
+						c.outByte(' ')
+					}
+					c.any = true
+					i = k
+					continue
+				}
 			} else {
 				j = scanSimple(q, i)
 			}
@@ -152,6 +171,30 @@ func (c *bodyCanon) Write(p []byte) (int, error) {
 		i++
 	}
 	return len(p), nil
+}
+
+// fixWSP handles the commonest spots where scanRelaxed stops, a run of
+// WSP inside a line or at its end, when p holds what decides the run's
+// fate: followed by an ordinary byte, the run becomes one SP (crlf false);
+// followed by CRLF and an ordinary byte (so the line break is not one of
+// the trailing empty lines), the run goes and the CRLF stays (crlf true).
+// It returns the end of what it handled, an ordinary byte, where the scan
+// may go on; or j when p[j] starts no such run, for the byte-level state
+// machine to take.
+func fixWSP(p []byte, j int) (k int, crlf bool) {
+	k = j
+	for k < len(p) && (p[k] == ' ' || p[k] == '\t') {
+		k++
+	}
+	switch {
+	case k == j || k == len(p):
+		return j, false
+	case !special(p[k]):
+		return k, false
+	case k+2 < len(p) && p[k] == '\r' && p[k+1] == '\n' && !special(p[k+2]):
+		return k + 2, true
+	}
+	return j, false
 }
 
 // step processes one byte the slow way.

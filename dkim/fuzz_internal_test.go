@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"math/rand/v2"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -75,6 +74,8 @@ var bodySeeds = []string{
 	"é 8-bit\xff\x00\x01 \x0c\r\n",
 	// Long enough for the scanner's 32-byte blocks.
 	strings.Repeat("ab ", 10) + "c  d \r\n" + strings.Repeat("QUJD", 10) + " \r\n\te\nf !  g\r\r\n \r\n",
+	// WSP runs inside lines and before line breaks, in every context.
+	"a  b\t \r\nc\td \t\r\n\te  \r\n \t\r\nf \t g\t\r\n\r\n  \r\nh\t \n i \r\r\n",
 }
 
 func FuzzBodyCanon(f *testing.F) {
@@ -268,7 +269,9 @@ func TestBodyCanonWriteBoundaries(t *testing.T) {
 // TestBodyCanonPipe checks large bodies, whose hashing moves to another
 // goroutine part way through, against the line-by-line reference: random
 // writes, every kind of line, runs of empty lines across the switch, and
-// an l= limit beside a whole-body hash.
+// an l= limit beside a whole-body hash. Each body goes through a pipe
+// started past pipeAfter (whether or not a processor is idle), and through
+// one whose goroutine never runs, so that the writer hashes the ring.
 func TestBodyCanonPipe(t *testing.T) {
 	t.Parallel()
 	r := rand.New(rand.NewPCG(7, 9))
@@ -289,26 +292,33 @@ func TestBodyCanonPipe(t *testing.T) {
 		}
 		in := body.Bytes()
 		for _, relaxed := range []bool{false, true} {
-			want := refBody(in, relaxed)
-			limit := int64(len(want) / 3)
-			var all, part bytes.Buffer
-			c := &bodyCanon{relaxed: relaxed, dst: []*bodyHash{
-				{h: &captureHash{&all}, limit: -1}, {h: &captureHash{&part}, limit: limit}}}
-			for rest := in; len(rest) > 0; {
-				k := min(len(rest), 1+r.IntN(70000))
-				c.Write(rest[:k])
-				rest = rest[k:]
-			}
-			piped := c.pipe != nil
-			c.Close()
-			if runtime.GOMAXPROCS(0) > 1 && !piped {
-				t.Fatalf("round %d: a %d-byte body was hashed without the pipe", round, len(in))
-			}
-			if !bytes.Equal(all.Bytes(), want) {
-				t.Fatalf("round %d relaxed=%v: canonical body differs from the reference (%d vs %d bytes)", round, relaxed, all.Len(), len(want))
-			}
-			if !bytes.Equal(part.Bytes(), want[:limit]) || c.dst[1].n != int64(len(want)) {
-				t.Fatalf("round %d relaxed=%v: l=%d hash got %d bytes, counted %d", round, relaxed, limit, part.Len(), c.dst[1].n)
+			// stalled: the pipe's goroutine never runs, as when every
+			// processor is busy; the writer hashes the ring itself.
+			for _, stalled := range []bool{false, true} {
+				want := refBody(in, relaxed)
+				limit := int64(len(want) / 3)
+				var all, part bytes.Buffer
+				c := &bodyCanon{relaxed: relaxed, forcePipe: true, dst: []*bodyHash{
+					{h: &captureHash{&all}, limit: -1}, {h: &captureHash{&part}, limit: limit}}}
+				if stalled {
+					c.pipe = &hashPipe{dst: c.dst, noHelper: true}
+				}
+				for rest := in; len(rest) > 0; {
+					k := min(len(rest), 1+r.IntN(70000))
+					c.Write(rest[:k])
+					rest = rest[k:]
+				}
+				piped := c.pipe != nil
+				c.Close()
+				if !piped {
+					t.Fatalf("round %d: a %d-byte body was hashed without the pipe", round, len(in))
+				}
+				if !bytes.Equal(all.Bytes(), want) {
+					t.Fatalf("round %d relaxed=%v stalled=%v: canonical body differs from the reference (%d vs %d bytes)", round, relaxed, stalled, all.Len(), len(want))
+				}
+				if !bytes.Equal(part.Bytes(), want[:limit]) || c.dst[1].n != int64(len(want)) {
+					t.Fatalf("round %d relaxed=%v stalled=%v: l=%d hash got %d bytes, counted %d", round, relaxed, stalled, limit, part.Len(), c.dst[1].n)
+				}
 			}
 		}
 	}
@@ -316,7 +326,8 @@ func TestBodyCanonPipe(t *testing.T) {
 
 // FuzzBodyCanonLarge repeats the input past pipeAfter, so that the hashing
 // moves to the pipe's goroutine, and checks the result against the
-// reference with the writes cut where the fuzzer says.
+// reference with the writes cut where the fuzzer says; also with a pipe
+// whose goroutine never runs, so that the writer hashes the ring.
 func FuzzBodyCanonLarge(f *testing.F) {
 	for _, s := range bodySeeds {
 		if s != "" {
@@ -328,10 +339,16 @@ func FuzzBodyCanonLarge(f *testing.F) {
 			return
 		}
 		in := bytes.Repeat(unit, pipeAfter*2/len(unit)+1)
-		for _, relaxed := range []bool{false, true} {
+		for i := range 4 {
+			relaxed, stalled := i&1 == 1, i&2 == 2
 			want := refBody(in, relaxed)
 			var out bytes.Buffer
-			c := &bodyCanon{relaxed: relaxed, dst: []*bodyHash{{h: &captureHash{&out}, limit: -1}}}
+			c := &bodyCanon{relaxed: relaxed, forcePipe: true, dst: []*bodyHash{{h: &captureHash{&out}, limit: -1}}}
+			if stalled {
+				// A pipe from the first byte whose goroutine never runs:
+				// the writer hashes the ring itself.
+				c.pipe = &hashPipe{dst: c.dst, noHelper: true}
+			}
 			k := int(cut) % len(in)
 			c.Write(in[:k])
 			for rest, n := in[k:], int(step)%9000+1; len(rest) > 0; {
@@ -341,7 +358,7 @@ func FuzzBodyCanonLarge(f *testing.F) {
 			}
 			c.Close()
 			if !bytes.Equal(out.Bytes(), want) {
-				t.Fatalf("relaxed=%v unit=%q cut=%d step=%d: differs from the reference", relaxed, unit, k, step)
+				t.Fatalf("relaxed=%v stalled=%v unit=%q cut=%d step=%d: differs from the reference", relaxed, stalled, unit, k, step)
 			}
 		}
 	})

@@ -2,6 +2,7 @@ package dkim
 
 import (
 	"runtime"
+	"runtime/metrics"
 	"sync/atomic"
 )
 
@@ -11,6 +12,14 @@ import (
 // the canonicalizer copies its output into a ring of fixed buffers, and a
 // second goroutine hashes them in order while the canonicalizer reads on.
 // Small bodies never start the goroutine.
+//
+// The overlap only pays while the goroutine has a processor of its own.
+// When every processor is busy (many messages at once), the goroutine runs
+// late or not at all, and a writer that waited for it would hand its own
+// processor to the scheduler, again and again, for nothing. So the pipe is
+// only started when the scheduler has a processor idle (idleProcessor),
+// and a writer that finds every buffer queued hashes the oldest itself
+// rather than wait.
 const (
 	// pipeAfter is how many canonical body bytes are hashed in line
 	// before the pipe starts.
@@ -25,15 +34,17 @@ const (
 )
 
 // hashPipe feeds body hashes from a goroutine, through a ring of buffers
-// with one writer and one reader.
+// with one writer.
 //
 // The writer fills ring[filled%pipeBuffers] and then advances filled; the
-// goroutine hashes ring[hashed%pipeBuffers] and then advances hashed. A
-// side that waits for the other yields the processor (runtime.Gosched)
-// instead of sleeping: the other side frees or fills a buffer within
-// microseconds, and waking a sleeping goroutine costs more than that. The
-// goroutine ends when wait returns, or when it finds nothing to hash for a
-// while, so a writer that is abandoned leaves nothing running.
+// hashing side hashes ring[hashed%pipeBuffers] and then advances hashed.
+// The hashing side is the goroutine, or the writer when it finds every
+// buffer queued or waits for the end: busy makes them take turns, so the
+// hashes see the buffers in order. The goroutine, waiting for a buffer,
+// yields the processor (runtime.Gosched) instead of sleeping: the writer
+// fills one within microseconds, and waking a sleeping goroutine costs
+// more than that. It ends when wait returns, or when it finds nothing to
+// hash for a while, so a writer that is abandoned leaves nothing running.
 //
 // All bytes given to write reach the hashes in order; after wait returns,
 // every byte written has been hashed and the hashes may be read.
@@ -47,11 +58,15 @@ type hashPipe struct {
 	_       [56]byte
 	running atomic.Bool
 	closed  atomic.Bool // wait has returned: nothing more will come
-	_       [62]byte
+	busy    atomic.Bool // a side is hashing: the hashes are its alone
+	_       [61]byte
 
-	dst  []*bodyHash
-	ring [pipeBuffers][]byte
-	cur  []byte // ring[filled%pipeBuffers] while the writer fills it
+	dst     []*bodyHash
+	ring    [pipeBuffers][]byte
+	cur     []byte // ring[filled%pipeBuffers] while the writer fills it
+	yielded bool   // the writer has yielded once to the goroutine
+
+	noHelper bool // tests: never start the goroutine, as if it never ran
 }
 
 func newHashPipe(dst []*bodyHash) *hashPipe {
@@ -73,12 +88,22 @@ func (p *hashPipe) write(b []byte) {
 	}
 }
 
-// next returns the next free buffer of the ring, emptied, waiting for the
-// goroutine to hash it when it is still queued.
+// next returns the next free buffer of the ring, emptied. When every
+// buffer is still queued, the writer hashes the oldest itself, unless the
+// goroutine is at it. The first time only, it yields instead: the
+// goroutine, just started, then runs on this processor at once while the
+// writer moves to the idle one, which may take a while to wake.
 func (p *hashPipe) next() []byte {
 	f := p.filled.Load()
 	for f-p.hashed.Load() >= pipeBuffers {
-		runtime.Gosched()
+		if !p.yielded {
+			p.yielded = true
+			runtime.Gosched()
+			continue
+		}
+		if !p.hashQueued(1) {
+			runtime.Gosched() // the goroutine is hashing one now
+		}
 	}
 	i := f % pipeBuffers
 	if p.ring[i] == nil {
@@ -87,13 +112,32 @@ func (p *hashPipe) next() []byte {
 	return p.ring[i][:0]
 }
 
+// hashQueued hashes up to max queued buffers in order, unless the other
+// side is hashing. It reports whether it hashed any.
+func (p *hashPipe) hashQueued(max int) bool {
+	if !p.busy.CompareAndSwap(false, true) {
+		return false
+	}
+	n := 0
+	for h := p.hashed.Load(); h < p.filled.Load() && n < max; h++ {
+		b := p.ring[h%pipeBuffers]
+		for _, d := range p.dst {
+			d.write(b)
+		}
+		p.hashed.Store(h + 1)
+		n++
+	}
+	p.busy.Store(false)
+	return n > 0
+}
+
 // push hands the current buffer to the goroutine, starting it if it is
 // not running.
 func (p *hashPipe) push() {
 	p.ring[p.filled.Load()%pipeBuffers] = p.cur
 	p.cur = nil
 	p.filled.Add(1)
-	if !p.running.Load() && p.running.CompareAndSwap(false, true) {
+	if !p.running.Load() && !p.noHelper && p.running.CompareAndSwap(false, true) {
 		go p.drain()
 	}
 }
@@ -102,12 +146,7 @@ func (p *hashPipe) push() {
 func (p *hashPipe) drain() {
 	for {
 		for spins := 0; spins < pipeSpins && !p.closed.Load(); spins++ {
-			for h := p.hashed.Load(); h < p.filled.Load(); h++ {
-				b := p.ring[h%pipeBuffers]
-				for _, d := range p.dst {
-					d.write(b)
-				}
-				p.hashed.Store(h + 1)
+			if p.hashQueued(pipeBuffers) {
 				spins = 0
 			}
 			runtime.Gosched()
@@ -122,16 +161,37 @@ func (p *hashPipe) drain() {
 }
 
 // wait hands over the last partial buffer and returns when everything
-// written has been hashed.
+// written has been hashed, hashing what is queued itself when the
+// goroutine is not at it.
 func (p *hashPipe) wait() {
 	if len(p.cur) > 0 {
 		p.push()
 	}
 	p.cur = nil
-	// push left a goroutine running that takes every buffer pushed
-	// before it ends (see drain).
 	for p.hashed.Load() < p.filled.Load() {
-		runtime.Gosched()
+		if !p.hashQueued(pipeBuffers) {
+			runtime.Gosched()
+		}
 	}
 	p.closed.Store(true) // the goroutine ends now rather than wait for more
+}
+
+// idleProcessor reports whether the scheduler has a processor with nothing
+// to do: fewer goroutines running or ready to run than GOMAXPROCS. It is
+// the view of a moment, taken when a body passes pipeAfter bytes and again
+// after each further pipeAfter bytes while the answer is no.
+func idleProcessor() bool {
+	n := runtime.GOMAXPROCS(0)
+	if n < 2 {
+		return false
+	}
+	s := [2]metrics.Sample{
+		{Name: "/sched/goroutines/running:goroutines"},
+		{Name: "/sched/goroutines/runnable:goroutines"},
+	}
+	metrics.Read(s[:])
+	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
+		return true // not known: assume so, as before these metrics
+	}
+	return s[0].Value.Uint64()+s[1].Value.Uint64() < uint64(n)
 }

@@ -169,7 +169,6 @@ func Sign(ctx context.Context, w io.Writer, r io.Reader, signers ...*Signer) err
 		return errors.New("dkim: no signers")
 	}
 	sw := NewSigningWriter(signers...)
-	var src io.Reader = r
 	var start int64
 	rs, seekable := r.(io.ReadSeeker)
 	if seekable {
@@ -180,11 +179,18 @@ func Sign(ctx context.Context, w io.Writer, r io.Reader, signers ...*Signer) err
 	}
 	var kept spool
 	defer kept.close()
-	if !seekable {
-		src = io.TeeReader(r, &kept)
-	}
-	if _, err := copyCtx(ctx, sw, src); err != nil {
-		return err
+	if seekable {
+		if _, err := copyCtx(ctx, sw, r); err != nil {
+			return err
+		}
+	} else {
+		// Whole chunks, however little each Read gives (a reader that
+		// makes line ends CRLF gives a line at a time): the spool file
+		// and the canonicalizer then see one write per 64 KiB.
+		kept.buf = make([]byte, spoolChunk)
+		if err := copyFull(ctx, io.MultiWriter(sw, &kept), r, kept.buf); err != nil {
+			return err
+		}
 	}
 	if err := sw.Close(); err != nil {
 		return err
@@ -206,10 +212,16 @@ func Sign(ctx context.Context, w io.Writer, r io.Reader, signers ...*Signer) err
 // in memory before it moves it to a temporary file.
 const SpoolMemory = 64 << 10
 
+// spoolChunk is the size of the reads from a reader Sign cannot rewind,
+// and so of the writes to the spool file, and of the copy back out: a
+// pipe hands over up to 64 KiB at a time.
+const spoolChunk = 64 << 10
+
 // spool keeps the message Sign reads from a reader it cannot rewind.
 type spool struct {
 	mem  []byte
 	file *os.File
+	buf  []byte // the copy buffer, spoolChunk bytes
 }
 
 func (s *spool) Write(p []byte) (int, error) {
@@ -245,7 +257,7 @@ func (s *spool) writeTo(ctx context.Context, w io.Writer) error {
 	}
 	// Hidden behind a plain io.Reader so that copyCtx does not hand the
 	// copy to (*os.File).WriteTo, which would not look at ctx.
-	_, err := copyCtx(ctx, w, struct{ io.Reader }{s.file})
+	_, err := copyBuf(ctx, w, struct{ io.Reader }{s.file}, s.buf)
 	return err
 }
 
@@ -257,17 +269,47 @@ func (s *spool) close() {
 	}
 }
 
+// copyFull copies r to w in chunks of len(buf), filling each chunk before
+// it is written, and checks ctx between chunks.
+func copyFull(ctx context.Context, w io.Writer, r io.Reader, buf []byte) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		k, err := io.ReadFull(r, buf)
+		if k > 0 {
+			if _, werr := w.Write(buf[:k]); werr != nil {
+				return werr
+			}
+		}
+		switch err {
+		case nil:
+		case io.EOF, io.ErrUnexpectedEOF:
+			return nil
+		default:
+			return err
+		}
+	}
+}
+
 // copyCtx copies r to w, checking ctx between chunks. A reader that is
 // an io.WriterTo (bytes.Reader, strings.Reader) writes itself without a
 // copy buffer.
 func copyCtx(ctx context.Context, w io.Writer, r io.Reader) (int64, error) {
+	return copyBuf(ctx, w, r, nil)
+}
+
+// copyBuf is copyCtx with the copy buffer given; nil means 16 KiB.
+func copyBuf(ctx context.Context, w io.Writer, r io.Reader, buf []byte) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	if wt, ok := r.(io.WriterTo); ok {
 		return wt.WriteTo(w)
 	}
-	buf := make([]byte, 16<<10)
+	if buf == nil {
+		buf = make([]byte, 16<<10)
+	}
 	var n int64
 	for {
 		k, err := r.Read(buf)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/smarthost-go/smarthost/dkim"
 )
@@ -58,6 +59,34 @@ func TestSignUnseekable(t *testing.T) {
 		}
 		if after, _ := os.ReadDir(dir); len(after) != 0 {
 			t.Errorf("%d bytes: %d temporary files left", len(msg), len(after))
+		}
+	}
+}
+
+// TestSignShortReads: a reader that hands over a byte at a time, or half
+// of what is asked, or its last bytes with io.EOF, signs to the same
+// output as a bytes.Reader: Sign fills whole chunks before it hashes and
+// keeps them.
+func TestSignShortReads(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	ctx := context.Background()
+	s := edSigner(t, dkim.SignOptions{NoTimestamp: true})
+	msg := append(bytes.Clone(unsignedMsg), strings.Repeat("a  line\t \r\n", 3*dkim.SpoolMemory/12+5)...)
+	var want bytes.Buffer
+	if err := dkim.Sign(ctx, &want, bytes.NewReader(msg), s); err != nil {
+		t.Fatal(err)
+	}
+	for name, r := range map[string]func() io.Reader{
+		"one byte": func() io.Reader { return iotest.OneByteReader(bytes.NewBuffer(msg)) },
+		"half":     func() io.Reader { return iotest.HalfReader(bytes.NewBuffer(msg)) },
+		"data+EOF": func() io.Reader { return iotest.DataErrReader(bytes.NewBuffer(msg)) },
+	} {
+		var got bytes.Buffer
+		if err := dkim.Sign(ctx, &got, r(), s); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Errorf("%s: output differs from the bytes.Reader's", name)
 		}
 	}
 }

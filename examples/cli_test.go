@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
+	"github.com/smarthost-go/smarthost/relay"
+	"github.com/smarthost-go/smarthost/relay/smtptest"
 )
 
 // TestCLI holds every example program to the convention of README.md: it
@@ -45,6 +47,16 @@ func TestCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
+	// send submits to this server, which refuses one recipient.
+	smtpSrv, err := smtptest.NewServer(&smtptest.Options{TLS: smtptest.NoTLS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer smtpSrv.Close()
+	smtpSrv.Fail(smtptest.Fault{On: smtptest.RCPT, Rcpt: "gone@example.net", Reply: relay.Reply{Code: 550, Enhanced: relay.EnhancedCode{5, 1, 1}, Message: "No such user"}})
+	submit := func(more ...string) []string {
+		return append([]string{"-server", smtpSrv.Addr, "-tls", "none", "-from", "a@example.com"}, more...)
+	}
 	// request is a domainauth command with the request flags, for the
 	// domain of the zone file.
 	request := func(cmd string, more ...string) []string {
@@ -121,6 +133,17 @@ func TestCLI(t *testing.T) {
 			{"not pass", []string{"evaluate", "-zone", zone, "-from", "a@example.com", "-spf", "fail", "-spf-domain", "example.com"}, "", 1, ""},
 			{"not pass", []string{"lookup", "-zone", zone, "nothing.example"}, "", 1, ""},
 			{"pass", []string{"evaluate", "-zone", zone, "-from", "a@example.com", "-dkim", "example.com:pass"}, "", 0, "dmarc=pass"},
+		},
+		"send": {
+			{"help", []string{"-h"}, "", 0, "-auth -ca -from -server -tls -to -user"},
+			{"missing flag", []string{"-server", smtpSrv.Addr, "-from", "a@example.com", "-to", "b@example.net"}, msg, 2, "-tls is required"},
+			{"missing flag", submit("-user", "apikey", "-to", "b@example.net"), msg, 2, "-user needs the password or API key in the environment variable SMARTHOST_PASSWORD"},
+			{"bad value", submit("-to", "b@example.net", "-password", "secret"), msg, 2, "flag provided but not defined: -password"},
+			{"bad value", submit("-to", "b@example.net", "-tls", "tls"), msg, 2, `-tls "tls": want starttls, implicit or none`},
+			{"missing file", submit("-to", "b@example.net", "-ca", missing), msg, 2, "-ca: open " + missing},
+			{"not pass", submit("-to", "b@example.net,gone@example.net"), msg, 1, ""},
+			{"not pass", submit("-to", "b@example.net"), "", 1, "standard input: empty message"},
+			{"pass", submit("-to", "b@example.net"), msg, 0, "b@example.net 250 2.0.0 OK: queued\n"},
 		},
 		"spf-check": {
 			{"help", []string{"-h"}, "", 0, "-dns -helo -ip -mail-from -receiver -trace -zone"},
@@ -216,7 +239,7 @@ func checkErrorLine(t *testing.T, name, prog, stderr, want string) {
 	if !ok || strings.Count(stderr, "\n") != 1 || !strings.HasSuffix(stderr, "\n") || !strings.Contains(msg, want) {
 		t.Errorf("%s: stderr %q, want one line %q", name, stderr, prog+": ..."+want+"...")
 	}
-	for _, p := range []string{"dkim", "dmarc", "dnsauth", "dnstest", "spf", "srs", prog} {
+	for _, p := range []string{"dkim", "dmarc", "dnsauth", "dnstest", "relay", "sasl", "spf", "srs", prog} {
 		if strings.HasPrefix(msg, p+": ") || strings.Contains(msg, p+": "+p+": ") {
 			t.Errorf("%s: stderr %q has a second prefix %q", name, stderr, p+": ")
 		}

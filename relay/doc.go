@@ -6,4 +6,19 @@
 // re-readable Message in, each recipient's outcome (a Receipt) out. Replies
 // of servers are *Reply values, with the code, the enhanced status code
 // (RFC 3463) and the text, and say whether they are temporary.
+//
+// # The smart-host client
+//
+// A Client submits to one server (NewClient): over STARTTLS by default,
+// required and verified, or implicit TLS on port 465; opportunistic TLS and
+// plaintext only when asked for. It authenticates with the SASL mechanisms
+// of package relay/sasl, the strongest both sides have unless one is
+// configured, and never before TLS. Providers that authenticate with an API
+// key take it as the password of the user "apikey".
+//
+// Its connections are pooled and reused, and it pipelines (RFC 2920): a
+// message on a reused connection costs two round trips, one when the
+// server offers CHUNKING (RFC 3030). A refused recipient is reported in the
+// Receipt while the others get the message. The context of Send bounds
+// every wait; cancelling it never leaves a message half-sent.
 package relay

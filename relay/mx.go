@@ -46,7 +46,8 @@ type MXHost struct {
 	Addr netip.AddrPort
 }
 
-// MXOptions are the settings of an MXSender. Dial is required.
+// MXOptions are the settings of an MXSender. nil, or the zero value,
+// delivers with this package's Client to port 25 of public addresses.
 type MXOptions struct {
 	// Dial returns the Sender that delivers to one host: an SMTP client
 	// for h.Addr, with opportunistic TLS (STARTTLS when the host offers
@@ -54,9 +55,20 @@ type MXOptions struct {
 	// and SNI h.Name. It is called for each address tried; it may
 	// return the same pooled client each time for an address.
 	//
-	// It is required for now: the smart-host client of this package, in
-	// its opportunistic TLS mode, will be the default once it exists.
+	// nil is a Client of this package per address and host name, made
+	// from the Client options and kept, with its pool of connections,
+	// until Close: see Client.
 	Dial func(h MXHost) Sender
+	// Client is the template of the Clients of the default Dial; nil is
+	// the zero ClientOptions. Its TLS mode "" is OpportunisticTLS (set
+	// StartTLS to require TLS of every host, or NoTLS on a private
+	// network); its TLSConfig's ServerName, when empty, is the host's
+	// name (h.Name; the address for an address literal), for SNI (RFC
+	// 6066 §3) and verification. Set LocalName to the relay's fully
+	// qualified domain name: receivers check the EHLO name (RFC 5321
+	// §4.1.1.1). Credentials are refused: the hosts are whatever the
+	// recipients' domains name in DNS. Unused with Dial set.
+	Client *ClientOptions
 	// Port is the port of every host. Default 25 (RFC 5321 §4.5.4.2 has
 	// SMTP servers listen there); another is for tests and private
 	// networks.
@@ -134,23 +146,25 @@ const DefaultMXAttempts = 5
 // Like Failover, an MXSender returns at once an error that comes from
 // reading the message itself, since no other host could read it either.
 //
-// An MXSender is safe for concurrent use.
+// An MXSender is safe for concurrent use. Close it when done, to close
+// the connections of the default Dial's Clients.
 type MXSender struct {
-	r      MXResolver
-	o      MXOptions
-	randMu sync.Mutex
+	r       MXResolver
+	o       MXOptions
+	randMu  sync.Mutex
+	clients *mxClients // of the default Dial; nil with MXOptions.Dial
 }
 
 // NewMXSender returns an MXSender that looks up MX records with r. opts
-// is required, for its Dial.
+// may be nil.
 func NewMXSender(r MXResolver, opts *MXOptions) (*MXSender, error) {
 	if r == nil {
 		return nil, errors.New("relay: NewMXSender: nil resolver")
 	}
-	if opts == nil || opts.Dial == nil {
-		return nil, errors.New("relay: NewMXSender: MXOptions.Dial must be set, to the Sender that delivers to one host (an SMTP client with opportunistic TLS)")
+	var o MXOptions
+	if opts != nil {
+		o = *opts
 	}
-	o := *opts
 	switch o.Network {
 	case "":
 		o.Network = "ip"
@@ -173,7 +187,26 @@ func NewMXSender(r MXResolver, opts *MXOptions) (*MXSender, error) {
 	if o.AllowAddr == nil {
 		o.AllowAddr = publicAddr
 	}
-	return &MXSender{r: r, o: o}, nil
+	m := &MXSender{r: r, o: o}
+	if o.Dial == nil {
+		clients, err := newMXClients(o.Client)
+		if err != nil {
+			return nil, err
+		}
+		m.clients = clients
+		m.o.Dial = clients.dial
+	}
+	return m, nil
+}
+
+// Close closes the Clients of the default Dial, and their connections
+// (with QUIT); a Send after Close fails for every host. With
+// MXOptions.Dial set it does nothing.
+func (m *MXSender) Close() error {
+	if m.clients != nil {
+		m.clients.close()
+	}
+	return nil
 }
 
 // publicAddr is the default of MXOptions.AllowAddr.

@@ -582,8 +582,8 @@ func TestNewMXSenderErrors(t *testing.T) {
 		want string
 	}{
 		{"nil resolver", nil, &relay.MXOptions{Dial: dial}, "resolver"},
-		{"nil options", zone, nil, "Dial must be set"},
-		{"no Dial", zone, &relay.MXOptions{}, "Dial must be set"},
+		{"credentials", zone, &relay.MXOptions{Client: &relay.ClientOptions{Credentials: alice}}, "Credentials"},
+		{"bad client options", zone, &relay.MXOptions{Client: &relay.ClientOptions{TLS: "tls"}}, `TLS mode "tls"`},
 		{"bad network", zone, &relay.MXOptions{Dial: dial, Network: "tcp"}, "Network"},
 		{"bad port", zone, &relay.MXOptions{Dial: dial, Port: 70000}, "Port"},
 		{"negative attempts", zone, &relay.MXOptions{Dial: dial, MaxAttempts: -1}, "MaxAttempts"},
@@ -593,14 +593,20 @@ func TestNewMXSenderErrors(t *testing.T) {
 			t.Errorf("%s: error %v, want one about %s", tc.name, err, tc.want)
 		}
 	}
+	// nil options: the default Dial.
+	if m, err := relay.NewMXSender(zone, nil); err != nil {
+		t.Errorf("nil options: %v", err)
+	} else {
+		m.Close()
+	}
 	// The module's resolvers satisfy MXResolver.
 	var _ relay.MXResolver = net.DefaultResolver
 }
 
 // Direct delivery: the recipients' domains are looked up in DNS (a
 // dnstest zone here), and each domain's best MX host is given to Dial.
-// Here Dial returns a Sender that prints what it was given; in a program
-// it returns an SMTP client for h.Addr with opportunistic TLS.
+// Here Dial returns a Sender that prints what it was given; without Dial,
+// an MXSender delivers with a Client for h.Addr in opportunistic TLS.
 func ExampleNewMXSender() {
 	zone := dnstest.MustParseZone(`
 example.org.      MX 10 mx1.example.org.
@@ -639,4 +645,107 @@ nomail.example.   MX 0 .
 	// bob@example.org 250 OK
 	// carol@example.net 250 OK
 	// dave@nomail.example 556 5.1.10 Recipient domain nomail.example has a null MX: it accepts no mail
+}
+
+// Without Dial, an MXSender delivers with Clients of this package: to the
+// MX host's address on Port (25 by default), in opportunistic TLS with the
+// MX host's name for SNI, with the template's EHLO name, reusing the
+// connection for the next Send, and closing it with Close.
+func TestMXSenderDefaultDial(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, nil) // STARTTLS, its certificate for localhost and 127.0.0.1
+	plain := newServer(t, &smtptest.Options{TLS: smtptest.NoTLS})
+	zone := dnstest.MustParseZone(`
+example.org.      MX 10 mx.example.org.
+mx.example.org.   A 127.0.0.1
+example.net.      MX 10 localhost.
+localhost.        A 127.0.0.1
+`)
+	port := func(addr string) int {
+		_, p, _ := net.SplitHostPort(addr)
+		var n int
+		fmt.Sscan(p, &n)
+		return n
+	}
+	loopback := func(a netip.Addr) bool { return a.IsLoopback() }
+	m, err := relay.NewMXSender(zone, &relay.MXOptions{
+		Port:      port(srv.Addr),
+		AllowAddr: loopback,
+		Client:    &relay.ClientOptions{LocalName: "relay.example.com", RootCAs: srv.CertPool()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+
+	// mx.example.org: TLS, but the certificate is not for that name.
+	for range 2 {
+		r, err := sendTo(m, "bob@example.org")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Host != srv.Addr || len(r.Accepted()) != 1 || r.TLS == nil || len(r.TLS.VerifiedChains) != 0 {
+			t.Errorf("Receipt %+v, want bob@ accepted by %s over TLS not verified", r, srv.Addr)
+		}
+	}
+	// localhost: TLS, verified.
+	r, err := sendTo(m, "carol@example.net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		t.Errorf("Receipt.TLS %+v, want verified TLS", r.TLS)
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 3 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	for i, sni := range []string{"mx.example.org", "mx.example.org", "localhost"} {
+		if msgs[i].TLS == nil || msgs[i].TLS.ServerName != sni || msgs[i].Helo != "relay.example.com" {
+			t.Errorf("message %d: TLS %v, EHLO %q; want SNI %s and EHLO relay.example.com", i, msgs[i].TLS != nil, msgs[i].Helo, sni)
+		}
+	}
+	// One connection per host name, the first reused.
+	if st := srv.Stats(); st.Connections != 2 || st.Commands["QUIT"] != 0 {
+		t.Errorf("%d connections, %d QUITs; want 2 and none before Close", st.Connections, st.Commands["QUIT"])
+	}
+	m.Close()
+	if n := srv.Stats().Commands["QUIT"]; n != 2 {
+		t.Errorf("%d QUITs after Close, want 2", n)
+	}
+	if _, err := sendTo(m, "bob@example.org"); !errors.Is(err, relay.ErrClientClosed) {
+		t.Errorf("Send after Close: %v", err)
+	}
+
+	// A host without STARTTLS gets the message in plaintext.
+	m, err = relay.NewMXSender(zone, &relay.MXOptions{Port: port(plain.Addr), AllowAddr: loopback})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if r, err := sendTo(m, "bob@example.org"); err != nil || r.TLS != nil || len(r.Accepted()) != 1 {
+		t.Errorf("plaintext host: %+v, %v", r, err)
+	}
+
+	// Port 25 by default, through the template's Dial.
+	var dialed []string
+	var mu sync.Mutex
+	m, err = relay.NewMXSender(zone, &relay.MXOptions{AllowAddr: loopback, Client: &relay.ClientOptions{
+		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			mu.Lock()
+			dialed = append(dialed, addr)
+			mu.Unlock()
+			return (&net.Dialer{}).DialContext(ctx, network, plain.Addr)
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := sendTo(m, "bob@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	if len(dialed) != 1 || dialed[0] != "127.0.0.1:25" {
+		t.Errorf("dialed %v, want 127.0.0.1:25", dialed)
+	}
 }

@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"os"
@@ -122,11 +123,18 @@ func (f File) Size() int64 {
 // smart-host client, a failover list, a rate limiter, a DKIM signer and the
 // queue are all Senders, and stack like http.Handler middleware.
 //
+// Send returns a Receipt with one RcptResult per recipient of env.To, in
+// order: those the server accepted got the message, the others say why
+// not. When the server refused every recipient, that is the Receipt, and
+// the error is nil: each recipient has its own reason.
+//
 // Send returns an error when the transaction as a whole failed (no
 // connection, a refused MAIL FROM or DATA, a cancelled context): no
-// recipient got the message; the error is a *Reply when the server said so.
-// Otherwise the Receipt holds one RcptResult per recipient of env.To, in
-// order: those the server accepted got the message, the others say why not.
+// recipient got the message. errors.As finds a *Reply in it when a server
+// said so. If the failure came after the recipients were answered, the
+// Receipt comes with the error, so that a refused recipient keeps its own
+// reply: the recipients the server had accepted hold the reply of the
+// failure, or none when there was no reply (the connection failed).
 type Sender interface {
 	Send(ctx context.Context, env *Envelope, msg Message) (*Receipt, error)
 }
@@ -145,13 +153,25 @@ type Receipt struct {
 	Host string
 	// Rcpts are the recipients' outcomes, in the order of Envelope.To.
 	Rcpts []RcptResult
+	// TLS is the state of the connection's TLS, nil when the message went
+	// in plaintext. VerifiedChains is empty when the server's certificate
+	// was not verified, which only opportunistic TLS (RFC 7435) or a
+	// TLSConfig with InsecureSkipVerify allows.
+	TLS *tls.ConnectionState
+	// DSN reports that the server offered DSN (RFC 3461), so that the
+	// envelope's DSN options went with the message. Without it they were
+	// left out, and the relay answers for them: a recipient that asked
+	// NOTIFY=SUCCESS is owed a "relayed" DSN (RFC 3461 §5.2.2).
+	DSN bool
 }
 
 // RcptResult is one recipient's outcome.
 type RcptResult struct {
 	Addr string
 	// Reply is the server's reply for this recipient: to RCPT TO when it
-	// refused the recipient, else to the end of DATA (or the BDAT LAST).
+	// refused the recipient, else to the end of DATA (or the BDAT LAST),
+	// or the reply that failed the transaction after RCPT; nil when the
+	// transaction failed without a reply (see Sender).
 	Reply *Reply
 }
 

@@ -1,14 +1,11 @@
 package relay
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
-
-	"golang.org/x/text/transform"
 
 	"github.com/smarthost-go/smarthost/dkim"
 )
@@ -90,17 +87,14 @@ func (s *SigningSender) sign(ctx context.Context, msg Message, normalize bool) (
 	defer rc.Close()
 
 	sw := dkim.NewSigningWriter(s.signers...)
-	cw := &countingWriter{w: sw}
-	var dst io.WriteCloser = nopWriteCloser{cw}
-	var norm *crlfNormalizer
+	var src io.Reader = contextReader{ctx, rc}
+	var norm *normalizer
 	if normalize {
-		norm = new(crlfNormalizer)
-		dst = transform.NewWriter(cw, norm)
+		norm = newNormalizer(src, false)
+		src = norm
 	}
-	if _, err := io.Copy(dst, contextReader{ctx, rc}); err != nil {
-		return nil, fmt.Errorf("relay: dkim signing: %w", err)
-	}
-	if err := dst.Close(); err != nil {
+	n, err := io.Copy(sw, src)
+	if err != nil {
 		return nil, fmt.Errorf("relay: dkim signing: %w", err)
 	}
 	if err := sw.Close(); err != nil {
@@ -110,8 +104,8 @@ func (s *SigningSender) sign(ctx context.Context, msg Message, normalize bool) (
 	return &signedMessage{
 		header:    header,
 		msg:       msg,
-		size:      int64(len(header)) + cw.n,
-		normalize: norm != nil && norm.changed,
+		size:      int64(len(header)) + n,
+		normalize: norm != nil && norm.changed(),
 	}, nil
 }
 
@@ -132,7 +126,7 @@ func (m *signedMessage) Open() (io.ReadCloser, error) {
 	}
 	var r io.Reader = rc
 	if m.normalize {
-		r = transform.NewReader(rc, new(crlfNormalizer))
+		r = newNormalizer(rc, false)
 	}
 	return multiReadCloser{io.MultiReader(strings.NewReader(m.header), r), rc}, nil
 }
@@ -143,21 +137,6 @@ func (m *signedMessage) Size() int64 { return m.size }
 type multiReadCloser struct {
 	io.Reader
 	io.Closer
-}
-
-type nopWriteCloser struct{ io.Writer }
-
-func (nopWriteCloser) Close() error { return nil }
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // contextReader stops reading once ctx is done.
@@ -171,76 +150,4 @@ func (c contextReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
-}
-
-// crlfNormalizer is a transform.Transformer that writes every line end as
-// CRLF (RFC 5321 §2.3.8): a bare LF or a bare CR becomes CRLF. Text that
-// does not end with a line end gets a CRLF, as an SMTP client adds one
-// before the final "." of DATA (RFC 5321 §4.1.1.4); empty text stays
-// empty.
-type crlfNormalizer struct {
-	afterCR bool // the last byte read was a CR, written as CRLF already
-	open    bool // the last byte written was not a line end
-	changed bool // the output differs from the input
-}
-
-// Reset implements transform.Transformer.
-func (t *crlfNormalizer) Reset() { *t = crlfNormalizer{} }
-
-// Transform implements transform.Transformer.
-func (t *crlfNormalizer) Transform(dst, src []byte, atEOF bool) (nDst, nSrc int, err error) {
-	for nSrc < len(src) {
-		if t.afterCR {
-			t.afterCR = false
-			if src[nSrc] == '\n' { // the LF of a CRLF already written
-				nSrc++
-				continue
-			}
-			t.changed = true // the CR was bare
-		}
-		run := bytes.IndexAny(src[nSrc:], "\r\n")
-		if run < 0 {
-			run = len(src) - nSrc
-		}
-		if run > 0 {
-			n := copy(dst[nDst:], src[nSrc:nSrc+run])
-			nDst += n
-			nSrc += n
-			if n > 0 {
-				t.open = true
-			}
-			if n < run {
-				return nDst, nSrc, transform.ErrShortDst
-			}
-			continue
-		}
-		if len(dst)-nDst < 2 {
-			return nDst, nSrc, transform.ErrShortDst
-		}
-		dst[nDst], dst[nDst+1] = '\r', '\n'
-		nDst += 2
-		t.open = false
-		if src[nSrc] == '\r' {
-			t.afterCR = true
-		} else {
-			t.changed = true // a bare LF
-		}
-		nSrc++
-	}
-	if atEOF {
-		if t.afterCR {
-			t.afterCR = false
-			t.changed = true // a bare CR at the very end
-		}
-		if t.open {
-			if len(dst)-nDst < 2 {
-				return nDst, nSrc, transform.ErrShortDst
-			}
-			dst[nDst], dst[nDst+1] = '\r', '\n'
-			nDst += 2
-			t.open = false
-			t.changed = true
-		}
-	}
-	return nDst, nSrc, nil
 }

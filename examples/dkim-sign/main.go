@@ -104,7 +104,7 @@ the message to standard output, every line ending in CRLF.`
 		signers = append(signers, s)
 	}
 
-	msg := bufio.NewReader(&crlfReader{r: bufio.NewReader(stdin)})
+	msg := bufio.NewReader(&crlfReader{r: bufio.NewReaderSize(stdin, 64<<10)})
 	head, err := readHeader(msg)
 	if err != nil {
 		return c.Failf("standard input: %v", err)

@@ -14,6 +14,7 @@ type Command string
 const (
 	Greeting  Command = "greeting" // the 220 banner (RFC 5321 §4.3.1)
 	EHLO      Command = "EHLO"     // EHLO or HELO
+	STARTTLS  Command = "STARTTLS" // the STARTTLS command, before the 220 and the handshake
 	AUTH      Command = "AUTH"     // the AUTH command, before any challenge
 	MAIL      Command = "MAIL"
 	RCPT      Command = "RCPT"
@@ -38,7 +39,9 @@ type Fault struct {
 	// After a 421 the server closes the connection (§3.8).
 	//
 	// A refused command does not reach the server's session: a refused
-	// MAIL starts no transaction, a refused RCPT adds no recipient. A
+	// STARTTLS (454 4.7.0, RFC 3207 §4) leaves the session in plaintext,
+	// a refused MAIL starts no transaction, a refused RCPT adds no
+	// recipient. A
 	// refused BDAT ends the transaction (RFC 3030 §2): its chunk and any
 	// before it are discarded. A refused EndOfData keeps no message.
 	// After a refused Greeting the server answers 503 to everything but
@@ -56,7 +59,7 @@ type Fault struct {
 
 func (f Fault) validate() error {
 	switch f.On {
-	case Greeting, EHLO, AUTH, MAIL, RCPT, DATA, EndOfData, BDAT, RSET:
+	case Greeting, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA, EndOfData, BDAT, RSET:
 	case Content:
 		if !f.Hangup {
 			return fmt.Errorf("smtptest: a %s fault hangs up, it cannot reply", f.On)
@@ -131,12 +134,12 @@ func (s *Server) take(cmd Command, rcpt string) *Fault {
 }
 
 // commandOf maps a verb to the Command a fault names, "" for the verbs
-// faults do not apply to (NOOP, QUIT, STARTTLS, VRFY, ...).
+// faults do not apply to (NOOP, QUIT, VRFY, ...).
 func commandOf(verb string) Command {
 	switch verb {
 	case "EHLO", "HELO":
 		return EHLO
-	case "AUTH", "MAIL", "RCPT", "DATA", "BDAT", "RSET":
+	case "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "BDAT", "RSET":
 		return Command(verb)
 	}
 	return ""

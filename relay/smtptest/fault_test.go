@@ -284,3 +284,33 @@ func TestDelay(t *testing.T) {
 	}
 	wait(t, s, 2)
 }
+
+// A STARTTLS fault answers in place of the 220, and the session goes on in
+// plaintext: the server still takes a message, without TLS.
+func TestFaultSTARTTLS(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, nil)
+	fail(t, s, smtptest.Fault{On: smtptest.STARTTLS, Reply: reply(454, relay.EnhancedCode{4, 7, 0}, "TLS not available due to temporary reason"), Times: 1})
+	r := dialRaw(t, s)
+	if ehlo := r.expect("EHLO client.example", 250); !strings.Contains(ehlo, "STARTTLS") {
+		t.Fatalf("EHLO reply %q does not offer STARTTLS", ehlo)
+	}
+	if text := r.expect("STARTTLS", 454); text != "4.7.0 TLS not available due to temporary reason" {
+		t.Errorf("STARTTLS reply %q", text)
+	}
+	r.expect("MAIL FROM:<a@example.com>", 250)
+	r.expect("RCPT TO:<b@example.org>", 250)
+	r.expect("DATA", 354)
+	r.write("Subject: x\r\n\r\nplain\r\n.\r\n")
+	r.read(250)
+	if m := wait(t, s, 1)[0]; m.TLS != nil || string(m.Data) != "Subject: x\r\n\r\nplain\r\n" {
+		t.Errorf("kept %q, TLS %v", m.Data, m.TLS != nil)
+	}
+	// The fault is spent: the next STARTTLS goes ahead.
+	r2 := dialRaw(t, s)
+	r2.expect("EHLO client.example", 250)
+	r2.expect("STARTTLS", 220)
+	if n := s.Stats().Commands["STARTTLS"]; n != 2 {
+		t.Errorf("%d STARTTLS counted", n)
+	}
+}

@@ -112,16 +112,20 @@ func (c *Command) NoArgs() (status int, stop bool) {
 }
 
 // libraries are the packages whose errors begin with their name.
-var libraries = []string{"dkim", "dmarc", "dnsauth", "dnstest", "msgauth", "spf", "srs"}
+var libraries = []string{"dkim", "dmarc", "dnsauth", "dnstest", "msgauth", "relay", "sasl", "spf", "srs"}
 
-// Msg returns the text of err without the "pkg: " prefix that the errors of
-// this module's packages begin with, so that the program name is the one
+// Msg returns the text of err without the "pkg: " prefixes that the errors
+// of this module's packages begin with (one package's error may wrap
+// another's, "relay: sasl: ..."), so that the program name is the one
 // prefix of an error line.
 func Msg(err error) string {
 	s := err.Error()
-	for _, p := range libraries {
-		if rest, ok := strings.CutPrefix(s, p+": "); ok {
-			return rest
+	for stripped := true; stripped; {
+		stripped = false
+		for _, p := range libraries {
+			if rest, ok := strings.CutPrefix(s, p+": "); ok {
+				s, stripped = rest, true
+			}
 		}
 	}
 	return s

@@ -39,6 +39,8 @@ func TestMsg(t *testing.T) {
 		"dkim: d=: syntax error: bad label":      "d=: syntax error: bad label",
 		"open x: no such file or directory":      "open x: no such file or directory",
 		"spfx: not a prefix":                     "spfx: not a prefix",
+		"relay: sasl: no usable mechanism":       "no usable mechanism",
+		"relay: mx.example:25: EHLO: 554 no":     "mx.example:25: EHLO: 554 no",
 	} {
 		if got := Msg(errors.New(in)); got != want {
 			t.Errorf("Msg(%q) = %q, want %q", in, got, want)
