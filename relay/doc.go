@@ -21,4 +21,23 @@
 // server offers CHUNKING (RFC 3030). A refused recipient is reported in the
 // Receipt while the others get the message. The context of Send bounds
 // every wait; cancelling it never leaves a message half-sent.
+//
+// # The queue and its delivery
+//
+// A Queue keeps what the relay accepted until each recipient is delivered
+// or bounced: Commit returns only once the message is durable, and workers
+// lease messages, save each recipient's outcome, and retry or finish them;
+// a lease not extended in time expires and the message is taken over, so
+// delivery is at least once. Spool is the default Queue, a directory
+// whose files are synced (content, entry and the directory, whose syncs
+// concurrent commits share) before Commit returns; package relay/queuetest
+// checks any Queue against the contract.
+//
+// A Deliverer delivers a Queue through any Sender: each recipient is
+// retried on its own after a 4xx, with exponential backoff and jitter, up
+// to a maximum age (five days); a 5xx, or the end of that age, bounces it
+// with a delivery status notification (RFC 3464) to the sender, unless the
+// sender is null or the recipient's NOTIFY excludes it (RFC 3461). Every
+// outcome is an Event. A shutdown lets the deliveries under way finish for
+// a grace period and releases the others for the next start.
 package relay

@@ -217,18 +217,6 @@ func (s *Spool) Quarantined() ([]string, error) {
 	return names, nil
 }
 
-func syncDir(name string) error {
-	d, err := os.Open(name)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // load takes up the messages of the directory: it removes temporary
 // files and content without an entry (a message not committed, or done),
 // quarantines the entries it cannot read, and makes the others ready for

@@ -320,10 +320,31 @@ func startSmarthost(ctx context.Context, dir string, sink int, bin, provider str
 	if err := cmd.Start(); err != nil {
 		return 0, nil, err
 	}
-	stop := func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }
+	stop := func() {
+		if hwm := peakRSS(cmd.Process.Pid); hwm != "" {
+			fmt.Printf("smarthost  peak resident memory %s\n", hwm)
+		}
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	}
 	if err := waitListen(ctx, port); err != nil {
 		cmd.Process.Kill()
 		return 0, nil, fmt.Errorf("smarthost: %w: %s", err, errOut.String())
 	}
 	return port, stop, nil
+}
+
+// peakRSS is the VmHWM line of a Linux process's status: its peak
+// resident set size. "" where it cannot be read.
+func peakRSS(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
