@@ -37,6 +37,19 @@ func TestLeafImports(t *testing.T) {
 	}
 }
 
+// TestBounceImports keeps relay/bounce free of relay, so that relay can
+// import it: it imports no package of the module.
+func TestBounceImports(t *testing.T) {
+	t.Parallel()
+	deps := map[string]bool{}
+	imports(t, "relay/bounce", deps)
+	for dep := range deps {
+		if dep == module || strings.HasPrefix(dep, module+"/") {
+			t.Errorf("relay/bounce imports %s", dep)
+		}
+	}
+}
+
 // imports adds to deps every import path that the non-test files of the
 // module's package at dir import, directly or through other packages of
 // the module.

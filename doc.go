@@ -21,11 +21,15 @@
 //     (Envelope, Message, Sender, Receipt, Reply); the Client that submits
 //     to a smart host (TLS, SASL from relay/sasl, pooled and pipelined
 //     connections, a reply for each recipient) and the Senders that stack
-//     on it (SigningSender, Failover, RateLimiter, MXSender); and
-//     relay/smtptest, a loopback SMTP server for tests. The server that
-//     signs, rewrites the envelope sender and queues durably is not
-//     written yet; the programs under examples/ each do one job with the
-//     packages above, examples/send submitting a message.
+//     on it (SigningSender, Failover, RateLimiter, MXSender); the Server
+//     that takes submissions with API keys, signs each message twice with
+//     DKIM and rewrites its envelope sender as it spools it; the durable
+//     Spool and the Deliverer that delivers from it with retries and
+//     DSNs; relay/bounce, which reads what comes back to a return path
+//     (DSNs, bounce texts, feedback reports, auto-replies); and
+//     relay/smtptest, a loopback SMTP server for tests. The programs under
+//     examples/ each do one job with the packages above, examples/send
+//     submitting a message.
 //
 // This package holds documentation only.
 //

@@ -681,7 +681,9 @@ func (l crashLease) crash() error {
 }
 
 // A recipient saved as delivered before a crash is not sent to again by
-// the spool opened after it.
+// the spool opened after it. A message delivered to every recipient is
+// not saved before Done removes it (two syncs saved per message), so a
+// crash just before Done sends it again: at least once, never lost.
 func TestDelivererCrashAfterSave(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
@@ -690,7 +692,7 @@ func TestDelivererCrashAfterSave(t *testing.T) {
 		wantTry []string // recipients sent to after the crash
 	}{
 		{"some pending", later451, []string{"carol@example.org"}},
-		{"all delivered", ok250, nil},
+		{"all delivered", ok250, []string{"bob@example.org", "carol@example.org"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

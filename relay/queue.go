@@ -89,8 +89,10 @@ type Lease interface {
 	// Retry stores the entry with NextAttempt set to at, and ends the
 	// lease: the message is due again at at.
 	Retry(ctx context.Context, at time.Time) error
-	// Done removes the message durably, and ends the lease: every
-	// recipient has a final state.
+	// Done removes the message, and ends the lease: every recipient has
+	// a final state. The removal need not be durable when Done returns: a
+	// crash just after it may bring the message back, to be delivered
+	// again (at least once), but never loses one.
 	Done(ctx context.Context) error
 }
 

@@ -163,16 +163,16 @@ func checkRcpts(e *Entry) error {
 	return nil
 }
 
-// remove removes the message id durably: its entry (the commit record),
-// then its content, then the directory is synced.
+// remove removes the message id: its entry (the commit record), then its
+// content. The directory is not synced: a crash before the file system
+// writes the removal brings the message back, delivered again, as the
+// Queue contract allows for Done.
+// The sync would cost a disk flush per message delivered.
 func (s *Spool) remove(id string) error {
 	for _, ext := range []string{entryExt, contentExt} {
 		if err := os.Remove(s.path(id, ext)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("relay: spool: %w", err)
 		}
-	}
-	if err := s.syncer.sync(); err != nil {
-		return fmt.Errorf("relay: spool: sync directory: %w", err)
 	}
 	return nil
 }
