@@ -47,13 +47,26 @@ func validID(id string) bool {
 
 // writeEntry replaces the entry file of e durably: a temporary file,
 // synced, renamed over the entry, and the directory synced.
-func (s *Spool) writeEntry(e *Entry) error {
+func (s *Spool) writeEntry(e *Entry) error { return s.writeEntryAfter(e, nil) }
+
+// writeEntryAfter is writeEntry that, when before is not nil, calls it
+// once the temporary file is synced and renames only if it succeeds.
+func (s *Spool) writeEntryAfter(e *Entry, before func() error) error {
 	data, err := json.Marshal(e)
 	if err != nil {
+		if before != nil {
+			before()
+		}
 		return fmt.Errorf("relay: spool: %w", err)
 	}
 	tmp := s.path(e.ID, entryExt+tempExt)
-	if err := s.writeSynced(tmp, data); err != nil {
+	err = s.writeSynced(tmp, data)
+	if before != nil {
+		if berr := before(); err == nil {
+			err = berr
+		}
+	}
+	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("relay: spool: %w", err)
 	}
