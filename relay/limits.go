@@ -28,14 +28,15 @@ type connLimits struct {
 }
 
 // acquire counts a new connection of client k, or says which limit it is
-// over.
-func (l *connLimits) acquire(k netip.Prefix) (ok bool, why string) {
+// over. An exempt client (a trusted one) is held to the limit in all
+// only.
+func (l *connLimits) acquire(k netip.Prefix, exempt bool) (ok bool, why string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.max > 0 && l.total >= l.max {
 		return false, "Too many connections, try again later"
 	}
-	if l.perClient > 0 && l.client[k] >= l.perClient {
+	if l.perClient > 0 && !exempt && l.client[k] >= l.perClient {
 		return false, "Too many connections from your address, try again later"
 	}
 	if l.client == nil {

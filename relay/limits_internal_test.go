@@ -30,12 +30,12 @@ func TestConnLimits(t *testing.T) {
 		k  netip.Prefix
 		ok bool
 	}{{a, true}, {a, true}, {a, false}, {b, true}, {b, false}} {
-		if ok, why := l.acquire(step.k); ok != step.ok {
+		if ok, why := l.acquire(step.k, false); ok != step.ok {
 			t.Fatalf("step %d: acquire = %v (%s), want %v", i, ok, why, step.ok)
 		}
 	}
 	l.release(a)
-	if ok, _ := l.acquire(b); !ok {
+	if ok, _ := l.acquire(b, false); !ok {
 		t.Error("a released place was not freed")
 	}
 	l.release(a)
@@ -43,6 +43,12 @@ func TestConnLimits(t *testing.T) {
 	l.release(b)
 	if l.total != 0 || len(l.client) != 0 {
 		t.Errorf("after every release: total %d, clients %v", l.total, l.client)
+	}
+	// An exempt client passes the per-client limit, not the one in all.
+	for i, want := range []bool{true, true, true, false} {
+		if ok, _ := l.acquire(a, true); ok != want {
+			t.Errorf("exempt acquire %d = %v, want %v", i, ok, want)
+		}
 	}
 }
 

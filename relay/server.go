@@ -109,8 +109,10 @@ type ServerOptions struct {
 	MaxRecipients int
 	// MaxConnections and MaxConnectionsPerIP limit the open connections,
 	// in all and per client (an IPv4 address or an IPv6 /64); a
-	// connection over either is answered 421 4.7.0 and closed. Defaults
-	// 1000 and 20.
+	// connection over either is answered 421 4.7.0 and closed. Clients in
+	// Trusted networks are held to MaxConnections only, as Postfix
+	// exempts $mynetworks (smtpd_client_event_limit_exceptions): one
+	// application server may hold many sessions. Defaults 1000 and 20.
 	MaxConnections, MaxConnectionsPerIP int
 	// MaxAuthFailures failed AUTH attempts of a client (an IPv4 address or
 	// an IPv6 /64) within AuthFailureWindow, a sliding window, block it:
@@ -487,7 +489,7 @@ func (s *Server) admit(raw net.Conn, implicit bool) *serverConn {
 		s.refuse(raw, remote, implicit, "Too many failed authentications, try again later")
 		return nil
 	}
-	if ok, why := s.conns.acquire(k); !ok {
+	if ok, why := s.conns.acquire(k, s.isTrusted(remote.Addr())); !ok {
 		s.refuse(raw, remote, implicit, why)
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -126,6 +127,23 @@ func TestServerConnectionLimits(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	fx.nothingQueued()
+}
+
+// A client of a Trusted network may open more connections than
+// MaxConnectionsPerIP (one application server, many sessions), but not
+// more than MaxConnections.
+func TestServerConnectionLimitsTrusted(t *testing.T) {
+	t.Parallel()
+	fx := srvStart(t, func(o *relay.ServerOptions) {
+		o.MaxConnections = 4
+		o.MaxConnectionsPerIP = 2
+		o.Trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.4/32")}
+	})
+	for range 4 {
+		srvDial(t, fx.addr, "127.0.0.4", 220)
+	}
+	srvDial(t, fx.addr, "127.0.0.4", 421) // in all
 	fx.nothingQueued()
 }
 
