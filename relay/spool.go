@@ -288,20 +288,9 @@ func (w *spoolWriter) commit(ctx context.Context, e *Entry) error {
 	if err := w.bw.Flush(); err != nil {
 		return fmt.Errorf("relay: spool: %w", err)
 	}
-	// The content is synced while the entry is written and synced, so
-	// that the two syncs can share one journal commit of the file system;
-	// the entry becomes the commit record (its rename) only after both.
-	synced := make(chan error, 1)
-	go func() {
-		err := s.fsync(w.f)
-		if cerr := w.f.Close(); err == nil {
-			err = cerr
-		}
-		synced <- err
-	}()
 	now := s.now()
 	e.ID, e.Created, e.NextAttempt = w.id, now, now
-	if err := s.writeEntryAfter(e, func() error { return <-synced }); err != nil {
+	if err := s.commitFiles(w.f, e, w.n); err != nil {
 		return err
 	}
 	s.mu.Lock()

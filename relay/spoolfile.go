@@ -45,27 +45,63 @@ func validID(id string) bool {
 	return true
 }
 
+// diskEntry is an entry as the first commit writes it: with the size of
+// its content, so that an entry whose content did not reach the disk
+// whole (a crash before the commit's syncs ended, and so before its 250)
+// is never taken for a message. Entries rewritten later (Save, Retry)
+// leave the size out: their content was synced by then.
+type diskEntry struct {
+	*Entry
+	ContentSize int64 `json:"content_size,omitempty"`
+}
+
+// commitFiles makes a new message durable in one round of syncs: its
+// entry is written under its own name, and then the content, the entry
+// and the directory are synced at once, so that the file system can
+// cover all three with one journal commit. Until all three have ended,
+// the files on disk may be in any state; the 250 comes only after. After
+// a crash, an entry cut short or one whose content is shorter than its
+// ContentSize is corrupt (quarantined by NewSpool), never delivered.
+// content is closed.
+func (s *Spool) commitFiles(content *os.File, e *Entry, size int64) error {
+	data, err := json.Marshal(diskEntry{e, size})
+	if err != nil {
+		content.Close()
+		return fmt.Errorf("relay: spool: %w", err)
+	}
+	f, err := os.OpenFile(s.path(e.ID, entryExt), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		content.Close()
+		return fmt.Errorf("relay: spool: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		content.Close()
+		return fmt.Errorf("relay: spool: %w", err)
+	}
+	var errs [3]error
+	var wg sync.WaitGroup
+	wg.Go(func() { errs[0] = s.fsync(content) })
+	wg.Go(func() { errs[1] = s.fsync(f) })
+	errs[2] = s.syncer.sync()
+	wg.Wait()
+	errs[0] = errors.Join(errs[0], content.Close())
+	errs[1] = errors.Join(errs[1], f.Close())
+	if err := errors.Join(errs[:]...); err != nil {
+		return fmt.Errorf("relay: spool: sync a new message: %w", err)
+	}
+	return nil
+}
+
 // writeEntry replaces the entry file of e durably: a temporary file,
 // synced, renamed over the entry, and the directory synced.
-func (s *Spool) writeEntry(e *Entry) error { return s.writeEntryAfter(e, nil) }
-
-// writeEntryAfter is writeEntry that, when before is not nil, calls it
-// once the temporary file is synced and renames only if it succeeds.
-func (s *Spool) writeEntryAfter(e *Entry, before func() error) error {
+func (s *Spool) writeEntry(e *Entry) error {
 	data, err := json.Marshal(e)
 	if err != nil {
-		if before != nil {
-			before()
-		}
 		return fmt.Errorf("relay: spool: %w", err)
 	}
 	tmp := s.path(e.ID, entryExt+tempExt)
 	err = s.writeSynced(tmp, data)
-	if before != nil {
-		if berr := before(); err == nil {
-			err = berr
-		}
-	}
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("relay: spool: %w", err)
@@ -117,7 +153,7 @@ func (s *Spool) readEntry(id string) (*Entry, int64, error) {
 	if _, err := f.ReadAt(data, 0); err != nil {
 		return nil, 0, fmt.Errorf("relay: spool: %w", err)
 	}
-	e, err := decodeEntry(id, data)
+	e, committed, err := decodeDiskEntry(id, data)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -128,38 +164,57 @@ func (s *Spool) readEntry(id string) (*Entry, int64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("relay: spool: %w", err)
 	}
+	if committed > 0 && committed != ci.Size() {
+		return nil, 0, fmt.Errorf("%w: content of %d octets, %d committed", errCorrupt, ci.Size(), committed)
+	}
 	return e, ci.Size(), nil
 }
 
 // decodeEntry reads the entry file of the message id.
 func decodeEntry(id string, data []byte) (*Entry, error) {
+	e, _, err := decodeDiskEntry(id, data)
+	return e, err
+}
+
+// decodeDiskEntry is decodeEntry that also returns the content size the
+// entry records, 0 when it records none.
+func decodeDiskEntry(id string, data []byte) (*Entry, int64, error) {
 	var e Entry
-	if err := json.Unmarshal(data, &e); err != nil {
-		return nil, fmt.Errorf("%w: %v", errCorrupt, err)
+	d := diskEntry{Entry: &e}
+	if err := json.Unmarshal(data, &d); err != nil {
+		return nil, 0, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
+	if err := checkEntry(id, &e); err != nil {
+		return nil, 0, err
+	}
+	return &e, d.ContentSize, nil
+}
+
+// checkEntry checks a decoded entry.
+func checkEntry(id string, e *Entry) error {
 	if e.ID != id {
-		return nil, fmt.Errorf("%w: ID %q in the entry of %s", errCorrupt, e.ID, id)
+		return fmt.Errorf("%w: ID %q in the entry of %s", errCorrupt, e.ID, id)
 	}
 	if len(e.Envelope.To) == 0 {
-		return nil, fmt.Errorf("%w: no recipients", errCorrupt)
+		return fmt.Errorf("%w: no recipients", errCorrupt)
 	}
-	if err := checkRcpts(&e); err != nil {
-		return nil, fmt.Errorf("%w: %v", errCorrupt, err)
+	if err := checkRcpts(e); err != nil {
+		return fmt.Errorf("%w: %v", errCorrupt, err)
 	}
 	for _, r := range e.Rcpts {
 		switch r.Status {
 		case RcptPending, RcptDelivered, RcptBounced, RcptDSNSent:
 		default:
-			return nil, fmt.Errorf("%w: recipient %q has status %q", errCorrupt, r.Addr, r.Status)
+			return fmt.Errorf("%w: recipient %q has status %q", errCorrupt, r.Addr, r.Status)
 		}
 		if r.Reply != nil && (r.Reply.Code < 200 || r.Reply.Code > 599) {
-			return nil, fmt.Errorf("%w: recipient %q has reply code %d", errCorrupt, r.Addr, r.Reply.Code)
+			return fmt.Errorf("%w: recipient %q has reply code %d", errCorrupt, r.Addr, r.Reply.Code)
 		}
 	}
 	if e.Created.IsZero() || e.NextAttempt.IsZero() || e.Attempts < 0 {
-		return nil, fmt.Errorf("%w: created %v, next attempt %v, attempts %d", errCorrupt, e.Created, e.NextAttempt, e.Attempts)
+		return fmt.Errorf("%w: created %v, next attempt %v, attempts %d", errCorrupt, e.Created, e.NextAttempt, e.Attempts)
 	}
-	return &e, nil
+	return nil
 }
 
 // checkRcpts checks that the entry has one state per recipient of its
