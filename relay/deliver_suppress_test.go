@@ -122,7 +122,7 @@ func TestDelivererSuppressesHardBounces(t *testing.T) {
 
 	// The next message: the suppressed recipient is refused at RCPT.
 	c.cmd(250, "MAIL FROM:<orders@customer.example>")
-	if r := c.expectTextAfter("RCPT TO:<dead@receiver.example>", "550 5.1.1 "); !strings.Contains(r, "suppressed for this account after a hard bounce: 550 5.1.1 no such user") {
+	if r := c.expectTextAfter("RCPT TO:<dead@receiver.example>", "550 5.1.1 "); !strings.Contains(r, "suppressed for this account: a hard bounce: 550 5.1.1 no such user") {
 		t.Errorf("RCPT of the suppressed recipient: %q", r)
 	}
 	c.cmd(250, "RCPT TO:<picky@receiver.example>")

@@ -183,7 +183,7 @@ func (ss *serverSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 			ss.c.log.Debug("relay: recipient suppressed, refused", "account", ss.account.Name, "rcpt", to)
 			// RFC 3463 §3.2: X.1.1, bad destination mailbox address.
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1},
-				Message: "<" + printable(to) + ">: Recipient address rejected: suppressed for this account after " + printable(sup.why())}
+				Message: "<" + printable(to) + ">: Recipient address rejected: suppressed for this account: " + printable(sup.why())}
 		}
 	}
 	r := Recipient{Addr: to}
