@@ -147,18 +147,24 @@ func TestCLI(t *testing.T) {
 		},
 		"smarthost": {
 			{"help", []string{"-h"}, "", 0, "-check -config -data -debug -dkim -events -hostname -key-domains -keys -listen -listen-tls -max-connections -max-connections-per-ip -provider-domain " +
-				"-return-path -shutdown-timeout -spool -srs-domain -srs-secrets -tls-cert -tls-key -trusted -upstream -upstream-ca -upstream-tls -upstream-user " +
-				"-name -scopes -domains"},
+				"-return-path -shutdown-timeout -spool -srs-domain -srs-secrets -suppressed -suppressions -tls-cert -tls-key -trusted -upstream -upstream-ca -upstream-tls -upstream-user " +
+				"-name -scopes -domains -account -reason"},
 			{"help", []string{"apikey", "-h"}, "", 0, "-config -domains -keys -name -scopes"},
 			{"help", []string{"apikey", "revoke", "-h"}, "", 0, "-config -keys"},
 			{"missing flag", []string{"apikey", "create", "-keys", filepath.Join(dir, "keys1.json"), "-domains", "example.com"}, "", 2, "-name is required"},
 			{"missing flag", []string{"apikey"}, "", 2, "no command"},
+			{"help", []string{"suppression", "-h"}, "", 0, "-account -config -reason -suppressions"},
+			{"help", []string{"suppression", "remove", "-h"}, "", 0, "-account -config -suppressions"},
+			{"missing flag", []string{"suppression", "add", "-suppressions", filepath.Join(dir, "s1.json"), "a@example.com"}, "", 2, "-account is required"},
+			{"missing file", []string{"suppression", "list", "-suppressions", missing}, "", 2, "-suppressions: " + missing + ": no such file"},
+			{"bad value", []string{"-data", filepath.Join(dir, "sh"), "-suppressed", "bounce"}, "", 2, `-suppressed "bounce": want refuse or drop`},
 			{"bad value", []string{"-data", filepath.Join(dir, "sh"), "-listen", "nowhere"}, "", 2, `-listen "nowhere": want HOST:PORT`},
 			{"bad value", []string{"-data", filepath.Join(dir, "sh"), "-upstream", "smtp.example:587", "-upstream-tls", "ssl"}, "", 2, `-upstream-tls "ssl": want starttls, implicit or none`},
 			{"missing file", []string{"-data", filepath.Join(dir, "sh"), "-dkim", "example.com:s1:" + missing}, "", 2, "-dkim: open " + missing},
 			{"missing file", []string{"-data", filepath.Join(dir, "sh"), "-config", missing}, "", 2, "-config: open " + missing},
 			{"pass", []string{"-check", "-data", filepath.Join(dir, "sh")}, "", 0, "listen: 127.0.0.1:2525\n"},
 			{"pass", []string{"apikey", "create", "-keys", filepath.Join(dir, "keys2.json"), "-name", "shop", "-domains", "example.com"}, "", 0, "\nshk_"},
+			{"pass", []string{"suppression", "add", "-suppressions", filepath.Join(dir, "s2.json"), "-account", "shop", "a@example.com"}, "", 0, "added shop a@example.com\n"},
 		},
 		"spf-check": {
 			{"help", []string{"-h"}, "", 0, "-dns -helo -ip -mail-from -receiver -trace -zone"},

@@ -11,6 +11,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/smarthost-go/smarthost/relay/bounce"
 )
 
 // The defaults of DelivererOptions.
@@ -115,6 +117,18 @@ type DelivererOptions struct {
 	// deferred, bounced) and one accepted event per DSN queued. Default:
 	// none.
 	Events Events
+	// Suppressions receives the recipients that bounce hard during
+	// delivery: a 5xx reply, at RCPT or after DATA (the latter only in a
+	// transaction of that one recipient, as the reply to the whole
+	// transaction does not say which recipient it is about), whose status
+	// says the address itself will fail again (bounce.ClassifyReply: 5.1.1 no such
+	// mailbox, 5.1.2 no such domain, 5.1.6 moved, 5.1.10 null MX ...; not
+	// 5.7.1, a policy refusal, nor 5.2.2, a full mailbox) is added for the
+	// message's account, so that the Server refuses the recipient from
+	// then on. A message without an account (from a trusted network) adds
+	// nothing. A failure to add is logged at error level and does not
+	// hold up the delivery. Default nil: none.
+	Suppressions Suppressions
 	// Now is the clock of backoffs, expiry and events; give it the
 	// queue's. Default time.Now.
 	Now func() time.Time
@@ -387,6 +401,11 @@ func (d *Deliverer) attempt(ctx context.Context, l Lease, pending []int) (interr
 		case RcptBounced:
 			bounced++
 			ev.Type, ev.Hard = EventBounced, true
+			// A reply to the whole transaction of several recipients
+			// does not say which one it is about.
+			if !o.whole || len(pending) == 1 {
+				d.suppress(keep, e, r.Addr, o.reply, now)
+			}
 		default:
 			deferred++
 			if interrupted {
@@ -405,6 +424,25 @@ func (d *Deliverer) attempt(ctx context.Context, l Lease, pending []int) (interr
 	}
 	d.o.Logger.Debug("relay: delivery attempt", attrs...)
 	return interrupted, nil
+}
+
+// suppress adds rcpt to the suppressions of e's account when reply, the
+// permanent failure it got, is hard (see DelivererOptions.Suppressions).
+func (d *Deliverer) suppress(ctx context.Context, e *Entry, rcpt string, reply *Reply, now time.Time) {
+	if d.o.Suppressions == nil || e.Account == "" || reply == nil {
+		return
+	}
+	reason, hard := bounce.ClassifyReply(reply.Code, reply.Enhanced.String(), reply.Message)
+	if !hard {
+		return
+	}
+	err := d.o.Suppressions.Add(ctx, Suppression{Account: e.Account, Recipient: rcpt, Source: SuppressedByBounce,
+		Reason: reply.Error(), QueueID: e.ID, Created: now})
+	if err != nil {
+		d.o.Logger.Error("relay: add a suppression", "id", e.ID, "account", e.Account, "rcpt", rcpt, "err", err)
+		return
+	}
+	d.o.Logger.Debug("relay: recipient suppressed", "id", e.ID, "account", e.Account, "rcpt", rcpt, "reason", reason)
 }
 
 // watch extends the lease of l at every third of its time, and cancels
@@ -435,6 +473,9 @@ type outcome struct {
 	reply  *Reply
 	host   string
 	err    error // the error of the transaction, if any
+	// whole says reply is the transaction's (to MAIL, DATA or the end of
+	// the content), not the recipient's own.
+	whole bool
 }
 
 // outcomes reads what a Send returned as the outcome of each of its n
@@ -454,6 +495,7 @@ func (d *Deliverer) outcomes(rc *Receipt, err error, n int) []outcome {
 		if rc != nil {
 			o.reply, o.host = rc.Rcpts[k].Reply, rc.Host
 		}
+		o.whole = txReply != nil && o.reply != nil && *o.reply == *txReply
 		switch {
 		case o.reply == nil:
 		case o.reply.Code/100 == 2 && err == nil:

@@ -40,4 +40,14 @@
 // sender is null or the recipient's NOTIFY excludes it (RFC 3461). Every
 // outcome is an Event. A shutdown lets the deliveries under way finish for
 // a grace period and releases the others for the next start.
+//
+// # Suppressions
+//
+// Suppressions is the list of recipients each account must not mail again;
+// SuppressionFile keeps it in a JSON file that several processes share,
+// MemorySuppressions in memory. A Deliverer given one adds each recipient
+// that bounces hard (a 5xx whose status is about the address itself, such
+// as 5.1.1, as relay/bounce judges it), and a Server given one refuses
+// the recipients suppressed for the authenticated account at RCPT with
+// 550 5.1.1, or accepts and drops them with a dropped event.
 package relay

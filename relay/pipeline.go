@@ -79,6 +79,9 @@ func (ss *serverSession) Data(r io.Reader) error {
 		ss.c.log.Debug("relay: message refused", "remote", ss.c.remote, "from", tx.from, "reply", err)
 		return err
 	}
+	if e.ID == "" {
+		return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: every recipient is suppressed, nothing queued"}
+	}
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + e.ID}
 }
 
@@ -120,6 +123,27 @@ func (ss *serverSession) receive(r io.Reader, tx *transaction, acct *Account) (*
 	}
 	fromDomain := domains[0]
 	now := s.now()
+	if len(tx.env.To) == 0 {
+		// Every recipient was dropped (SuppressedDrop): the message is
+		// read to its end and accepted, and nothing is queued.
+		if _, err := br.WriteTo(io.Discard); err != nil {
+			if src.err != nil {
+				err = src.err
+			}
+			return nil, readFailure(err)
+		}
+		if err := ss.c.refusedContent(); err != nil {
+			return nil, err
+		}
+		e := &Entry{Sender: tx.from, MessageID: h.messageID}
+		if acct != nil {
+			e.Account = acct.Name
+		}
+		ss.emitDropped(tx, e, now)
+		ss.c.log.Debug("relay: message dropped", "remote", ss.c.remote, "message_id", h.messageID,
+			"account", e.Account, "from", tx.from, "rcpts", len(tx.dropped))
+		return e, nil
+	}
 	id := s.token(10)
 	sender, err := s.rewriteSender(tx.from, fromDomain, id)
 	if err != nil {
@@ -201,6 +225,7 @@ func (ss *serverSession) receive(r io.Reader, tx *transaction, acct *Account) (*
 	ss.c.log.Debug("relay: message accepted", "remote", ss.c.remote, "queue_id", e.ID, "id", id,
 		"message_id", msgID, "account", e.Account, "from", tx.from, "envelope_from", sender,
 		"rcpts", len(env.To), "size", out.n, "signatures", bytes.Count(sigs, []byte("DKIM-Signature:")))
+	ss.emitDropped(tx, e, now)
 	if s.events != nil {
 		at := e.Created
 		if at.IsZero() {
@@ -212,6 +237,18 @@ func (ss *serverSession) receive(r io.Reader, tx *transaction, acct *Account) (*
 		}
 	}
 	return e, nil
+}
+
+// emitDropped emits a dropped event per recipient of tx left out of the
+// message of e, suppressed; e.ID is "" when nothing was queued.
+func (ss *serverSession) emitDropped(tx *transaction, e *Entry, now time.Time) {
+	if ss.srv.events == nil {
+		return
+	}
+	for _, d := range tx.dropped {
+		ss.srv.events.Emit(ss.srv.ctx, &Event{Type: EventDropped, Time: now, QueueID: e.ID, MessageID: e.MessageID,
+			Account: e.Account, From: tx.from, Rcpt: d.addr, Reason: d.why})
+	}
 }
 
 // writeFailure says why streaming the message failed: the client's side

@@ -93,8 +93,25 @@ type ServerOptions struct {
 	SRS *srs.Rewriter
 
 	// Events receives an accepted event per recipient of each message
-	// queued. Default nil: none.
+	// queued, and a dropped event per recipient left out of one (see
+	// SuppressedAction). Default nil: none.
 	Events Events
+
+	// Suppressions is the list of recipients each account must not mail
+	// again: RCPT of a recipient on the list of the authenticated
+	// account is refused or dropped, as SuppressedAction says. Only
+	// authenticated clients are checked: a client of a Trusted network
+	// has no account, so no list applies to it. When the list cannot be
+	// read, RCPT is answered 451 4.3.0, and the client tries again later.
+	// Default nil: none.
+	Suppressions Suppressions
+	// SuppressedAction is what RCPT of a suppressed recipient gets:
+	// SuppressedRefuse (550 5.1.1, RFC 3463 §3.2, with the text saying
+	// it is suppressed for the account, and why) or SuppressedDrop (250,
+	// and the recipient is left out of the message queued, with a
+	// dropped event; a message whose every recipient is dropped gets 250
+	// and nothing is queued). Default SuppressedRefuse.
+	SuppressedAction SuppressedAction
 
 	// Logger receives debug records: connections, authentications,
 	// messages accepted and refused. Never a password, key or message
@@ -167,6 +184,10 @@ type ServerOptions struct {
 //     of data can make the relay see a second message.
 //   - Limits: SIZE, recipients, connections in all and per client, failed
 //     AUTH per client, timeouts, line length.
+//   - Suppressions: a recipient on the list of the authenticated account
+//     is refused at RCPT with 550 5.1.1, or accepted and left out of the
+//     message (SuppressedAction); a client of a Trusted network has no
+//     account, and no list applies to it.
 //
 // The message a Server queues is what the client sent, preceded by a
 // Received field and followed, at the end of the header, by the
@@ -189,6 +210,8 @@ type Server struct {
 	returnPaths map[string]string
 	srs         *srs.Rewriter
 	events      Events
+	suppress    Suppressions
+	suppressed  SuppressedAction
 
 	maxLine      int
 	maxHeader    int
@@ -222,18 +245,20 @@ func NewServer(q Queue, opts *ServerOptions) (*Server, error) {
 		o = *opts
 	}
 	s := &Server{
-		queue:    q,
-		log:      o.Logger,
-		hostname: o.Hostname,
-		auth:     o.Authenticator,
-		trusted:  make([]netip.Prefix, 0, len(o.Trusted)),
-		provider: o.ProviderSigner,
-		srs:      o.SRS,
-		events:   o.Events,
-		now:      o.Now,
-		rand:     o.Rand,
-		refusing: make(chan struct{}, maxRefusing),
-		live:     make(map[*serverConn]struct{}),
+		queue:      q,
+		log:        o.Logger,
+		hostname:   o.Hostname,
+		auth:       o.Authenticator,
+		trusted:    make([]netip.Prefix, 0, len(o.Trusted)),
+		provider:   o.ProviderSigner,
+		srs:        o.SRS,
+		events:     o.Events,
+		suppress:   o.Suppressions,
+		suppressed: o.SuppressedAction,
+		now:        o.Now,
+		rand:       o.Rand,
+		refusing:   make(chan struct{}, maxRefusing),
+		live:       make(map[*serverConn]struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -254,6 +279,13 @@ func NewServer(q Queue, opts *ServerOptions) (*Server, error) {
 	s.hostname = strings.TrimSuffix(s.hostname, ".")
 	if !isDomainName(s.hostname) {
 		return nil, fmt.Errorf("relay: NewServer: Hostname %q is not a domain name", s.hostname)
+	}
+	switch s.suppressed {
+	case "":
+		s.suppressed = SuppressedRefuse
+	case SuppressedRefuse, SuppressedDrop:
+	default:
+		return nil, fmt.Errorf("relay: NewServer: SuppressedAction %q is not %q or %q", s.suppressed, SuppressedRefuse, SuppressedDrop)
 	}
 	if o.TLSConfig != nil {
 		c := o.TLSConfig

@@ -18,6 +18,7 @@ var (
 	errAuthTemporary      = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Temporary authentication failure"}
 	errAuthMalformed      = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Malformed authentication response"}
 	errAuthFlood          = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many failed authentications, closing connection"}
+	errSuppressionsFailed = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Error: the suppression list cannot be read, try again later"}
 	errNoSendScope        = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "This key may not send mail (it lacks the " + ScopeSend + " scope)"}
 )
 
@@ -52,6 +53,15 @@ type transaction struct {
 	from string // the reverse-path as the client gave it
 	env  Envelope
 	helo string // the client's EHLO name when MAIL came
+	// dropped are the recipients accepted and left out, suppressed
+	// (SuppressedDrop).
+	dropped []droppedRcpt
+}
+
+// droppedRcpt is a recipient dropped from a transaction, and why.
+type droppedRcpt struct {
+	addr string
+	why  string
 }
 
 func (s *Server) newSession(c *serverConn, gc *smtp.Conn) *serverSession {
@@ -155,6 +165,26 @@ func (ss *serverSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if ss.account == nil && !ss.trusted {
 		ss.c.log.Debug("relay: recipient refused: not authenticated", "remote", ss.c.remote)
 		return errAuthRequired
+	}
+	if ss.account != nil && ss.srv.suppress != nil {
+		sup, err := ss.srv.suppress.Suppressed(ss.srv.ctx, ss.account.Name, to)
+		switch {
+		case err != nil:
+			ss.c.log.Debug("relay: suppression list failed", "account", ss.account.Name, "rcpt", to, "err", err)
+			return errSuppressionsFailed
+		case sup == nil:
+		case ss.srv.suppressed == SuppressedDrop:
+			ss.c.log.Debug("relay: recipient suppressed, dropped", "account", ss.account.Name, "rcpt", to)
+			ss.mu.Lock()
+			ss.tx.dropped = append(ss.tx.dropped, droppedRcpt{addr: to, why: "suppressed for this account: " + sup.why()})
+			ss.mu.Unlock()
+			return nil
+		default:
+			ss.c.log.Debug("relay: recipient suppressed, refused", "account", ss.account.Name, "rcpt", to)
+			// RFC 3463 §3.2: X.1.1, bad destination mailbox address.
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1},
+				Message: "<" + printable(to) + ">: Recipient address rejected: suppressed for this account: " + printable(sup.why())}
+		}
 	}
 	r := Recipient{Addr: to}
 	if opts != nil {

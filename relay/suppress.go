@@ -18,6 +18,19 @@ const (
 	SuppressedByHand       SuppressionSource = "manual"     // an operator added it
 )
 
+// SuppressedAction is what a Server does with RCPT of a suppressed
+// recipient (ServerOptions.SuppressedAction).
+type SuppressedAction string
+
+// The actions on a suppressed recipient.
+const (
+	// SuppressedRefuse answers RCPT with 550 5.1.1, saying why.
+	SuppressedRefuse SuppressedAction = "refuse"
+	// SuppressedDrop answers RCPT with 250, leaves the recipient out of
+	// the message queued, and emits a dropped event.
+	SuppressedDrop SuppressedAction = "drop"
+)
+
 // Suppression is a recipient an account must not mail again.
 type Suppression struct {
 	// Account is the sending account (Account.Name) the suppression is
@@ -50,6 +63,22 @@ type Suppressions interface {
 	// List returns the suppressions of account ("" for every account),
 	// oldest first.
 	List(ctx context.Context, account string) ([]Suppression, error)
+}
+
+// why says in words why a recipient is suppressed, for a reply or an
+// event: its source, and its reason when it has one.
+func (s *Suppression) why() string {
+	w := "added by the operator"
+	switch s.Source {
+	case SuppressedByBounce:
+		w = "a hard bounce"
+	case SuppressedBySpamReport:
+		w = "a spam report"
+	}
+	if s.Reason != "" {
+		w += ": " + s.Reason
+	}
+	return w
 }
 
 // suppressionKey is the key of a suppression: the account, and the

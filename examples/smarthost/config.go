@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/smarthost-go/smarthost/relay"
 )
 
 // Config is the relay's settings: the flags, and the keys of the YAML file
@@ -36,6 +38,8 @@ type Config struct {
 	SRSDomain       string   `yaml:"srs-domain,omitempty"`
 	SRSSecrets      string   `yaml:"srs-secrets,omitempty"`
 	Events          string   `yaml:"events,omitempty"`
+	Suppressions    string   `yaml:"suppressions,omitempty"`
+	Suppressed      string   `yaml:"suppressed,omitempty"`
 	Trusted         []string `yaml:"trusted,omitempty"`
 	ShutdownTimeout string   `yaml:"shutdown-timeout,omitempty"`
 	MaxConns        int      `yaml:"max-connections"`
@@ -49,6 +53,7 @@ func defaultConfig() *Config {
 		Data:            "smarthost-data",
 		Listen:          "127.0.0.1:2525",
 		UpstreamTLS:     "starttls",
+		Suppressed:      string(relay.SuppressedRefuse),
 		ShutdownTimeout: "30s",
 		MaxConns:        1000,
 		MaxConnsPerIP:   20,
@@ -62,6 +67,7 @@ const (
 	certName       = "tls-cert.pem"
 	certKeyName    = "tls-key.pem"
 	srsSecretsName = "srs-secrets"
+	suppressName   = "suppressions.json"
 )
 
 // register defines the relay's flags on fs, bound to c's fields, with c's
@@ -86,6 +92,8 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.SRSDomain, "srs-domain", c.SRSDomain, "rewrite the other envelope senders with SRS into `DOMAIN`")
 	fs.StringVar(&c.SRSSecrets, "srs-secrets", c.SRSSecrets, "`FILE` of the SRS secrets, one per line, the first signing (default DATA/"+srsSecretsName+", made with a random secret when missing)")
 	fs.StringVar(&c.Events, "events", c.Events, "append the message-tracking events to `FILE` as JSON lines")
+	fs.StringVar(&c.Suppressions, "suppressions", c.Suppressions, "the suppression list `FILE`, managed with \"smarthost suppression\": the recipients each account must not mail again (default DATA/"+suppressName+")")
+	fs.StringVar(&c.Suppressed, "suppressed", c.Suppressed, "what RCPT of a recipient suppressed for the client's account gets, `ACTION`: refuse (550 5.1.1) or drop (250, left out, a dropped event)")
 	fs.Var(&listValue{p: &c.Trusted, split: true}, "trusted", "the networks, `CIDR[,CIDR...]`, whose clients may relay without AUTH, in plaintext too")
 	fs.StringVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long, on SIGTERM or SIGINT, the sessions and deliveries under way may go on (a `DURATION`)")
 	fs.IntVar(&c.MaxConns, "max-connections", c.MaxConns, "the most connections open at once, `N` (-1: no limit); one more is answered 421")
@@ -144,7 +152,7 @@ func loadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %s", path, msg)
 	}
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&c.Data, &c.TLSCert, &c.TLSKey, &c.Keys, &c.Spool, &c.UpstreamCA, &c.SRSSecrets, &c.Events} {
+	for _, p := range []*string{&c.Data, &c.TLSCert, &c.TLSKey, &c.Keys, &c.Spool, &c.UpstreamCA, &c.SRSSecrets, &c.Events, &c.Suppressions} {
 		*p = relativeTo(dir, *p)
 	}
 	for i, d := range c.DKIM {
@@ -174,6 +182,7 @@ func (c *Config) withDefaults() *Config {
 	}
 	under(&d.Keys, keysName)
 	under(&d.Spool, spoolName)
+	under(&d.Suppressions, suppressName)
 	if d.TLSCert == "" && d.TLSKey == "" {
 		under(&d.TLSCert, certName)
 		under(&d.TLSKey, certKeyName)

@@ -59,6 +59,7 @@ func TestNoFlags(t *testing.T) {
 		Data: "smarthost-data", Listen: "127.0.0.1:2525", Hostname: c.Hostname,
 		TLSCert: "smarthost-data/tls-cert.pem", TLSKey: "smarthost-data/tls-key.pem",
 		Keys: "smarthost-data/keys.json", Spool: "smarthost-data/spool",
+		Suppressions: "smarthost-data/suppressions.json", Suppressed: "refuse",
 		UpstreamTLS: "starttls", ShutdownTimeout: "30s", MaxConns: 1000, MaxConnsPerIP: 20,
 	}
 	if !reflect.DeepEqual(c, want) || c.Hostname == "" {
@@ -82,6 +83,7 @@ func TestSample(t *testing.T) {
 		Data: data, Listen: "127.0.0.1:2525", Hostname: "relay.provider.example",
 		TLSCert: filepath.Join(data, "tls-cert.pem"), TLSKey: filepath.Join(data, "tls-key.pem"),
 		Keys: filepath.Join(data, "keys.json"), Spool: filepath.Join(data, "spool"),
+		Suppressions: filepath.Join(data, "suppressions.json"), Suppressed: "refuse",
 		UpstreamTLS: "starttls", ReturnPath: []string{"customer.example:em1234.customer.example"},
 		SRSDomain: "srs.provider.example", SRSSecrets: filepath.Join(data, "srs-secrets"),
 		Events: filepath.Join(data, "events.jsonl"), Trusted: []string{"10.0.0.0/8"}, ShutdownTimeout: "30s",
@@ -206,6 +208,7 @@ func TestBadSettings(t *testing.T) {
 		{[]string{"-key-domains", "localhost"}, nil, `-key-domains "localhost": not a domain name`},
 		{[]string{"-max-connections-per-ip", "0"}, nil, "-max-connections-per-ip 0: want a positive number, or -1 for no limit"},
 		{[]string{"-max-connections", "many"}, nil, `invalid value "many" for flag -max-connections`},
+		{[]string{"-suppressed", "bounce"}, nil, `-suppressed "bounce": want refuse or drop`},
 		{[]string{"-shutdown-timeout", "soon"}, nil, `-shutdown-timeout "soon": want a positive duration`},
 		{[]string{"-tls-cert", garbage}, nil, "-tls-cert and -tls-key go together"},
 		{[]string{"-tls-cert", missing, "-tls-key", missing}, nil, "-tls-cert, -tls-key: open " + missing},

@@ -9,10 +9,13 @@
 //		[-upstream HOST:PORT [-upstream-tls starttls|implicit|none] [-upstream-ca FILE] [-upstream-user USER]] \
 //		[-dkim DOMAIN:SELECTOR:KEYFILE ...] [-provider-domain DOMAIN] \
 //		[-return-path DOMAIN:SUBDOMAIN ...] [-srs-domain DOMAIN [-srs-secrets FILE]] \
-//		[-events FILE] [-trusted CIDR[,CIDR...]] [-check]
+//		[-events FILE] [-suppressions FILE] [-suppressed refuse|drop] [-trusted CIDR[,CIDR...]] [-check]
 //	go run ./examples/smarthost apikey create [-keys FILE] -name NAME [-scopes mail.send] -domains DOMAIN[,DOMAIN...]
 //	go run ./examples/smarthost apikey list [-keys FILE]
 //	go run ./examples/smarthost apikey revoke [-keys FILE] NAME
+//	go run ./examples/smarthost suppression list [-suppressions FILE] [-account NAME]
+//	go run ./examples/smarthost suppression add [-suppressions FILE] -account NAME [-reason TEXT] RCPT
+//	go run ./examples/smarthost suppression remove [-suppressions FILE] -account NAME RCPT
 //
 // Without flags it listens on 127.0.0.1:2525 with STARTTLS, with a
 // self-signed certificate made at the first start, and keeps its files
@@ -40,13 +43,24 @@
 // sees each change at its next AUTH: create prints the new key alone on
 // its last line, list prints a line per key, revoke removes one.
 //
+// Each account (API key) has a suppression list (-suppressions, default
+// suppressions.json under -data): the recipients it must not mail again.
+// The relay adds a recipient when the upstream or MX refuses it for good
+// with a status about the address itself (5.1.1 no such mailbox, 5.1.2,
+// 5.1.6, 5.1.10), and refuses it from then on at RCPT with 550 5.1.1, or,
+// with -suppressed drop, accepts it and leaves it out with a dropped
+// event. A client of a -trusted network has no account: no list applies
+// to it. "smarthost suppression" lists, adds and removes entries beside a
+// running relay, which sees each change at its next RCPT.
+//
 // It follows the conventions of examples/README.md: "smarthost -h" prints
-// the flags of the relay and of every apikey command; the exit status is
-// 0 when the relay stopped on a signal, or the apikey command did its
-// job; 1 when the relay could not start (a listen address in use, a spool
-// that cannot be written) or failed, or the apikey command failed; 2 on a
-// usage error (a bad or missing flag, setting or argument, a file named
-// that cannot be read or used), found before the relay listens. An error
+// the flags of the relay and of every apikey and suppression command; the
+// exit status is 0 when the relay stopped on a signal, or the apikey or
+// suppression command did its job; 1 when the relay could not start (a
+// listen address in use, a spool that cannot be written) or failed, or
+// the command failed; 2 on a usage error (a bad or missing flag, setting
+// or argument, a file named that cannot be read or used), found before
+// the relay listens. An error
 // is one line naming the flag, the setting of the file, or the file. No
 // password, key or secret is ever printed but the new API key.
 package main
@@ -77,10 +91,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		switch args[0] {
 		case "apikey":
 			return apikey(ctx, args[1:], stdout, stderr)
+		case "suppression":
+			return suppression(ctx, args[1:], stdout, stderr)
 		case "-h", "-help", "--help", "help":
 			c, _, _, _ := serveCommand(defaultConfig(), stdout, stderr)
 			c.Help()
 			for _, a := range apikeyCommands {
+				fmt.Fprintln(stdout)
+				a.make(stdout, stderr).Help()
+			}
+			for _, a := range suppressionCommands {
 				fmt.Fprintln(stdout)
 				a.make(stdout, stderr).Help()
 			}

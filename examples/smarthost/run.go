@@ -43,7 +43,14 @@ first API key, printed on standard output with the key alone on the last
 line. -check checks everything, prints the settings in effect as YAML and
 exits.
 
-"smarthost apikey create|list|revoke" manages the API keys.`
+Each account has a suppression list (-suppressions): recipients refused
+for good by the upstream or MX with a status about the address (5.1.1,
+5.1.2, 5.1.6, 5.1.10) are added, and refused at RCPT from then on (550
+5.1.1), or dropped with -suppressed drop. Clients of -trusted networks
+have no account, and no list applies to them.
+
+"smarthost apikey create|list|revoke" manages the API keys;
+"smarthost suppression list|add|remove" the suppression list.`
 	c.Stdin = "nothing"
 	c.Exit0 = "when the relay stopped on SIGTERM or SIGINT (or -check found no fault)"
 	c.Exit1 = "when the relay could not start (a listen address in use, a spool or key\n     file that cannot be written) or failed while running"
@@ -127,7 +134,7 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 	}
 
 	// The files of the data directory.
-	for _, dir := range []string{filepath.Dir(cfg.Keys), filepath.Dir(cfg.Spool), filepath.Dir(cfg.TLSCert), filepath.Dir(cfg.SRSSecrets)} {
+	for _, dir := range []string{filepath.Dir(cfg.Keys), filepath.Dir(cfg.Spool), filepath.Dir(cfg.TLSCert), filepath.Dir(cfg.SRSSecrets), filepath.Dir(cfg.Suppressions)} {
 		if dir != "." {
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return c.Failf("%v", err)
@@ -162,6 +169,11 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 		return c.Failf("-keys: %s", cli.Msg(err))
 	}
 	defer keys.Close()
+	suppressions, err := relay.OpenSuppressionFile(ctx, cfg.Suppressions, &relay.SuppressionFileOptions{Logger: logger})
+	if err != nil {
+		return c.Failf("-suppressions: %s", cli.Msg(err))
+	}
+	defer suppressions.Close()
 	var events relay.Events
 	if cfg.Events != "" {
 		el, err := openEventLog(cfg.Events, logger)
@@ -190,6 +202,7 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 		ShutdownGrace: s.shutdown,
 		Hostname:      s.hostname,
 		Events:        events,
+		Suppressions:  suppressions,
 		Logger:        logger,
 	})
 	if err != nil {
@@ -206,6 +219,9 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 		SRS:            rewriter,
 		Events:         events,
 		Logger:         logger,
+
+		Suppressions:     suppressions,
+		SuppressedAction: s.suppressed,
 
 		MaxConnections:      cfg.MaxConns,
 		MaxConnectionsPerIP: cfg.MaxConnsPerIP,

@@ -39,6 +39,7 @@ type settings struct {
 	provider          string // the provider's domain, lower case
 	returnPaths       map[string]string
 	shutdown          time.Duration
+	suppressed        relay.SuppressedAction
 
 	upstream         string
 	upstreamTLS      relay.TLSMode
@@ -110,6 +111,12 @@ func checkConfig(c *Config, name namer, getenv func(string) string) (*settings, 
 		if l.n == 0 || l.n < -1 {
 			return nil, fmt.Errorf("%s %d: want a positive number, or -1 for no limit", name(l.key), l.n)
 		}
+	}
+	switch a := relay.SuppressedAction(c.Suppressed); a {
+	case relay.SuppressedRefuse, relay.SuppressedDrop:
+		s.suppressed = a
+	default:
+		return nil, fmt.Errorf("%s %q: want refuse or drop", name("suppressed"), c.Suppressed)
 	}
 	if s.shutdown, err = time.ParseDuration(c.ShutdownTimeout); err != nil || s.shutdown <= 0 {
 		return nil, fmt.Errorf("%s %q: want a positive duration, such as 30s", name("shutdown-timeout"), c.ShutdownTimeout)
@@ -333,6 +340,15 @@ func (s *settings) loadFiles(ctx context.Context, name namer) error {
 			return fmt.Errorf("%s: %s", name("keys"), cli.Msg(err))
 		}
 		k.Close()
+	}
+	if fileExists(c.Suppressions) {
+		// Opened and closed, so that a file that cannot be read is
+		// refused now.
+		sf, err := relay.OpenSuppressionFile(ctx, c.Suppressions, nil)
+		if err != nil {
+			return fmt.Errorf("%s: %s", name("suppressions"), cli.Msg(err))
+		}
+		sf.Close()
 	}
 	return nil
 }

@@ -142,6 +142,24 @@ func classify(rc *Recipient, stage string) {
 	rc.Hard = rc.Reason.Hard() && permanent(rc)
 }
 
+// ClassifyReply returns the reason and hardness of a remote server's
+// reply to a recipient, as Parse decides them for a recipient of a
+// report: code is the reply code (RFC 5321 §4.2), status its enhanced
+// status code (RFC 3463) or "", text the reply's text. A relay that gets
+// the reply itself, during its own delivery, uses it to decide whether
+// the recipient goes on a suppression list: hard is true only for a
+// permanent failure (class 5) that is about the address itself (5.1.1,
+// 5.1.2, 5.1.6, 5.1.10 ...), never for a policy block (5.7.1) or a full
+// mailbox (5.2.2).
+func ClassifyReply(code int, status, text string) (reason Reason, hard bool) {
+	rc := &Recipient{Action: ActionFailed, Status: status, ReplyCode: code, Diagnostic: text}
+	if code/100 == 4 {
+		rc.Action = ActionDelayed
+	}
+	classify(rc, "")
+	return rc.Reason, rc.Hard
+}
+
 // permanent reports whether rc failed for good: its status is of class 5
 // (RFC 3463 §3.1), or, without a status, its reply code is 5yz (RFC 5321
 // §4.2.1) or its action failed.
