@@ -131,8 +131,26 @@ func (l *eventLog) Emit(_ context.Context, e *relay.Event) {
 func (l *eventLog) list(start time.Time) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// Events come from several goroutines: a DSN's accepted event is
+	// emitted after its commit, when another worker may already have
+	// delivered it. Put each accepted event before the other events of
+	// its message, as a consumer ordering by time would.
+	events := slices.Clone(l.events)
+	for i := range events {
+		if events[i].Type != relay.EventAccepted {
+			continue
+		}
+		for j := range i {
+			if events[j].QueueID == events[i].QueueID {
+				acc := events[i]
+				copy(events[j+1:i+1], events[j:i])
+				events[j] = acc
+				break
+			}
+		}
+	}
 	var out []string
-	for _, e := range l.events {
+	for _, e := range events {
 		s := fmt.Sprintf("%s %s %d +%v", e.Type, e.Rcpt, e.Attempt, e.Time.Sub(start))
 		if e.Hard {
 			s += " hard"

@@ -41,7 +41,10 @@ type Event struct {
 }
 
 // Events receives the events of message tracking. Emit must not block for
-// long; an implementation that sends them elsewhere buffers.
+// long; an implementation that sends them elsewhere buffers. Emit is
+// called from many goroutines, and events of one message may come out of
+// order (a message's accepted event is emitted after its commit, when a
+// worker may already be delivering it): order them by Time.
 type Events interface {
 	Emit(ctx context.Context, e *Event)
 }
