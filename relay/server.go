@@ -96,6 +96,16 @@ type ServerOptions struct {
 	// queued. Default nil: none.
 	Events Events
 
+	// Tracker records each message whose envelope sender became a
+	// return-path address (see ReturnPaths), for a BounceServer to map the
+	// bounces sent to that address back to it. The record is written once
+	// the queue has committed the message and before the 250 reply, so a
+	// bounce can never come back for a message the tracker does not know;
+	// when writing it fails, the message (already durable) is accepted all
+	// the same, and its bounces will be refused as unknown. Default nil:
+	// none.
+	Tracker Tracker
+
 	// Logger receives debug records: connections, authentications,
 	// messages accepted and refused. Never a password, key or message
 	// content. Default nil: none.
@@ -187,6 +197,7 @@ type Server struct {
 	returnPaths map[string]string
 	srs         *srs.Rewriter
 	events      Events
+	tracker     Tracker
 
 	maxLine      int
 	maxHeader    int
@@ -228,6 +239,7 @@ func NewServer(q Queue, opts *ServerOptions) (*Server, error) {
 		provider: o.ProviderSigner,
 		srs:      o.SRS,
 		events:   o.Events,
+		tracker:  o.Tracker,
 		now:      o.Now,
 		rand:     o.Rand,
 		refusing: make(chan struct{}, maxRefusing),
