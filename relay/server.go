@@ -198,6 +198,7 @@ type Server struct {
 	srs         *srs.Rewriter
 	events      Events
 	tracker     Tracker
+	bounce      *BounceServer // set when the server receives bounces
 
 	maxLine      int
 	maxHeader    int
@@ -559,6 +560,9 @@ func (b serverBackend) NewSession(gc *smtp.Conn) (smtp.Session, error) {
 	c, ok := gc.Conn().(*serverConn)
 	if !ok {
 		return nil, errors.New("relay: connection not made by the relay")
+	}
+	if b.s.bounce != nil {
+		return b.s.bounce.newSession(c, gc), nil
 	}
 	return b.s.newSession(c, gc), nil
 }
