@@ -356,22 +356,35 @@ func TestBounceServerAutoReply(t *testing.T) {
 
 func TestBounceServerMalformedReport(t *testing.T) {
 	t.Parallel()
-	fx := bncStart(t, nil)
+	// A per-recipient block of junk before the valid one.
 	junk := "Final-Recipient rfc822 nobody\r\n" + // no colon
 		"Action: \x01\x02exploded\r\n" +
 		"Status: 9.99.999999999999999999999\r\n" +
 		"Diagnostic-Code: \r\n" +
 		strings.Repeat("X-Junk: "+strings.Repeat("z", 900)+"\r\n", 5)
-	fx.send(bncRP, dsn(
-		junk,
-		dsnBlock("gone@example.net", "5.1.1", "550 5.1.1 User unknown"),
-	), "250 2.0.0")
-	ev := fx.eventList()
-	if len(ev) != 1 || ev[0].Rcpt != "gone@example.net" || !ev[0].Hard {
-		t.Fatalf("events %+v, want the valid block's hard bounce of gone@example.net", ev)
-	}
-	if s, _ := fx.supp.Suppressed(context.Background(), "shop", "gone@example.net"); s == nil {
-		t.Errorf("gone@example.net not suppressed")
+	junkBlock := dsn(junk, dsnBlock("gone@example.net", "5.1.1", "550 5.1.1 User unknown"))
+	// After the valid report part: a returned message whose base64 is
+	// not base64, a second report part with broken quoted-printable, and
+	// no closing delimiter (RFC 2046 §5.1.1).
+	brokenParts := strings.Replace(dsn(dsnBlock("gone@example.net", "5.1.1", "550 5.1.1 User unknown")),
+		"--BB\r\nContent-Type: text/rfc822-headers\r\n\r\n",
+		"--BB\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!not base64@@@\r\n"+
+			"--BB\r\nContent-Type: message/delivery-status\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"+
+			"Final-Recipient: =ZZ=\r\nAction: failed\r\n\r\n", 1)
+	brokenParts = strings.TrimSuffix(brokenParts, "--BB--\r\n")
+	for name, msg := range map[string]string{"junk block": junkBlock, "broken parts": brokenParts} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fx := bncStart(t, nil)
+			fx.send(bncRP, msg, "250 2.0.0")
+			ev := fx.eventList()
+			if len(ev) != 1 || ev[0].Rcpt != "gone@example.net" || !ev[0].Hard {
+				t.Fatalf("events %+v, want the valid block's hard bounce of gone@example.net", ev)
+			}
+			if s, _ := fx.supp.Suppressed(context.Background(), "shop", "gone@example.net"); s == nil {
+				t.Errorf("gone@example.net not suppressed")
+			}
+		})
 	}
 }
 
@@ -484,5 +497,50 @@ func TestBounceServerRoundTrip(t *testing.T) {
 	}
 	if s, _ := fx.supp.Suppressed(context.Background(), "shop", "gone@example.net"); s == nil || s.QueueID != orig.ID {
 		t.Errorf("suppression %+v", s)
+	}
+}
+
+func TestBounceServerLimits(t *testing.T) {
+	t.Parallel()
+	fx := bncStart(t, func(o *relay.BounceServerOptions) { o.MaxConnectionsPerIP = 1 })
+	c := srvDial(t, fx.addr, "", 220)
+	c.cmd(250, "EHLO mx.example.net")
+	// A second connection from the same address: 421 4.7.0.
+	c2 := srvDial(t, fx.addr, "", 421)
+	if !c2.closed() {
+		t.Error("the connection over the limit stays open")
+	}
+	// Ten recipients by default; the eleventh gets 452 4.5.3.
+	c.cmd(250, "MAIL FROM:<>")
+	for range 10 {
+		c.cmd(250, "RCPT TO:<"+bncRP+">")
+	}
+	c.write("RCPT TO:<" + bncRP + ">\r\n")
+	c.expectText("452 4.5.3")
+	// A bare LF in the content is refused (strict CRLF, as Server).
+	c.cmd(354, "DATA")
+	c.write("From: a@example.net\nSubject: x\r\n\r\nbody\r\n.\r\n")
+	c.expectText("550 5.5.2")
+	if ev := fx.eventList(); len(ev) != 0 {
+		t.Errorf("events %+v, want none", ev)
+	}
+}
+
+func TestBounceServerReadTimeout(t *testing.T) {
+	t.Parallel()
+	fx := bncStart(t, func(o *relay.BounceServerOptions) { o.ReadTimeout = time.Second })
+	// A bounce stalled in the middle of its content reports nothing.
+	c := srvDial(t, fx.addr, "", 220)
+	c.cmd(250, "EHLO mx.example.net")
+	c.cmd(250, "MAIL FROM:<>")
+	c.cmd(250, "RCPT TO:<"+bncRP+">")
+	c.cmd(354, "DATA")
+	c.write(dsn(dsnBlock("gone@example.net", "5.1.1", "550 5.1.1 User unknown"))[:400])
+	c.expectText("421 4.4.2")
+	if !c.closed() {
+		t.Error("the connection is still open after the timeout")
+	}
+	if ev := fx.eventList(); len(ev) != 0 {
+		t.Errorf("events %+v, want none", ev)
 	}
 }
