@@ -51,10 +51,19 @@ type Tracker interface {
 
 // hasRcpt returns the recipient of r that addr names, compared with its
 // domain in any case (RFC 5321 §2.4), and whether there is one.
+//
+// A local part is compared exactly first and then, failing that, without
+// regard to case: RFC 5321 §2.4 lets a server tell case apart in local
+// parts, but few do, and many report the recipient in lower case.
 func (r *TrackRecord) hasRcpt(addr string) (string, bool) {
 	k := suppressionKey("", addr)
 	for _, a := range r.Rcpts {
 		if suppressionKey("", a) == k {
+			return a, true
+		}
+	}
+	for _, a := range r.Rcpts {
+		if strings.EqualFold(a, addr) {
 			return a, true
 		}
 	}
@@ -284,10 +293,20 @@ func (t *FileTracker) Record(ctx context.Context, r *TrackRecord) error {
 	if err := t.catchUp(); err != nil {
 		return err
 	}
+	fi, err := t.f.Stat()
+	if err != nil {
+		return fmt.Errorf("relay: tracking file: %w", err)
+	}
+	if fi.Size() > t.off {
+		// A writer died in the middle of its line: end that line, so
+		// that it is skipped rather than joined to this one.
+		line = append([]byte{'\n'}, line...)
+		t.lines++
+	}
 	if _, err := t.f.Write(line); err != nil {
 		return fmt.Errorf("relay: tracking file: %w", err)
 	}
-	t.off += int64(len(line))
+	t.off = fi.Size() + int64(len(line))
 	t.lines++
 	t.put(r.clone())
 	if t.lines > 2*len(t.m)+trackCompactSlack {

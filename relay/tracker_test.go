@@ -85,6 +85,22 @@ func TestFileTracker(t *testing.T) {
 	if c.Len() != 1 {
 		t.Errorf("reopened: %d records, want 1", c.Len())
 	}
+	// The next record after the partial line is not joined to it.
+	r2 := trackRec("dddddddd", clock.now().Add(time.Hour))
+	if err := c.Record(ctx, r2); err != nil {
+		t.Fatal(err)
+	}
+	e, err := relay.NewFileTracker(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if got, _ := e.Lookup(ctx, "dddddddd"); !reflect.DeepEqual(got, r2) {
+		t.Errorf("the record after a partial line: Lookup = %+v", got)
+	}
+	if got, _ := e.Lookup(ctx, "cccccccc"); got != nil {
+		t.Errorf("the partial line read as %+v", got)
+	}
 	// Retention: 30 days by default.
 	clock.add(30*24*time.Hour - time.Second)
 	if got, _ := a.Lookup(ctx, "aaaaaaaa"); got == nil {
@@ -99,8 +115,8 @@ func TestFileTracker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if d.Len() != 0 {
-		t.Errorf("expired record read from the file: %d records", d.Len())
+	if d.Len() != 1 {
+		t.Errorf("expired record read from the file: %d records, want only dddddddd", d.Len())
 	}
 }
 
