@@ -50,4 +50,17 @@
 // as 5.1.1, as relay/bounce judges it), and a Server given one refuses
 // the recipients suppressed for the authenticated account at RCPT with
 // 550 5.1.1, or accepts and drops them with a dropped event.
+//
+// # What comes back
+//
+// A Server with a Tracker records, for each message given a return path
+// (bounces+ID@ a customer's return-path domain), the ID and the message
+// it stands for; FileTracker keeps them in a file for a retention period.
+// A BounceServer, the return-path domains' MX on port 25, accepts mail
+// only for tracked return paths and for valid SRS addresses: bounces (RFC
+// 3464 DSNs and the common non-standard ones, parsed by relay/bounce)
+// become bounced events for the message's recipients, feedback reports
+// (RFC 5965) spamreport events, hard bounces and spam reports
+// Suppressions of the sending account; mail to an SRS address is queued
+// to the original sender with the null sender.
 package relay

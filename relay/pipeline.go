@@ -221,6 +221,19 @@ func (ss *serverSession) receive(r io.Reader, tx *transaction, acct *Account) (*
 		return nil, errQueueWrite
 	}
 	committed = true
+	if s.tracker != nil && sender != tx.from && strings.HasPrefix(sender, returnPathPrefix) {
+		r := &TrackRecord{ID: id, QueueID: e.ID, MessageID: msgID, Account: e.Account, Sender: tx.from,
+			Rcpts: make([]string, len(env.To)), Created: e.Created}
+		for i, rc := range env.To {
+			r.Rcpts[i] = rc.Addr
+		}
+		if r.Created.IsZero() {
+			r.Created = now
+		}
+		if err := s.tracker.Record(s.ctx, r); err != nil {
+			ss.c.log.Debug("relay: message not tracked", "queue_id", e.ID, "id", id, "err", err)
+		}
+	}
 
 	ss.c.log.Debug("relay: message accepted", "remote", ss.c.remote, "queue_id", e.ID, "id", id,
 		"message_id", msgID, "account", e.Account, "from", tx.from, "envelope_from", sender,

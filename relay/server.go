@@ -112,6 +112,15 @@ type ServerOptions struct {
 	// dropped event; a message whose every recipient is dropped gets 250
 	// and nothing is queued). Default SuppressedRefuse.
 	SuppressedAction SuppressedAction
+	// Tracker records each message whose envelope sender became a
+	// return-path address (see ReturnPaths), for a BounceServer to map the
+	// bounces sent to that address back to it. The record is written once
+	// the queue has committed the message and before the 250 reply, so a
+	// bounce can never come back for a message the tracker does not know;
+	// when writing it fails, the message (already durable) is accepted all
+	// the same, and its bounces will be refused as unknown. Default nil:
+	// none.
+	Tracker Tracker
 
 	// Logger receives debug records: connections, authentications,
 	// messages accepted and refused. Never a password, key or message
@@ -212,6 +221,8 @@ type Server struct {
 	events      Events
 	suppress    Suppressions
 	suppressed  SuppressedAction
+	tracker     Tracker
+	bounce      *BounceServer // set when the server receives bounces
 
 	maxLine      int
 	maxHeader    int
@@ -255,6 +266,7 @@ func NewServer(q Queue, opts *ServerOptions) (*Server, error) {
 		events:     o.Events,
 		suppress:   o.Suppressions,
 		suppressed: o.SuppressedAction,
+		tracker:    o.Tracker,
 		now:        o.Now,
 		rand:       o.Rand,
 		refusing:   make(chan struct{}, maxRefusing),
@@ -581,6 +593,9 @@ func (b serverBackend) NewSession(gc *smtp.Conn) (smtp.Session, error) {
 	c, ok := gc.Conn().(*serverConn)
 	if !ok {
 		return nil, errors.New("relay: connection not made by the relay")
+	}
+	if b.s.bounce != nil {
+		return b.s.bounce.newSession(c, gc), nil
 	}
 	return b.s.newSession(c, gc), nil
 }

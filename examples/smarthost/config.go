@@ -22,6 +22,7 @@ type Config struct {
 	Data            string   `yaml:"data"`
 	Listen          string   `yaml:"listen"`
 	ListenTLS       string   `yaml:"listen-tls,omitempty"`
+	BounceListen    string   `yaml:"bounce-listen,omitempty"`
 	Hostname        string   `yaml:"hostname,omitempty"`
 	TLSCert         string   `yaml:"tls-cert,omitempty"`
 	TLSKey          string   `yaml:"tls-key,omitempty"`
@@ -68,14 +69,16 @@ const (
 	certKeyName    = "tls-key.pem"
 	srsSecretsName = "srs-secrets"
 	suppressName   = "suppressions.json"
+	trackingName   = "tracking.jsonl"
 )
 
 // register defines the relay's flags on fs, bound to c's fields, with c's
 // values as their defaults.
 func (c *Config) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.Data, "data", c.Data, "keep in `DIR` the files that other flags leave to their default: the key file, the spool, the self-signed certificate, the SRS secrets")
+	fs.StringVar(&c.Data, "data", c.Data, "keep in `DIR` the files that other flags leave to their default: the key file, the spool, the self-signed certificate, the SRS secrets; and the tracking file of the return paths, "+trackingName)
 	fs.StringVar(&c.Listen, "listen", c.Listen, "listen for submission with STARTTLS (RFC 6409, RFC 3207) on `HOST:PORT`")
 	fs.StringVar(&c.ListenTLS, "listen-tls", c.ListenTLS, "also listen for submission with implicit TLS (RFC 8314 §3, port 465) on `HOST:PORT`")
+	fs.StringVar(&c.BounceListen, "bounce-listen", c.BounceListen, "receive the bounces and feedback reports of the return paths and SRS addresses (SMTP, port 25, no AUTH) on `HOST:PORT`")
 	fs.StringVar(&c.Hostname, "hostname", c.Hostname, "the relay's `NAME` in its greeting, Received fields, Message-IDs, DSNs and EHLO (default: the machine's name)")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM `FILE` of the relay's certificate chain, with -tls-key (default: a self-signed certificate made at the first start, under -data)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM `FILE` of the private key of -tls-cert")

@@ -152,6 +152,19 @@ func TestFlagsOverrideFile(t *testing.T) {
 	if c.Hostname != "relay.provider.example" || c.SRSDomain != "srs.provider.example" || c.Upstream != "smtp.upstream.example:587" {
 		t.Errorf("hostname %q, srs-domain %q, upstream %q: want the file's and the flag's", c.Hostname, c.SRSDomain, c.Upstream)
 	}
+	if c.BounceListen != "" {
+		t.Errorf("bounce-listen %q, want none: the sample does not set it", c.BounceListen)
+	}
+	if c = checked(t, nil, "-config", "smarthost.yaml", "-data", dir, "-bounce-listen", "127.0.0.1:0"); c.BounceListen != "127.0.0.1:0" {
+		t.Errorf("bounce-listen %q, want the flag's", c.BounceListen)
+	}
+	yml := filepath.Join(dir, "bounce.yaml")
+	if err := os.WriteFile(yml, []byte("bounce-listen: 0.0.0.0:25\nsrs-domain: srs.provider.example\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c = checked(t, nil, "-config", yml, "-data", dir); c.BounceListen != "0.0.0.0:25" {
+		t.Errorf("bounce-listen %q, want the file's 0.0.0.0:25", c.BounceListen)
+	}
 	code, out, errOut := runMain(t, map[string]string{passwordVar: password}, "-check", "-upstream", "h.example:587", "-upstream-user", "relay")
 	if code != 0 || strings.Contains(out+errOut, password) {
 		t.Errorf("exit %d; the password in the output:\n%s%s", code, out, errOut)
@@ -184,6 +197,8 @@ func TestBadSettings(t *testing.T) {
 	}{
 		{[]string{"-listen", "nowhere"}, nil, `-listen "nowhere": want HOST:PORT`},
 		{[]string{"-listen-tls", "127.0.0.1:99999"}, nil, `-listen-tls "127.0.0.1:99999": want HOST:PORT`},
+		{[]string{"-bounce-listen", "nowhere"}, nil, `-bounce-listen "nowhere": want HOST:PORT`},
+		{[]string{"-bounce-listen", "127.0.0.1:2526"}, nil, "-bounce-listen needs -return-path or -srs-domain"},
 		{[]string{"-hostname", "a b"}, nil, `-hostname "a b": not a domain name`},
 		{[]string{"-upstream", "smtp.example"}, nil, `-upstream "smtp.example": want HOST:PORT`},
 		{[]string{"-upstream", "smtp.example:587", "-upstream-tls", "ssl"}, nil, `-upstream-tls "ssl": want starttls, implicit or none`},

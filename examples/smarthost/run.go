@@ -36,6 +36,12 @@ it a return path (bounces+ID@SUBDOMAIN) or an SRS envelope sender, answers
 to the recipients' MX hosts, with retries, and bounces it to its sender
 when it cannot be delivered. SIGTERM or SIGINT stops it gracefully.
 
+With -bounce-listen it also receives, on port 25 without AUTH, the mail sent
+back to the return paths (whose IDs it tracks in DATA/tracking.jsonl for 30
+days) and to the SRS addresses: bounces and feedback reports become bounced
+and spamreport events, mail to an SRS address is forwarded to the original
+sender; any other recipient is refused.
+
 The settings come from the flags, over those of the YAML file of -config,
 whose keys are the flags' names (relative paths there are taken from the
 file's directory). Without -keys, it makes the key file under -data with a
@@ -132,9 +138,16 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 		}
 		defer lnTLS.Close()
 	}
+	var lnBounce net.Listener
+	if s.bounceListen != "" {
+		if lnBounce, err = lc.Listen(ctx, "tcp", s.bounceListen); err != nil {
+			return c.Failf("-bounce-listen: %v", err)
+		}
+		defer lnBounce.Close()
+	}
 
 	// The files of the data directory.
-	for _, dir := range []string{filepath.Dir(cfg.Keys), filepath.Dir(cfg.Spool), filepath.Dir(cfg.TLSCert), filepath.Dir(cfg.SRSSecrets), filepath.Dir(cfg.Suppressions)} {
+	for _, dir := range []string{cfg.Data, filepath.Dir(cfg.Keys), filepath.Dir(cfg.Spool), filepath.Dir(cfg.TLSCert), filepath.Dir(cfg.SRSSecrets), filepath.Dir(cfg.Suppressions)} {
 		if dir != "." {
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return c.Failf("%v", err)
@@ -208,6 +221,17 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 	if err != nil {
 		return c.Failf("%s", cli.Msg(err))
 	}
+	// The return paths' IDs, for the bounce receiver (this one, or one
+	// in another process on the same data directory).
+	var tracker relay.Tracker
+	if len(s.returnPaths) > 0 {
+		ft, err := relay.NewFileTracker(filepath.Join(cfg.Data, trackingName), &relay.FileTrackerOptions{Logger: logger})
+		if err != nil {
+			return c.Failf("%s", cli.Msg(err))
+		}
+		defer ft.Close()
+		tracker = ft
+	}
 	server, err := relay.NewServer(spool, &relay.ServerOptions{
 		Hostname:       s.hostname,
 		TLSConfig:      &tls.Config{Certificates: []tls.Certificate{*cert}},
@@ -218,6 +242,7 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 		ReturnPaths:    s.returnPaths,
 		SRS:            rewriter,
 		Events:         events,
+		Tracker:        tracker,
 		Logger:         logger,
 
 		Suppressions:     suppressions,
@@ -229,6 +254,26 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 	if err != nil {
 		return c.Failf("%s", cli.Msg(err))
 	}
+	var bounces *relay.BounceServer
+	if lnBounce != nil {
+		domains := make([]string, 0, len(s.returnPaths))
+		for _, sub := range s.returnPaths {
+			domains = append(domains, sub)
+		}
+		bounces, err = relay.NewBounceServer(spool, &relay.BounceServerOptions{
+			Hostname:          s.hostname,
+			TLSConfig:         &tls.Config{Certificates: []tls.Certificate{*cert}},
+			ReturnPathDomains: domains,
+			Tracker:           tracker,
+			SRS:               rewriter,
+			Suppressions:      suppressions,
+			Events:            events,
+			Logger:            logger,
+		})
+		if err != nil {
+			return c.Failf("-bounce-listen: %s", cli.Msg(err))
+		}
+	}
 	if !s.keysExist {
 		key, err := keys.Create(ctx, firstKeyName, []string{relay.ScopeSend}, s.keyDomains)
 		if err != nil {
@@ -238,10 +283,13 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 	}
 
 	// Run.
-	served := make(chan error, 2)
+	served := make(chan error, 3)
 	go func() { served <- server.Serve(ln) }()
 	if lnTLS != nil {
 		go func() { served <- server.ServeTLS(lnTLS) }()
+	}
+	if bounces != nil {
+		go func() { served <- bounces.Serve(lnBounce) }()
 	}
 	dctx, stopDelivery := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopDelivery()
@@ -250,6 +298,9 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 	attrs := []any{"addr", ln.Addr().String()}
 	if lnTLS != nil {
 		attrs = append(attrs, "tls_addr", lnTLS.Addr().String())
+	}
+	if lnBounce != nil {
+		attrs = append(attrs, "bounce_addr", lnBounce.Addr().String())
 	}
 	logger.Info("listening", append(attrs, "delivery", how, "spool", cfg.Spool, "queued", spool.Len())...)
 
@@ -269,8 +320,19 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 	logger.Info("shutting down", "within", s.shutdown)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.shutdown)
 	defer cancel()
+	bouncesDone := make(chan error, 1)
+	if bounces != nil {
+		// At the same time as the submission server, within the same
+		// time; both end before the spool closes.
+		go func() { bouncesDone <- bounces.Shutdown(sctx) }()
+	} else {
+		bouncesDone <- nil
+	}
 	if err := server.Shutdown(sctx); err != nil {
 		logger.Warn("sessions cut short", "err", err)
+	}
+	if err := <-bouncesDone; err != nil && !errors.Is(err, relay.ErrServerClosed) {
+		logger.Warn("bounce sessions cut short", "err", err)
 	}
 	if err := <-delivered; err != nil && !errors.Is(err, relay.ErrQueueClosed) {
 		logger.Error("delivery", "err", err)

@@ -32,6 +32,7 @@ type settings struct {
 	cfg *Config // with the defaults filled in
 
 	listen, listenTLS string
+	bounceListen      string
 	hostname          string
 	trusted           []netip.Prefix
 	keyDomains        []string
@@ -81,6 +82,11 @@ func checkConfig(c *Config, name namer, getenv func(string) string) (*settings, 
 	if c.ListenTLS != "" {
 		if s.listenTLS, err = checkHostPort(c.ListenTLS, true); err != nil {
 			return nil, fmt.Errorf("%s %q: %v", name("listen-tls"), c.ListenTLS, err)
+		}
+	}
+	if c.BounceListen != "" {
+		if s.bounceListen, err = checkHostPort(c.BounceListen, true); err != nil {
+			return nil, fmt.Errorf("%s %q: %v", name("bounce-listen"), c.BounceListen, err)
 		}
 	}
 	if s.hostname = strings.TrimSuffix(c.Hostname, "."); s.hostname != "" {
@@ -171,6 +177,9 @@ func checkConfig(c *Config, name namer, getenv func(string) string) (*settings, 
 		}
 	} else if c.SRSSecrets != "" {
 		return nil, fmt.Errorf("%s needs %s", name("srs-secrets"), name("srs-domain"))
+	}
+	if s.bounceListen != "" && len(s.returnPaths) == 0 && c.SRSDomain == "" {
+		return nil, fmt.Errorf("%s needs %s or %s: it receives mail for nothing else", name("bounce-listen"), name("return-path"), name("srs-domain"))
 	}
 
 	// The API key made with a new key file.
