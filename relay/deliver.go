@@ -115,6 +115,10 @@ type DelivererOptions struct {
 	// deferred, bounced) and one accepted event per DSN queued. Default:
 	// none.
 	Events Events
+	// Metrics counts the outcome of each recipient (delivered, deferred,
+	// bounced) with its reason and the time since the message was
+	// accepted. Default: none.
+	Metrics Metrics
 	// Now is the clock of backoffs, expiry and events; give it the
 	// queue's. Default time.Now.
 	Now func() time.Time
@@ -170,6 +174,9 @@ func NewDeliverer(q Queue, s Sender, opts *DelivererOptions) (*Deliverer, error)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Metrics == nil {
+		o.Metrics = NopMetrics{}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -397,6 +404,11 @@ func (d *Deliverer) attempt(ctx context.Context, l Lease, pending []int) (interr
 				ev.Reason = o.err.Error()
 			}
 		}
+		reason := ""
+		if ev.Type != EventDelivered {
+			reason = replyReason(o.reply)
+		}
+		d.o.Metrics.Recipient(ev.Type, reason, now.Sub(e.Created))
 		d.o.Events.Emit(keep, ev)
 	}
 	attrs := []any{"id", e.ID, "attempt", e.Attempts, "delivered", delivered, "deferred", deferred, "bounced", bounced}
@@ -482,6 +494,7 @@ func (d *Deliverer) expire(ctx context.Context, e *Entry) {
 		ev := d.event(e, *r, now)
 		ev.Type, ev.Reply, ev.Host = EventBounced, r.Reply, r.Host
 		ev.Reason = "delivery time expired"
+		d.o.Metrics.Recipient(EventBounced, "expired", now.Sub(e.Created))
 		d.o.Events.Emit(ctx, ev)
 	}
 }

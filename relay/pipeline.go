@@ -77,6 +77,7 @@ func (ss *serverSession) Data(r io.Reader) error {
 	e, err := ss.receive(r, &tx, acct)
 	if err != nil {
 		ss.c.log.Debug("relay: message refused", "remote", ss.c.remote, "from", tx.from, "reply", err)
+		ss.srv.metrics.MessageRefused(smtpReason(err))
 		return err
 	}
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + e.ID}
@@ -197,6 +198,7 @@ func (ss *serverSession) receive(r io.Reader, tx *transaction, acct *Account) (*
 		return nil, errQueueWrite
 	}
 	committed = true
+	s.metrics.MessageAccepted(e.Account, len(env.To))
 
 	ss.c.log.Debug("relay: message accepted", "remote", ss.c.remote, "queue_id", e.ID, "id", id,
 		"message_id", msgID, "account", e.Account, "from", tx.from, "envelope_from", sender,

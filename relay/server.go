@@ -96,6 +96,10 @@ type ServerOptions struct {
 	// queued. Default nil: none.
 	Events Events
 
+	// Metrics counts the messages accepted and refused and the failed
+	// authentications. Default nil: none.
+	Metrics Metrics
+
 	// Logger receives debug records: connections, authentications,
 	// messages accepted and refused. Never a password, key or message
 	// content. Default nil: none.
@@ -187,6 +191,7 @@ type Server struct {
 	returnPaths map[string]string
 	srs         *srs.Rewriter
 	events      Events
+	metrics     Metrics
 
 	maxLine      int
 	maxHeader    int
@@ -228,6 +233,7 @@ func NewServer(q Queue, opts *ServerOptions) (*Server, error) {
 		provider: o.ProviderSigner,
 		srs:      o.SRS,
 		events:   o.Events,
+		metrics:  o.Metrics,
 		now:      o.Now,
 		rand:     o.Rand,
 		refusing: make(chan struct{}, maxRefusing),
@@ -238,6 +244,9 @@ func NewServer(q Queue, opts *ServerOptions) (*Server, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.metrics == nil {
+		s.metrics = NopMetrics{}
 	}
 	if s.rand == nil {
 		s.rand = rand.Reader
