@@ -104,7 +104,7 @@ type Webhook struct {
 // (127.0.0.0/8 or ::1, as an IP literal) for tests and sidecars on the
 // same host. Close it to flush.
 func NewWebhook(rawURL string, secret []byte, opts *WebhookOptions) (*Webhook, error) {
-	if err := checkWebhookURL(rawURL); err != nil {
+	if err := CheckWebhookURL(rawURL); err != nil {
 		return nil, err
 	}
 	if len(secret) == 0 {
@@ -164,8 +164,10 @@ func NewWebhook(rawURL string, secret []byte, opts *WebhookOptions) (*Webhook, e
 	return w, nil
 }
 
-// checkWebhookURL allows https, and http only to a loopback IP literal.
-func checkWebhookURL(rawURL string) error {
+// CheckWebhookURL says whether NewWebhook takes rawURL: https, or plain
+// http only to a loopback IP literal (127.0.0.0/8, [::1]); a name such as
+// localhost is refused, since it may resolve elsewhere.
+func CheckWebhookURL(rawURL string) error {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return fmt.Errorf("relay: webhook URL: %w", err)
