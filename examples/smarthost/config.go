@@ -36,6 +36,9 @@ type Config struct {
 	SRSDomain       string   `yaml:"srs-domain,omitempty"`
 	SRSSecrets      string   `yaml:"srs-secrets,omitempty"`
 	Events          string   `yaml:"events,omitempty"`
+	Webhook         string   `yaml:"webhook,omitempty"`
+	WebhookSecret   string   `yaml:"webhook-secret-file,omitempty"`
+	Metrics         string   `yaml:"metrics,omitempty"`
 	Trusted         []string `yaml:"trusted,omitempty"`
 	ShutdownTimeout string   `yaml:"shutdown-timeout,omitempty"`
 	MaxConns        int      `yaml:"max-connections"`
@@ -62,6 +65,7 @@ const (
 	certName       = "tls-cert.pem"
 	certKeyName    = "tls-key.pem"
 	srsSecretsName = "srs-secrets"
+	webhookName    = "webhook"
 )
 
 // register defines the relay's flags on fs, bound to c's fields, with c's
@@ -86,6 +90,9 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.SRSDomain, "srs-domain", c.SRSDomain, "rewrite the other envelope senders with SRS into `DOMAIN`")
 	fs.StringVar(&c.SRSSecrets, "srs-secrets", c.SRSSecrets, "`FILE` of the SRS secrets, one per line, the first signing (default DATA/"+srsSecretsName+", made with a random secret when missing)")
 	fs.StringVar(&c.Events, "events", c.Events, "append the message-tracking events to `FILE` as JSON lines")
+	fs.StringVar(&c.Webhook, "webhook", c.Webhook, "post the message-tracking events, in signed batches, to `URL` (https; plain http only to 127.0.0.1 or [::1]); the batches not yet acknowledged wait under DATA/"+webhookName)
+	fs.StringVar(&c.WebhookSecret, "webhook-secret-file", c.WebhookSecret, "`FILE` of the secret that signs the -webhook requests (HMAC-SHA256), on its first line")
+	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "serve Prometheus metrics at /metrics, and /healthz, on `HOST:PORT`")
 	fs.Var(&listValue{p: &c.Trusted, split: true}, "trusted", "the networks, `CIDR[,CIDR...]`, whose clients may relay without AUTH, in plaintext too")
 	fs.StringVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long, on SIGTERM or SIGINT, the sessions and deliveries under way may go on (a `DURATION`)")
 	fs.IntVar(&c.MaxConns, "max-connections", c.MaxConns, "the most connections open at once, `N` (-1: no limit); one more is answered 421")
@@ -144,7 +151,7 @@ func loadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %s", path, msg)
 	}
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&c.Data, &c.TLSCert, &c.TLSKey, &c.Keys, &c.Spool, &c.UpstreamCA, &c.SRSSecrets, &c.Events} {
+	for _, p := range []*string{&c.Data, &c.TLSCert, &c.TLSKey, &c.Keys, &c.Spool, &c.UpstreamCA, &c.SRSSecrets, &c.Events, &c.WebhookSecret} {
 		*p = relativeTo(dir, *p)
 	}
 	for i, d := range c.DKIM {

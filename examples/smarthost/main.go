@@ -9,7 +9,8 @@
 //		[-upstream HOST:PORT [-upstream-tls starttls|implicit|none] [-upstream-ca FILE] [-upstream-user USER]] \
 //		[-dkim DOMAIN:SELECTOR:KEYFILE ...] [-provider-domain DOMAIN] \
 //		[-return-path DOMAIN:SUBDOMAIN ...] [-srs-domain DOMAIN [-srs-secrets FILE]] \
-//		[-events FILE] [-trusted CIDR[,CIDR...]] [-check]
+//		[-events FILE] [-webhook URL -webhook-secret-file FILE] [-metrics HOST:PORT] \
+//		[-trusted CIDR[,CIDR...]] [-check]
 //	go run ./examples/smarthost apikey create [-keys FILE] -name NAME [-scopes mail.send] -domains DOMAIN[,DOMAIN...]
 //	go run ./examples/smarthost apikey list [-keys FILE]
 //	go run ./examples/smarthost apikey revoke [-keys FILE] NAME
