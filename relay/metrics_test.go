@@ -128,7 +128,8 @@ func TestDelivererMetricsExpired(t *testing.T) {
 func TestSpoolStats(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		s := newSpool(t, t.TempDir(), nil)
+		dir := t.TempDir()
+		s := newSpool(t, dir, nil)
 		if n, oldest := s.Stats(); n != 0 || !oldest.IsZero() {
 			t.Errorf("empty spool: Stats = %d, %v", n, oldest)
 		}
@@ -138,6 +139,12 @@ func TestSpoolStats(t *testing.T) {
 		enqueue(t, s, &relay.Entry{Sender: "alice@example.com"}, relay.To("carol@example.org")...)
 		if n, oldest := s.Stats(); n != 2 || !oldest.Equal(start) {
 			t.Errorf("Stats = %d, %v; want 2, %v", n, oldest, start)
+		}
+		// Opened again, the spool reads the times from its entries.
+		s.Close()
+		time.Sleep(time.Minute)
+		if n, oldest := newSpool(t, dir, nil).Stats(); n != 2 || !oldest.Equal(start) {
+			t.Errorf("reopened: Stats = %d, %v; want 2, %v", n, oldest, start)
 		}
 	})
 }

@@ -393,8 +393,14 @@ func (w *Webhook) deliver(ctx context.Context, name string) bool {
 		return true
 	}
 	if err != nil {
-		// Unreadable: leave it for the operator, and go on with the rest.
+		// Unreadable: set it aside for the operator (under a name the
+		// sender does not list, so as not to try it again at once), and
+		// go on with the rest.
 		w.o.Logger.Error("relay: webhook: read a batch", "file", name, "err", err)
+		if err := os.Rename(name, name+".unreadable"); err != nil {
+			w.o.Logger.Error("relay: webhook: set aside an unreadable batch", "file", name, "err", err)
+			return sleep(ctx, w.o.MaxBackoff)
+		}
 		return true
 	}
 	batch := strings.TrimSuffix(filepath.Base(name), ".json")
@@ -412,14 +418,22 @@ func (w *Webhook) deliver(ctx context.Context, name string) bool {
 			return false
 		}
 		w.o.Logger.Error("relay: webhook: send a batch", "batch", batch, "attempt", attempt, "retry_in", backoff, "err", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, backoff) {
 			return false
 		}
 		backoff = min(2*backoff, w.o.MaxBackoff)
+	}
+}
+
+// sleep waits for d, and reports false when ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -294,15 +295,17 @@ func TestWebhookRestart(t *testing.T) {
 	if err := w1.Close(stopped); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Close with batches unsent = %v, want context.Canceled", err)
 	}
-	if left := batchFiles(t, dir); len(left) != 1 {
-		t.Fatalf("%d batches in the directory, want 1", len(left))
+	// An event emitted after Close goes to the directory too.
+	emit(w1, "late")
+	if left := batchFiles(t, dir); len(left) != 2 {
+		t.Fatalf("%d batches in the directory, want 2", len(left))
 	}
 
 	up := newHookReceiver(t, nil)
 	w2 := newWebhook(t, up.srv.URL, &relay.WebhookOptions{Dir: dir})
-	reqs := up.wait(t, 1)
-	if got := accepted(reqs); !slices.Equal(got, queueIDs(4)) {
-		t.Errorf("events after restart %v, want %v", got, queueIDs(4))
+	reqs := up.wait(t, 2)
+	if got, want := accepted(reqs), append(queueIDs(4), "late"); !slices.Equal(got, want) {
+		t.Errorf("events after restart %v, want %v", got, want)
 	}
 	if err := w2.Close(ctx(t)); err != nil {
 		t.Fatal(err)
@@ -365,5 +368,28 @@ func TestWebhookURL(t *testing.T) {
 	}
 	if _, err := relay.NewWebhook("https://hooks.example.com/", []byte(hookSecret), nil); err == nil {
 		t.Error("NewWebhook with no directory: no error")
+	}
+}
+
+// TestWebhookUnreadableBatch: a batch that cannot be read is set aside,
+// and the batches after it are sent.
+func TestWebhookUnreadableBatch(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	// A directory where a batch file should be: reading it fails.
+	if err := os.Mkdir(filepath.Join(dir, "0000000000000000000-0000000000.json"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r := newHookReceiver(t, nil)
+	w := newWebhook(t, r.srv.URL, &relay.WebhookOptions{Dir: dir, MaxBatch: 1})
+	emit(w, "q0")
+	if got := accepted(r.wait(t, 1)); !slices.Equal(got, []string{"q0"}) {
+		t.Errorf("events %v, want [q0]", got)
+	}
+	if err := w.Close(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "0000000000000000000-0000000000.json.unreadable")); err != nil {
+		t.Errorf("the unreadable batch was not set aside: %v", err)
 	}
 }
