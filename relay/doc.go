@@ -40,4 +40,14 @@
 // sender is null or the recipient's NOTIFY excludes it (RFC 3461). Every
 // outcome is an Event. A shutdown lets the deliveries under way finish for
 // a grace period and releases the others for the next start.
+//
+// # Tracking and monitoring
+//
+// Events receives each step of a message's life. Webhook is an Events
+// that posts them in batches to a receiver, signed with HMAC-SHA256 (RFC
+// 2104) over the timestamp and body, which VerifyWebhook checks; a batch
+// is on disk from before it is sent until the receiver answers 2xx, so
+// that none is lost to a restart. Metrics receives the counts of the
+// Server and the Deliverer, and Spool.Stats gives the queue's depth and
+// age, for a program to export with the metrics library it uses.
 package relay
