@@ -393,3 +393,79 @@ func TestWebhookUnreadableBatch(t *testing.T) {
 		t.Errorf("the unreadable batch was not set aside: %v", err)
 	}
 }
+
+// TestWebhookEmitDuringClose: events emitted from many goroutines while
+// the webhook closes are each sent, or left in Dir and sent by the next
+// webhook: none is lost, none is sent twice.
+func TestWebhookEmitDuringClose(t *testing.T) {
+	t.Parallel()
+	r := newHookReceiver(t, nil)
+	dir := t.TempDir()
+	w1, err := relay.NewWebhook(r.srv.URL, []byte(hookSecret), &relay.WebhookOptions{Dir: dir, MaxBatch: 7, Buffer: 5, MaxDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	var wg sync.WaitGroup
+	for g := range 8 {
+		ids := make([]string, 50)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("g%d-%d", g, i)
+		}
+		want = append(want, ids...)
+		wg.Go(func() { emit(w1, ids...) })
+	}
+	if err := w1.Close(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	w2 := newWebhook(t, r.srv.URL, &relay.WebhookOptions{Dir: dir})
+	if err := w2.Close(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	got := accepted(r.wait(t, 1))
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("%d events taken, want %d, each once", len(got), len(want))
+	}
+	if left := batchFiles(t, dir); len(left) != 0 {
+		t.Errorf("batches left: %v", left)
+	}
+}
+
+// TestWebhookHTTPS: the webhook posts over TLS to a receiver whose
+// certificate its Client trusts.
+func TestWebhookHTTPS(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var bodies []string
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		if req.TLS == nil || relay.VerifyWebhook([]byte(hookSecret), req.Header, b, time.Now(), time.Minute) != nil {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+	}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.StartTLS()
+	defer srv.Close()
+	w := newWebhook(t, srv.URL, &relay.WebhookOptions{Client: srv.Client(), MaxBatch: 1})
+	emit(w, "q0")
+	if err := w.Close(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bodies) != 1 || !strings.Contains(bodies[0], `"queue_id":"q0"`) {
+		t.Errorf("bodies received over TLS: %q", bodies)
+	}
+}
