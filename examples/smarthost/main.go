@@ -23,6 +23,14 @@
 // PLAIN or LOGIN after STARTTLS, with the user "apikey" and the key as the
 // password; a key may send only from its sender domains.
 //
+// Message tracking: -events appends the events (accepted, delivered,
+// deferred, bounced) to a file as JSON lines; -webhook posts them in
+// batches, signed with the secret of -webhook-secret-file (the header
+// X-Smarthost-Signature: v1= and the hex HMAC-SHA256 of the value of
+// X-Smarthost-Timestamp, ".", and the body), keeping each batch under
+// DATA/webhook until the receiver answers 2xx. -metrics serves
+// Prometheus metrics at /metrics and a liveness check at /healthz.
+//
 // The same settings come from a YAML file (-config; smarthost.yaml beside
 // this file is a commented sample), whose keys are the flags' names;
 // flags override it, and relative paths in it are taken from its

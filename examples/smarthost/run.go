@@ -34,7 +34,9 @@ message with DKIM (the key of the From domain, then the provider's), gives
 it a return path (bounces+ID@SUBDOMAIN) or an SRS envelope sender, answers
 250 once it is in the spool on disk, and delivers it, through -upstream or
 to the recipients' MX hosts, with retries, and bounces it to its sender
-when it cannot be delivered. SIGTERM or SIGINT stops it gracefully.
+when it cannot be delivered. Its message-tracking events go to the file of
+-events and, signed, to -webhook; -metrics serves Prometheus metrics and
+/healthz. SIGTERM or SIGINT stops it gracefully.
 
 The settings come from the flags, over those of the YAML file of -config,
 whose keys are the flags' names (relative paths there are taken from the
