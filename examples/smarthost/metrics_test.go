@@ -100,14 +100,15 @@ func TestMetricsAndWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 	var body string
+	// The counter moves as the recipient is delivered, the queue a moment
+	// later, once the message is removed from the spool.
 	waitFor(t, time.Minute, "the delivery in /metrics", func() bool {
 		_, body = get("/metrics")
-		return hasLine(body, `smarthost_recipients_total{outcome="delivered",reason=""} 1`)
+		return hasLine(body, `smarthost_recipients_total{outcome="delivered",reason=""} 1`) && hasLine(body, "smarthost_queue_messages 0")
 	})
 	for _, want := range []string{
 		"smarthost_messages_accepted_total 1",
 		"smarthost_delivery_latency_seconds_count 1",
-		"smarthost_queue_messages 0",
 		"smarthost_queue_oldest_age_seconds 0",
 		"smarthost_auth_failures_total 0",
 	} {
@@ -145,4 +146,82 @@ func TestMetricsAndWebhook(t *testing.T) {
 // hasLine reports whether text has line as one of its lines.
 func hasLine(text, line string) bool {
 	return slices.Contains(strings.Split(text, "\n"), line)
+}
+
+// TestWebhookRestart: events the webhook receiver did not acknowledge
+// before the relay stopped wait under -data, and reach the receiver after
+// the next start.
+func TestWebhookRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "webhook-secret")
+	if err := os.WriteFile(secretFile, []byte("another secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	up := false
+	var got []string
+	hook := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		var evs []relay.Event
+		if !up || relay.VerifyWebhook([]byte("another secret"), r.Header, body, time.Now(), time.Minute) != nil || json.Unmarshal(body, &evs) != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		for _, e := range evs {
+			got = append(got, string(e.Type)+" "+e.MessageID)
+		}
+	}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook.Listener.Close()
+	hook.Listener = ln
+	hook.Start()
+	defer hook.Close()
+
+	sink := newSink(t, &smtptest.Options{TLS: smtptest.NoTLS})
+	args := []string{"-listen", "127.0.0.1:0", "-hostname", "relay.test", "-trusted", "127.0.0.0/8",
+		"-upstream", sink.Addr, "-upstream-tls", "none", "-key-domains", "client.example", "-shutdown-timeout", "1s",
+		"-webhook", hook.URL, "-webhook-secret-file", secretFile}
+	d := startDaemon(t, dir, nil, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := sendPlain(ctx, d.addr, "<kept@client.example>"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sink.WaitMessages(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d after SIGTERM\n%s", code, d.stderr)
+	}
+	batches := filepath.Join(dir, "smarthost-data", "webhook", "*.json")
+	if left, _ := filepath.Glob(batches); len(left) == 0 {
+		t.Fatalf("no webhook batch left after a stop with the receiver down\n%s", d.stderr)
+	}
+
+	mu.Lock()
+	up = true
+	mu.Unlock()
+	d = startDaemon(t, dir, nil, args...)
+	waitFor(t, time.Minute, "the events at the receiver", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) >= 2
+	})
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d after SIGTERM\n%s", code, d.stderr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"accepted <kept@client.example>", "delivered <kept@client.example>"}; !slices.Equal(got, want) {
+		t.Errorf("events after the restart %q, want %q", got, want)
+	}
+	if left, _ := filepath.Glob(batches); len(left) != 0 {
+		t.Errorf("webhook batches left: %v", left)
+	}
 }
