@@ -55,26 +55,43 @@ func newPromMetrics(spool *relay.Spool) *promMetrics {
 		}),
 	}
 	m.reg.MustRegister(m.accepted, m.refused, m.authFails, m.rcpts, m.latency,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "smarthost_queue_messages",
-			Help: "Messages in the spool, waiting or being delivered.",
-		}, func() float64 {
-			n, _ := spool.Stats()
-			return float64(n)
-		}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "smarthost_queue_oldest_age_seconds",
-			Help: "Age of the oldest message in the spool; 0 when it is empty.",
-		}, func() float64 {
-			if _, oldest := spool.Stats(); !oldest.IsZero() {
-				return time.Since(oldest).Seconds()
-			}
-			return 0
-		}),
+		newQueueCollector(spool),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
+}
+
+// queueCollector reads the queue's depth and oldest age from one
+// Spool.Stats, so that a scrape sees the two of the same moment.
+type queueCollector struct {
+	spool      *relay.Spool
+	depth, age *prometheus.Desc
+}
+
+func newQueueCollector(spool *relay.Spool) *queueCollector {
+	return &queueCollector{
+		spool: spool,
+		depth: prometheus.NewDesc("smarthost_queue_messages",
+			"Messages in the spool, waiting or being delivered.", nil, nil),
+		age: prometheus.NewDesc("smarthost_queue_oldest_age_seconds",
+			"Age of the oldest message in the spool; 0 when it is empty.", nil, nil),
+	}
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.depth
+	ch <- c.age
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	n, oldest := c.spool.Stats()
+	age := 0.0
+	if !oldest.IsZero() {
+		age = time.Since(oldest).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(n))
+	ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, age)
 }
 
 func (m *promMetrics) MessageAccepted(string, int)  { m.accepted.Inc() }
