@@ -69,3 +69,17 @@ func imports(t *testing.T, dir string, deps map[string]bool) {
 		}
 	}
 }
+
+// TestRelayNoPrometheus keeps Prometheus in the daemon: package relay
+// exposes its counts through relay.Metrics, so that embedding programs
+// choose their metrics library.
+func TestRelayNoPrometheus(t *testing.T) {
+	t.Parallel()
+	deps := map[string]bool{}
+	imports(t, "relay", deps)
+	for dep := range deps {
+		if strings.HasPrefix(dep, "github.com/prometheus/") {
+			t.Errorf("relay imports %s", dep)
+		}
+	}
+}

@@ -129,6 +129,10 @@ type DelivererOptions struct {
 	// nothing. A failure to add is logged at error level and does not
 	// hold up the delivery. Default nil: none.
 	Suppressions Suppressions
+	// Metrics counts the outcome of each recipient (delivered, deferred,
+	// bounced) with its reason and the time since the message was
+	// accepted. Default: none.
+	Metrics Metrics
 	// Now is the clock of backoffs, expiry and events; give it the
 	// queue's. Default time.Now.
 	Now func() time.Time
@@ -184,6 +188,9 @@ func NewDeliverer(q Queue, s Sender, opts *DelivererOptions) (*Deliverer, error)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Metrics == nil {
+		o.Metrics = NopMetrics{}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -416,6 +423,11 @@ func (d *Deliverer) attempt(ctx context.Context, l Lease, pending []int) (interr
 				ev.Reason = o.err.Error()
 			}
 		}
+		reason := ""
+		if ev.Type != EventDelivered {
+			reason = replyReason(o.reply)
+		}
+		d.o.Metrics.Recipient(ev.Type, reason, now.Sub(e.Created))
 		d.o.Events.Emit(keep, ev)
 	}
 	attrs := []any{"id", e.ID, "attempt", e.Attempts, "delivered", delivered, "deferred", deferred, "bounced", bounced}
@@ -524,6 +536,7 @@ func (d *Deliverer) expire(ctx context.Context, e *Entry) {
 		ev := d.event(e, *r, now)
 		ev.Type, ev.Reply, ev.Host = EventBounced, r.Reply, r.Host
 		ev.Reason = "delivery time expired"
+		d.o.Metrics.Recipient(EventBounced, "expired", now.Sub(e.Created))
 		d.o.Events.Emit(ctx, ev)
 	}
 }

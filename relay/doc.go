@@ -63,4 +63,14 @@
 // (RFC 5965) spamreport events, hard bounces and spam reports
 // Suppressions of the sending account; mail to an SRS address is queued
 // to the original sender with the null sender.
+//
+// # Tracking and monitoring
+//
+// Events receives each step of a message's life. Webhook is an Events
+// that posts them in batches to a receiver, signed with HMAC-SHA256 (RFC
+// 2104) over the timestamp and body, which VerifyWebhook checks; a batch
+// is on disk from before it is sent until the receiver answers 2xx, so
+// that none is lost to a restart. Metrics receives the counts of the
+// Server and the Deliverer, and Spool.Stats gives the queue's depth and
+// age, for a program to export with the metrics library it uses.
 package relay

@@ -77,6 +77,7 @@ func (ss *serverSession) Data(r io.Reader) error {
 	e, err := ss.receive(r, &tx, acct)
 	if err != nil {
 		ss.c.log.Debug("relay: message refused", "remote", ss.c.remote, "from", tx.from, "reply", err)
+		ss.srv.metrics.MessageRefused(smtpReason(err))
 		return err
 	}
 	if e.ID == "" {
@@ -234,6 +235,7 @@ func (ss *serverSession) receive(r io.Reader, tx *transaction, acct *Account) (*
 			ss.c.log.Debug("relay: message not tracked", "queue_id", e.ID, "id", id, "err", err)
 		}
 	}
+	s.metrics.MessageAccepted(e.Account, len(env.To))
 
 	ss.c.log.Debug("relay: message accepted", "remote", ss.c.remote, "queue_id", e.ID, "id", id,
 		"message_id", msgID, "account", e.Account, "from", tx.from, "envelope_from", sender,

@@ -121,6 +121,9 @@ type ServerOptions struct {
 	// the same, and its bounces will be refused as unknown. Default nil:
 	// none.
 	Tracker Tracker
+	// Metrics counts the messages accepted and refused and the failed
+	// authentications. Default nil: none.
+	Metrics Metrics
 
 	// Logger receives debug records: connections, authentications,
 	// messages accepted and refused. Never a password, key or message
@@ -223,6 +226,7 @@ type Server struct {
 	suppressed  SuppressedAction
 	tracker     Tracker
 	bounce      *BounceServer // set when the server receives bounces
+	metrics     Metrics
 
 	maxLine      int
 	maxHeader    int
@@ -267,6 +271,7 @@ func NewServer(q Queue, opts *ServerOptions) (*Server, error) {
 		suppress:   o.Suppressions,
 		suppressed: o.SuppressedAction,
 		tracker:    o.Tracker,
+		metrics:    o.Metrics,
 		now:        o.Now,
 		rand:       o.Rand,
 		refusing:   make(chan struct{}, maxRefusing),
@@ -277,6 +282,9 @@ func NewServer(q Queue, opts *ServerOptions) (*Server, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.metrics == nil {
+		s.metrics = NopMetrics{}
 	}
 	if s.rand == nil {
 		s.rand = rand.Reader

@@ -122,6 +122,7 @@ func (ss *serverSession) authenticate(user, password string) error {
 
 // authFailed counts a failed authentication.
 func (ss *serverSession) authFailed() error {
+	ss.srv.metrics.AuthFailed()
 	blocked := ss.srv.authFails.fail(ss.c.key, ss.srv.now())
 	ss.c.log.Debug("relay: authentication failed", "remote", ss.c.remote, "blocked", blocked)
 	if blocked {
@@ -136,10 +137,12 @@ func (ss *serverSession) Mail(from string, opts *smtp.MailOptions) error {
 	ss.setTx(transaction{})
 	if a := ss.account; a != nil {
 		if !a.Can(ScopeSend) {
+			ss.srv.metrics.MessageRefused(smtpReason(errNoSendScope))
 			return errNoSendScope
 		}
 		if from != "" {
 			if d := addrDomain(from); !a.MaySendFrom(d) {
+				ss.srv.metrics.MessageRefused("5.7.1")
 				return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
 					Message: "<" + printable(from) + ">: Sender address rejected: this key may not send mail from " + printable(d)}
 			}
@@ -164,6 +167,7 @@ func (ss *serverSession) Mail(from string, opts *smtp.MailOptions) error {
 func (ss *serverSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if ss.account == nil && !ss.trusted {
 		ss.c.log.Debug("relay: recipient refused: not authenticated", "remote", ss.c.remote)
+		ss.srv.metrics.MessageRefused(smtpReason(errAuthRequired))
 		return errAuthRequired
 	}
 	if ss.account != nil && ss.srv.suppress != nil {

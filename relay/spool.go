@@ -94,10 +94,11 @@ type SpoolOptions struct {
 
 // spooled is what a Spool keeps in memory of a message.
 type spooled struct {
-	id    string
-	next  time.Time // the entry's NextAttempt
-	seq   uint64    // order of commits and retries, among equal next
-	index int       // place in Spool.ready; -1 when leased
+	id      string
+	next    time.Time // the entry's NextAttempt
+	created time.Time // the entry's Created
+	seq     uint64    // order of commits and retries, among equal next
+	index   int       // place in Spool.ready; -1 when leased
 
 	holder  *spoolLease // the lease held, nil when none
 	expires time.Time   // when holder's lease (or the set-aside) ends
@@ -161,6 +162,20 @@ func (s *Spool) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.msgs)
+}
+
+// Stats returns the number of messages in the spool, leased or not, and
+// when the oldest of them was accepted (zero when there is none): the
+// queue depth and age a monitor watches.
+func (s *Spool) Stats() (n int, oldest time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.msgs {
+		if oldest.IsZero() || m.created.Before(oldest) {
+			oldest = m.created
+		}
+	}
+	return len(s.msgs), oldest
 }
 
 // Close stops the spool: Create and Lease return ErrQueueClosed, and
@@ -294,7 +309,7 @@ func (w *spoolWriter) commit(ctx context.Context, e *Entry) error {
 		return err
 	}
 	s.mu.Lock()
-	m := &spooled{id: e.ID, next: e.NextAttempt}
+	m := &spooled{id: e.ID, next: e.NextAttempt, created: e.Created}
 	s.msgs[m.id] = m
 	s.push(m)
 	s.signal()

@@ -349,7 +349,7 @@ func (s *Spool) load() error {
 		return strings.Compare(a.ID, b.ID)
 	})
 	for _, e := range ready {
-		m := &spooled{id: e.ID, next: e.NextAttempt}
+		m := &spooled{id: e.ID, next: e.NextAttempt, created: e.Created}
 		s.msgs[m.id] = m
 		s.push(m)
 	}

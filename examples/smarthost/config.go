@@ -41,6 +41,9 @@ type Config struct {
 	Events          string   `yaml:"events,omitempty"`
 	Suppressions    string   `yaml:"suppressions,omitempty"`
 	Suppressed      string   `yaml:"suppressed,omitempty"`
+	Webhook         string   `yaml:"webhook,omitempty"`
+	WebhookSecret   string   `yaml:"webhook-secret-file,omitempty"`
+	Metrics         string   `yaml:"metrics,omitempty"`
 	Trusted         []string `yaml:"trusted,omitempty"`
 	ShutdownTimeout string   `yaml:"shutdown-timeout,omitempty"`
 	MaxConns        int      `yaml:"max-connections"`
@@ -70,6 +73,7 @@ const (
 	srsSecretsName = "srs-secrets"
 	suppressName   = "suppressions.json"
 	trackingName   = "tracking.jsonl"
+	webhookName    = "webhook"
 )
 
 // register defines the relay's flags on fs, bound to c's fields, with c's
@@ -97,6 +101,9 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Events, "events", c.Events, "append the message-tracking events to `FILE` as JSON lines")
 	fs.StringVar(&c.Suppressions, "suppressions", c.Suppressions, "the suppression list `FILE`, managed with \"smarthost suppression\": the recipients each account must not mail again (default DATA/"+suppressName+")")
 	fs.StringVar(&c.Suppressed, "suppressed", c.Suppressed, "what RCPT of a recipient suppressed for the client's account gets, `ACTION`: refuse (550 5.1.1) or drop (250, left out, a dropped event)")
+	fs.StringVar(&c.Webhook, "webhook", c.Webhook, "post the message-tracking events, in signed batches, to `URL` (https; plain http only to 127.0.0.1 or [::1]); the batches not yet acknowledged wait under DATA/"+webhookName)
+	fs.StringVar(&c.WebhookSecret, "webhook-secret-file", c.WebhookSecret, "`FILE` of the secret that signs the -webhook requests (HMAC-SHA256), on its first line")
+	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "serve Prometheus metrics at /metrics, and /healthz, on `HOST:PORT`")
 	fs.Var(&listValue{p: &c.Trusted, split: true}, "trusted", "the networks, `CIDR[,CIDR...]`, whose clients may relay without AUTH, in plaintext too")
 	fs.StringVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long, on SIGTERM or SIGINT, the sessions and deliveries under way may go on (a `DURATION`)")
 	fs.IntVar(&c.MaxConns, "max-connections", c.MaxConns, "the most connections open at once, `N` (-1: no limit); one more is answered 421")
@@ -155,7 +162,7 @@ func loadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %s", path, msg)
 	}
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&c.Data, &c.TLSCert, &c.TLSKey, &c.Keys, &c.Spool, &c.UpstreamCA, &c.SRSSecrets, &c.Events, &c.Suppressions} {
+	for _, p := range []*string{&c.Data, &c.TLSCert, &c.TLSKey, &c.Keys, &c.Spool, &c.UpstreamCA, &c.SRSSecrets, &c.Events, &c.Suppressions, &c.WebhookSecret} {
 		*p = relativeTo(dir, *p)
 	}
 	for i, d := range c.DKIM {

@@ -190,6 +190,7 @@ func TestBadSettings(t *testing.T) {
 	badListen := write("bad-listen.yaml", "listen: nowhere\n")
 	badList := write("bad-list.yaml", "trusted: 10.0.0.0/8\n")
 	keys := write("bad-keys.json", `{"version": 1, "keys": [}`)
+	emptySecret := write("empty-secret", "\n\n")
 	for _, tc := range []struct {
 		args []string
 		env  map[string]string
@@ -228,6 +229,12 @@ func TestBadSettings(t *testing.T) {
 		{[]string{"-tls-cert", garbage}, nil, "-tls-cert and -tls-key go together"},
 		{[]string{"-tls-cert", missing, "-tls-key", missing}, nil, "-tls-cert, -tls-key: open " + missing},
 		{[]string{"-keys", keys}, nil, "-keys: "},
+		{[]string{"-metrics", "9125"}, nil, `-metrics "9125": want HOST:PORT`},
+		{[]string{"-webhook", "http://hooks.example/events", "-webhook-secret-file", garbage}, nil, `-webhook: webhook URL "http://hooks.example/events": plain http only to a loopback address`},
+		{[]string{"-webhook", "https://hooks.example/events"}, nil, "-webhook needs -webhook-secret-file"},
+		{[]string{"-webhook-secret-file", garbage}, nil, "-webhook-secret-file needs -webhook"},
+		{[]string{"-webhook", "https://hooks.example/events", "-webhook-secret-file", missing}, nil, "-webhook-secret-file: open " + missing},
+		{[]string{"-webhook", "https://hooks.example/events", "-webhook-secret-file", emptySecret}, nil, "-webhook-secret-file: " + emptySecret + ": no secret in file"},
 		{[]string{"-config", missing}, nil, "-config: open " + missing},
 		{[]string{"-config", unknownKey}, nil, "-config: " + unknownKey + ": line 2: field lisen not found"},
 		{[]string{"-config", badListen}, nil, "-config " + badListen + `: listen "nowhere": want HOST:PORT`},
@@ -273,5 +280,28 @@ func TestFirstKeyDomains(t *testing.T) {
 		} else if !slices.Equal(s.keyDomains, tc.want) {
 			t.Errorf("%+v: first key domains %q, want %q", tc.cfg, s.keyDomains, tc.want)
 		}
+	}
+}
+
+// TestWebhookMetricsSettings: the webhook, its secret file (taken from the
+// configuration file's directory) and the metrics address are settings of
+// the file, printed by -check.
+func TestWebhookMetricsSettings(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "hook-secret"), []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "smarthost.yaml")
+	if err := os.WriteFile(conf, []byte("webhook: http://[::1]:8080/events\nwebhook-secret-file: hook-secret\nmetrics: 127.0.0.1:9125\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := checked(t, nil, "-config", conf, "-data", dir)
+	if c.Webhook != "http://[::1]:8080/events" || c.WebhookSecret != filepath.Join(dir, "hook-secret") || c.Metrics != "127.0.0.1:9125" {
+		t.Errorf("webhook %q, webhook-secret-file %q, metrics %q", c.Webhook, c.WebhookSecret, c.Metrics)
+	}
+	code, out, errOut := runMain(t, nil, "-check", "-config", conf, "-data", dir)
+	if code != 0 || strings.Contains(out+errOut, "s3cret") {
+		t.Errorf("exit %d; the secret in the output:\n%s%s", code, out, errOut)
 	}
 }

@@ -169,6 +169,14 @@ func (d *daemon) wait() int {
 // last line of its standard output.
 func (d *daemon) firstKey() string {
 	d.t.Helper()
+	// The key is printed before the relay logs that it listens, but on
+	// another pipe: it may reach its buffer after the log line did.
+	printed := func() bool {
+		return strings.Contains(d.stdout.String(), "\nshk_") || strings.HasPrefix(d.stdout.String(), "shk_")
+	}
+	for deadline := time.Now().Add(10 * time.Second); !printed() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	out := strings.TrimSuffix(d.stdout.String(), "\n")
 	key := out[strings.LastIndexByte(out, '\n')+1:]
 	if !strings.HasPrefix(key, "shk_") {

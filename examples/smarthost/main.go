@@ -9,7 +9,8 @@
 //		[-upstream HOST:PORT [-upstream-tls starttls|implicit|none] [-upstream-ca FILE] [-upstream-user USER]] \
 //		[-dkim DOMAIN:SELECTOR:KEYFILE ...] [-provider-domain DOMAIN] \
 //		[-return-path DOMAIN:SUBDOMAIN ...] [-srs-domain DOMAIN [-srs-secrets FILE]] \
-//		[-events FILE] [-suppressions FILE] [-suppressed refuse|drop] [-trusted CIDR[,CIDR...]] [-check]
+//		[-events FILE] [-suppressions FILE] [-suppressed refuse|drop] [-webhook URL -webhook-secret-file FILE] [-metrics HOST:PORT] \
+//		[-trusted CIDR[,CIDR...]] [-check]
 //	go run ./examples/smarthost apikey create [-keys FILE] -name NAME [-scopes mail.send] -domains DOMAIN[,DOMAIN...]
 //	go run ./examples/smarthost apikey list [-keys FILE]
 //	go run ./examples/smarthost apikey revoke [-keys FILE] NAME
@@ -24,6 +25,14 @@
 // It delivers to the recipients' MX hosts. Clients authenticate with AUTH
 // PLAIN or LOGIN after STARTTLS, with the user "apikey" and the key as the
 // password; a key may send only from its sender domains.
+//
+// Message tracking: -events appends the events (accepted, delivered,
+// deferred, bounced) to a file as JSON lines; -webhook posts them in
+// batches, signed with the secret of -webhook-secret-file (the header
+// X-Smarthost-Signature: v1= and the hex HMAC-SHA256 of the value of
+// X-Smarthost-Timestamp, ".", and the body), keeping each batch under
+// DATA/webhook until the receiver answers 2xx. -metrics serves
+// Prometheus metrics at /metrics and a liveness check at /healthz.
 //
 // The same settings come from a YAML file (-config; smarthost.yaml beside
 // this file is a commented sample), whose keys are the flags' names;

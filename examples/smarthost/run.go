@@ -34,7 +34,9 @@ message with DKIM (the key of the From domain, then the provider's), gives
 it a return path (bounces+ID@SUBDOMAIN) or an SRS envelope sender, answers
 250 once it is in the spool on disk, and delivers it, through -upstream or
 to the recipients' MX hosts, with retries, and bounces it to its sender
-when it cannot be delivered. SIGTERM or SIGINT stops it gracefully.
+when it cannot be delivered. Its message-tracking events go to the file of
+-events and, signed, to -webhook; -metrics serves Prometheus metrics and
+/healthz. SIGTERM or SIGINT stops it gracefully.
 
 With -bounce-listen it also receives, on port 25 without AUTH, the mail sent
 back to the return paths (whose IDs it tracks in DATA/tracking.jsonl for 30
@@ -145,6 +147,13 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 		}
 		defer lnBounce.Close()
 	}
+	var lnMetrics net.Listener
+	if s.metrics != "" {
+		if lnMetrics, err = lc.Listen(ctx, "tcp", s.metrics); err != nil {
+			return c.Failf("-metrics: %v", err)
+		}
+		defer lnMetrics.Close()
+	}
 
 	// The files of the data directory.
 	for _, dir := range []string{cfg.Data, filepath.Dir(cfg.Keys), filepath.Dir(cfg.Spool), filepath.Dir(cfg.TLSCert), filepath.Dir(cfg.SRSSecrets), filepath.Dir(cfg.Suppressions)} {
@@ -187,20 +196,47 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 		return c.Failf("-suppressions: %s", cli.Msg(err))
 	}
 	defer suppressions.Close()
-	var events relay.Events
+	var sinks multiEvents
 	if cfg.Events != "" {
 		el, err := openEventLog(cfg.Events, logger)
 		if err != nil {
 			return c.Failf("-events: %v", err)
 		}
 		defer el.Close()
-		events = el
+		sinks = append(sinks, el)
+	}
+	var webhook *relay.Webhook
+	if cfg.Webhook != "" {
+		// What is left unsent at exit waits under -data for the next
+		// start.
+		webhook, err = relay.NewWebhook(cfg.Webhook, s.webhookSecret, &relay.WebhookOptions{
+			Dir:    filepath.Join(cfg.Data, webhookName),
+			Logger: logger,
+		})
+		if err != nil {
+			return c.Failf("-webhook: %s", cli.Msg(err))
+		}
+		sinks = append(sinks, webhook)
+	}
+	var events relay.Events
+	switch len(sinks) {
+	case 0:
+	case 1:
+		events = sinks[0]
+	default:
+		events = sinks
 	}
 	spool, err := relay.NewSpool(cfg.Spool, &relay.SpoolOptions{Logger: logger})
 	if err != nil {
 		return c.Failf("-spool: %s", cli.Msg(err))
 	}
 	defer spool.Close()
+	var metrics relay.Metrics
+	var prom *promMetrics
+	if lnMetrics != nil {
+		prom = newPromMetrics(spool)
+		metrics = prom
+	}
 	if q, err := spool.Quarantined(); err != nil || len(q) > 0 {
 		logger.Warn("the spool has quarantined files, for an operator to look at", "dir", filepath.Join(cfg.Spool, "quarantine"), "files", len(q), "err", err)
 	}
@@ -216,6 +252,7 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 		Hostname:      s.hostname,
 		Events:        events,
 		Suppressions:  suppressions,
+		Metrics:       metrics,
 		Logger:        logger,
 	})
 	if err != nil {
@@ -243,6 +280,7 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 		SRS:            rewriter,
 		Events:         events,
 		Tracker:        tracker,
+		Metrics:        metrics,
 		Logger:         logger,
 
 		Suppressions:     suppressions,
@@ -295,12 +333,18 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 	defer stopDelivery()
 	delivered := make(chan error, 1)
 	go func() { delivered <- deliverer.Run(dctx) }()
+	mctx, stopMetrics := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopMetrics()
 	attrs := []any{"addr", ln.Addr().String()}
 	if lnTLS != nil {
 		attrs = append(attrs, "tls_addr", lnTLS.Addr().String())
 	}
 	if lnBounce != nil {
 		attrs = append(attrs, "bounce_addr", lnBounce.Addr().String())
+	}
+	if lnMetrics != nil {
+		go serveMetrics(mctx, lnMetrics, prom, logger)
+		attrs = append(attrs, "metrics_addr", lnMetrics.Addr().String())
 	}
 	logger.Info("listening", append(attrs, "delivery", how, "spool", cfg.Spool, "queued", spool.Len())...)
 
@@ -337,6 +381,14 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 	if err := <-delivered; err != nil && !errors.Is(err, relay.ErrQueueClosed) {
 		logger.Error("delivery", "err", err)
 	}
+	if webhook != nil {
+		// The last events, within what is left of the shutdown time;
+		// the batches not acknowledged are sent at the next start.
+		if err := webhook.Close(sctx); err != nil {
+			logger.Warn("webhook batches left for the next start", "err", err)
+		}
+	}
+	stopMetrics()
 	logger.Info("stopped", "queued", spool.Len())
 	return status
 }

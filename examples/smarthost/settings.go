@@ -41,6 +41,8 @@ type settings struct {
 	returnPaths       map[string]string
 	shutdown          time.Duration
 	suppressed        relay.SuppressedAction
+	metrics           string // -metrics HOST:PORT, "" for none
+	webhookSecret     []byte // loaded by loadFiles
 
 	upstream         string
 	upstreamTLS      relay.TLSMode
@@ -126,6 +128,23 @@ func checkConfig(c *Config, name namer, getenv func(string) string) (*settings, 
 	}
 	if s.shutdown, err = time.ParseDuration(c.ShutdownTimeout); err != nil || s.shutdown <= 0 {
 		return nil, fmt.Errorf("%s %q: want a positive duration, such as 30s", name("shutdown-timeout"), c.ShutdownTimeout)
+	}
+
+	if c.Metrics != "" {
+		if s.metrics, err = checkHostPort(c.Metrics, true); err != nil {
+			return nil, fmt.Errorf("%s %q: %v", name("metrics"), c.Metrics, err)
+		}
+	}
+	switch {
+	case c.Webhook != "":
+		if err := relay.CheckWebhookURL(c.Webhook); err != nil {
+			return nil, fmt.Errorf("%s: %s", name("webhook"), cli.Msg(err))
+		}
+		if c.WebhookSecret == "" {
+			return nil, fmt.Errorf("%s needs %s", name("webhook"), name("webhook-secret-file"))
+		}
+	case c.WebhookSecret != "":
+		return nil, fmt.Errorf("%s needs %s", name("webhook-secret-file"), name("webhook"))
 	}
 
 	// Signing and the envelope sender.
@@ -335,6 +354,13 @@ func (s *settings) loadFiles(ctx context.Context, name namer) error {
 			return fmt.Errorf("%s: %s", name("srs-domain"), cli.Msg(err))
 		}
 		s.srsSecrets = secrets
+	}
+	if c.WebhookSecret != "" {
+		secrets, err := readSecrets(c.WebhookSecret)
+		if err != nil {
+			return fmt.Errorf("%s: %v", name("webhook-secret-file"), err)
+		}
+		s.webhookSecret = []byte(secrets[0])
 	}
 	switch _, err := os.Stat(c.Keys); {
 	case errors.Is(err, fs.ErrNotExist):
