@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -147,4 +148,26 @@ func TestSpoolStats(t *testing.T) {
 			t.Errorf("reopened: Stats = %d, %v; want 2, %v", n, oldest, start)
 		}
 	})
+}
+
+// The BounceServer counts each failed recipient of a DSN that the message
+// had as a bounced recipient, with the report's status and the time since
+// the message was accepted; a recipient the message did not have and a
+// delayed one are not counted.
+func TestBounceServerMetrics(t *testing.T) {
+	t.Parallel()
+	m := &metricsLog{}
+	fx := bncStart(t, func(o *relay.BounceServerOptions) {
+		o.Metrics = m
+		o.Now = func() time.Time { return bncRecord.Created.Add(90 * time.Minute) }
+	})
+	fx.send(bncRP, dsn(
+		dsnBlock("gone@example.net", "5.1.1", "550 5.1.1 User unknown"),
+		dsnBlock("buyer@example.net", "5.7.1", "550 5.7.1 Message rejected"),
+		dsnBlock("stranger@example.org", "5.1.1", "550 5.1.1 User unknown"),
+	), "250 2.0.0")
+	want := []string{`bounced "5.1.1" 1h30m0s`, `bounced "5.7.1" 1h30m0s`}
+	if got := m.list(); !slices.Equal(got, want) {
+		t.Errorf("metrics %q, want %q", got, want)
+	}
 }
