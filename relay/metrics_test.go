@@ -171,3 +171,23 @@ func TestBounceServerMetrics(t *testing.T) {
 		t.Errorf("metrics %q, want %q", got, want)
 	}
 }
+
+// The Server counts RCPT of a suppressed recipient, refused with 550
+// 5.1.1, as a refusal of reason 5.1.1; a recipient that is not suppressed
+// is no refusal.
+func TestServerMetricsSuppressed(t *testing.T) {
+	t.Parallel()
+	m := &metricsLog{}
+	sup := srvSuppressions(t)
+	fx := srvStart(t, func(o *relay.ServerOptions) {
+		o.Metrics = m
+		o.Suppressions = sup
+	})
+	c := srvDial(t, fx.addr, "", 220)
+	c.login(fx.client, srvKey)
+	c.cmd(250, "MAIL FROM:<orders@customer.example>")
+	c.expectTextAfter("RCPT TO:<bob@example.net>", "550 5.1.1 ")
+	c.cmd(250, "RCPT TO:<carol@example.net>")
+	c.cmd(221, "QUIT")
+	wantStrings(t, "metrics", m.list(), []string{"refused 5.1.1"})
+}
