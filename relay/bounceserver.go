@@ -63,6 +63,12 @@ type BounceServerOptions struct {
 	// Events receives a bounced event per failed recipient and a
 	// spamreport event per recipient reported. Default nil: none.
 	Events Events
+	// Metrics counts each bounced event as the outcome of its recipient
+	// (Metrics.Recipient, EventBounced, with the status of the report and
+	// the time since the message was accepted): a bounce that comes back
+	// after the delivery is counted as one the Deliverer met. Default
+	// nil: none.
+	Metrics Metrics
 	// Logger receives debug records: connections, each message and what
 	// was made of it, the recipients of a report that the message did not
 	// have. Default nil: none.
@@ -116,6 +122,7 @@ type BounceServer struct {
 	srs     *srs.Rewriter
 	supp    Suppressions
 	events  Events
+	metrics Metrics
 	log     *slog.Logger
 	now     func() time.Time
 	maxSize int64
@@ -130,7 +137,10 @@ func NewBounceServer(q Queue, opts *BounceServerOptions) (*BounceServer, error) 
 		o = *opts
 	}
 	b := &BounceServer{domains: make(map[string]bool), tracker: o.Tracker, srs: o.SRS,
-		supp: o.Suppressions, events: o.Events, log: o.Logger, now: o.Now}
+		supp: o.Suppressions, events: o.Events, metrics: o.Metrics, log: o.Logger, now: o.Now}
+	if b.metrics == nil {
+		b.metrics = NopMetrics{}
+	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
@@ -418,11 +428,13 @@ func (b *BounceServer) bounced(ctx context.Context, rec *TrackRecord, rep *bounc
 			b.log.Debug("relay: bounce for a recipient the message did not have, ignored", "queue_id", rec.QueueID, "rcpt", x.Address)
 			continue
 		}
+		reply := bounceReply(&x)
 		if b.events != nil {
 			b.events.Emit(ctx, &Event{Type: EventBounced, Time: now, QueueID: rec.QueueID, MessageID: rec.MessageID,
-				Account: rec.Account, From: rec.Sender, Rcpt: addr, Reply: bounceReply(&x), Host: x.RemoteMTA,
+				Account: rec.Account, From: rec.Sender, Rcpt: addr, Reply: reply, Host: x.RemoteMTA,
 				Hard: x.Hard, Reason: string(x.Reason)})
 		}
+		b.metrics.Recipient(EventBounced, replyReason(reply), now.Sub(rec.Created))
 		if x.Hard && b.supp != nil {
 			why := strings.TrimSpace(x.Status + " " + x.Diagnostic)
 			err := b.supp.Add(ctx, Suppression{Account: rec.Account, Recipient: addr, Source: SuppressedByBounce,

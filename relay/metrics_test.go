@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -147,4 +148,46 @@ func TestSpoolStats(t *testing.T) {
 			t.Errorf("reopened: Stats = %d, %v; want 2, %v", n, oldest, start)
 		}
 	})
+}
+
+// The BounceServer counts each failed recipient of a DSN that the message
+// had as a bounced recipient, with the report's status and the time since
+// the message was accepted; a recipient the message did not have and a
+// delayed one are not counted.
+func TestBounceServerMetrics(t *testing.T) {
+	t.Parallel()
+	m := &metricsLog{}
+	fx := bncStart(t, func(o *relay.BounceServerOptions) {
+		o.Metrics = m
+		o.Now = func() time.Time { return bncRecord.Created.Add(90 * time.Minute) }
+	})
+	fx.send(bncRP, dsn(
+		dsnBlock("gone@example.net", "5.1.1", "550 5.1.1 User unknown"),
+		dsnBlock("buyer@example.net", "5.7.1", "550 5.7.1 Message rejected"),
+		dsnBlock("stranger@example.org", "5.1.1", "550 5.1.1 User unknown"),
+	), "250 2.0.0")
+	want := []string{`bounced "5.1.1" 1h30m0s`, `bounced "5.7.1" 1h30m0s`}
+	if got := m.list(); !slices.Equal(got, want) {
+		t.Errorf("metrics %q, want %q", got, want)
+	}
+}
+
+// The Server counts RCPT of a suppressed recipient, refused with 550
+// 5.1.1, as a refusal of reason 5.1.1; a recipient that is not suppressed
+// is no refusal.
+func TestServerMetricsSuppressed(t *testing.T) {
+	t.Parallel()
+	m := &metricsLog{}
+	sup := srvSuppressions(t)
+	fx := srvStart(t, func(o *relay.ServerOptions) {
+		o.Metrics = m
+		o.Suppressions = sup
+	})
+	c := srvDial(t, fx.addr, "", 220)
+	c.login(fx.client, srvKey)
+	c.cmd(250, "MAIL FROM:<orders@customer.example>")
+	c.expectTextAfter("RCPT TO:<bob@example.net>", "550 5.1.1 ")
+	c.cmd(250, "RCPT TO:<carol@example.net>")
+	c.cmd(221, "QUIT")
+	wantStrings(t, "metrics", m.list(), []string{"refused 5.1.1"})
 }

@@ -175,6 +175,7 @@ func (ss *serverSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 		switch {
 		case err != nil:
 			ss.c.log.Debug("relay: suppression list failed", "account", ss.account.Name, "rcpt", to, "err", err)
+			ss.srv.metrics.MessageRefused(smtpReason(errSuppressionsFailed))
 			return errSuppressionsFailed
 		case sup == nil:
 		case ss.srv.suppressed == SuppressedDrop:
@@ -185,6 +186,7 @@ func (ss *serverSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 			return nil
 		default:
 			ss.c.log.Debug("relay: recipient suppressed, refused", "account", ss.account.Name, "rcpt", to)
+			ss.srv.metrics.MessageRefused("5.1.1")
 			// RFC 3463 §3.2: X.1.1, bad destination mailbox address.
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1},
 				Message: "<" + printable(to) + ">: Recipient address rejected: suppressed for this account: " + printable(sup.why())}

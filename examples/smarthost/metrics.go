@@ -46,7 +46,7 @@ func newPromMetrics(spool *relay.Spool) *promMetrics {
 		}),
 		rcpts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smarthost_recipients_total",
-			Help: "Outcomes of recipients' delivery attempts (delivered, deferred, bounced, dropped), by the enhanced status code of the remote reply, \"expired\", or \"no reply\".",
+			Help: "Outcomes of recipients' delivery attempts (delivered, deferred, bounced, dropped), and the bounces that came back to the return paths, by the enhanced status code of the remote reply, \"expired\", or \"no reply\".",
 		}, []string{"outcome", "reason"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "smarthost_delivery_latency_seconds",

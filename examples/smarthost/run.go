@@ -306,6 +306,7 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 			SRS:               rewriter,
 			Suppressions:      suppressions,
 			Events:            events,
+			Metrics:           metrics,
 			Logger:            logger,
 		})
 		if err != nil {
