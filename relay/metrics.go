@@ -29,7 +29,8 @@ type Metrics interface {
 	// EventDeferred, EventBounced or EventDropped. reason is the enhanced
 	// status code of the remote reply (RFC 3463), "expired" for a message
 	// past its MaxAge, "no reply" when no server answered (a connection
-	// or DNS failure), and "" for a delivery. latency is the time from
+	// or DNS failure), "suppressed" for a recipient a Server dropped,
+	// and "" for a delivery. latency is the time from
 	// the message's acceptance to this outcome.
 	Recipient(outcome EventType, reason string, latency time.Duration)
 }

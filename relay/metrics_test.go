@@ -191,3 +191,26 @@ func TestServerMetricsSuppressed(t *testing.T) {
 	c.cmd(221, "QUIT")
 	wantStrings(t, "metrics", m.list(), []string{"refused 5.1.1"})
 }
+
+// In drop mode, each suppressed recipient left out counts as dropped, with
+// the reason "suppressed", beside the message accepted for the others.
+func TestServerMetricsDropped(t *testing.T) {
+	t.Parallel()
+	m := &metricsLog{}
+	sup := srvSuppressions(t)
+	fx := srvStart(t, func(o *relay.ServerOptions) {
+		o.Metrics = m
+		o.Suppressions = sup
+		o.SuppressedAction = relay.SuppressedDrop
+	})
+	c := srvDial(t, fx.addr, "", 220)
+	c.login(fx.client, srvKey)
+	c.cmd(250, "MAIL FROM:<orders@customer.example>")
+	c.cmd(250, "RCPT TO:<bob@example.net>")
+	c.cmd(250, "RCPT TO:<carol@example.net>")
+	c.cmd(354, "DATA")
+	c.write(srvMessage + ".\r\n")
+	c.expectText("250 2.0.0 OK: queued as ")
+	c.cmd(221, "QUIT")
+	wantStrings(t, "metrics", m.list(), []string{"accepted shop 1", `dropped "suppressed" 0s`})
+}

@@ -257,6 +257,9 @@ func (ss *serverSession) receive(r io.Reader, tx *transaction, acct *Account) (*
 // emitDropped emits a dropped event per recipient of tx left out of the
 // message of e, suppressed; e.ID is "" when nothing was queued.
 func (ss *serverSession) emitDropped(tx *transaction, e *Entry, now time.Time) {
+	for range tx.dropped {
+		ss.srv.metrics.Recipient(EventDropped, "suppressed", 0)
+	}
 	if ss.srv.events == nil {
 		return
 	}
