@@ -74,7 +74,9 @@ func (l *syncLog) checkDurable(t *testing.T, id string, size int64) {
 	if got, ok := l.files[id+contentExt]; !ok || got != size {
 		t.Errorf("%s: Commit returned with its content synced at %d octets (synced: %v), want %d", id, got, ok, size)
 	}
-	if n, ok := l.files[id+entryExt]; !ok || n == 0 {
+	// The entry is synced through the file opened under its temporary
+	// name, renamed into place before the sync.
+	if n, ok := l.files[id+entryExt+tempExt]; !ok || n == 0 {
 		t.Errorf("%s: Commit returned before its entry was synced", id)
 	}
 	for _, name := range []string{id + contentExt, id + entryExt} {

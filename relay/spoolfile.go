@@ -56,26 +56,35 @@ type diskEntry struct {
 }
 
 // commitFiles makes a new message durable in one round of syncs: its
-// entry is written under its own name, and then the content, the entry
-// and the directory are synced at once, so that the file system can
-// cover all three with one journal commit. Until all three have ended,
-// the files on disk may be in any state; the 250 comes only after. After
-// a crash, an entry cut short or one whose content is shorter than its
-// ContentSize is corrupt (quarantined by NewSpool), never delivered.
-// content is closed.
+// entry is written whole and renamed into place, and then the content,
+// the entry and the directory are synced at once, so that the file
+// system can cover all three with one journal commit. Until all three
+// have ended, what a crash of the system leaves on disk may be in any
+// state; the 250 comes only after. After such a crash, an entry cut short
+// or one whose content is shorter than its ContentSize is corrupt
+// (quarantined by NewSpool), never delivered. A process killed in the
+// middle leaves a whole entry, or none. content is closed.
 func (s *Spool) commitFiles(content *os.File, e *Entry, size int64) error {
 	data, err := json.Marshal(diskEntry{e, size})
 	if err != nil {
 		content.Close()
 		return fmt.Errorf("relay: spool: %w", err)
 	}
-	f, err := os.OpenFile(s.path(e.ID, entryExt), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Written whole under a temporary name and renamed, so that a
+	// process killed in between leaves no entry cut short; the syncs
+	// that make both durable against a crash of the system follow.
+	tmp := s.path(e.ID, entryExt+tempExt)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		content.Close()
 		return fmt.Errorf("relay: spool: %w", err)
 	}
-	if _, err := f.Write(data); err != nil {
+	if _, err := f.Write(data); err == nil {
+		err = os.Rename(tmp, s.path(e.ID, entryExt))
+	}
+	if err != nil {
 		f.Close()
+		os.Remove(tmp)
 		content.Close()
 		return fmt.Errorf("relay: spool: %w", err)
 	}
