@@ -57,6 +57,17 @@ type BounceServerOptions struct {
 	// nil: no SRS address is accepted.
 	SRS *srs.Rewriter
 
+	// AbuseAddresses are addresses, such as "abuse@provider.example" or
+	// "fbl@provider.example", where mailbox providers send their
+	// feedback-loop reports (RFC 5965, RFC 6449): a report whose
+	// returned message has a tracked return path (its Return-Path field,
+	// RFC 5965 §2 item 4) becomes a spamreport event and a suppression,
+	// as if it had come to the return path; one about a message not
+	// tracked is logged. Anything but a feedback report is refused with
+	// 550 5.7.1, so that the sender of a complaint written by hand learns
+	// it went nowhere. Default none.
+	AbuseAddresses []string
+
 	// Suppressions receives the recipients of hard bounces and spam
 	// reports, for the account of the message. Default nil: none.
 	Suppressions Suppressions
@@ -118,6 +129,7 @@ type BounceServerOptions struct {
 type BounceServer struct {
 	srv     *Server
 	domains map[string]bool
+	abuse   map[string]bool // lower-case addresses
 	tracker Tracker
 	srs     *srs.Rewriter
 	supp    Suppressions
@@ -136,7 +148,7 @@ func NewBounceServer(q Queue, opts *BounceServerOptions) (*BounceServer, error) 
 	if opts != nil {
 		o = *opts
 	}
-	b := &BounceServer{domains: make(map[string]bool), tracker: o.Tracker, srs: o.SRS,
+	b := &BounceServer{domains: make(map[string]bool), abuse: make(map[string]bool), tracker: o.Tracker, srs: o.SRS,
 		supp: o.Suppressions, events: o.Events, metrics: o.Metrics, log: o.Logger, now: o.Now}
 	if b.metrics == nil {
 		b.metrics = NopMetrics{}
@@ -154,8 +166,14 @@ func NewBounceServer(q Queue, opts *BounceServerOptions) (*BounceServer, error) 
 		}
 		b.domains[k] = true
 	}
-	if len(b.domains) > 0 && b.tracker == nil {
-		return nil, errors.New("relay: NewBounceServer: ReturnPathDomains need a Tracker")
+	for _, a := range o.AbuseAddresses {
+		if at := strings.LastIndexByte(a, '@'); at <= 0 || !isDomainName(strings.ToLower(a[at+1:])) {
+			return nil, fmt.Errorf("relay: NewBounceServer: abuse address %q is not an address", a)
+		}
+		b.abuse[strings.ToLower(a)] = true
+	}
+	if (len(b.domains) > 0 || len(b.abuse) > 0) && b.tracker == nil {
+		return nil, errors.New("relay: NewBounceServer: ReturnPathDomains and AbuseAddresses need a Tracker")
 	}
 	b.maxSize = o.MaxMessageBytes
 	if b.maxSize == 0 {
@@ -202,6 +220,18 @@ type bounceRcpt struct {
 	addr  string
 	track *TrackRecord
 	orig  string
+	abuse bool // an AbuseAddresses address
+}
+
+// kind is what is done with mail to r: report, forward or feedback.
+func (r *bounceRcpt) kind() int {
+	switch {
+	case r.track != nil:
+		return 0
+	case r.abuse:
+		return 2
+	}
+	return 1
 }
 
 // bounceSession is go-smtp's session of one connection of a BounceServer.
@@ -242,7 +272,7 @@ func (bs *bounceSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 	}
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
-	if len(bs.rcpts) > 0 && (bs.rcpts[0].track == nil) != (r.track == nil) {
+	if len(bs.rcpts) > 0 && bs.rcpts[0].kind() != r.kind() {
 		return errBounceMixed
 	}
 	bs.rcpts = append(bs.rcpts, *r)
@@ -253,6 +283,9 @@ func (bs *bounceSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 func (b *BounceServer) check(ctx context.Context, addr string) (*bounceRcpt, error) {
 	unknown := &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1},
 		Message: "<" + printable(addr) + ">: Recipient address rejected: User unknown"}
+	if b.abuse[strings.ToLower(addr)] {
+		return &bounceRcpt{addr: addr, abuse: true}, nil
+	}
 	d := addrDomain(addr)
 	if b.domains[d] {
 		id, ok := ReturnPathID(addr)
@@ -306,8 +339,11 @@ func (bs *bounceSession) Data(r io.Reader) error {
 	if len(rcpts) == 0 {
 		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "No valid recipients"}
 	}
-	if rcpts[0].track == nil {
+	switch rcpts[0].kind() {
+	case 1:
 		return bs.forward(r, from, helo, rcpts)
+	case 2:
+		return bs.feedback(r, from)
 	}
 	return bs.report(r, from, rcpts)
 }
@@ -408,6 +444,47 @@ func (bs *bounceSession) report(r io.Reader, from string, rcpts []bounceRcpt) er
 		case rep.Kind == bounce.KindFeedback:
 			b.spamReport(ctx, rec, rep, now)
 		}
+	}
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK"}
+}
+
+// feedback reads mail to an abuse address: a feedback report (RFC 5965)
+// about a tracked message, found by the return path of the message it
+// returns, is reported as spamReport does; anything else is refused.
+func (bs *bounceSession) feedback(r io.Reader, from string) error {
+	b := bs.b
+	src := &sourceReader{r: r}
+	limit := b.maxSize
+	if limit == 0 {
+		limit = 1<<63 - 1
+	}
+	rep, err := bounce.Parse(src, &bounce.Options{MaxBytes: limit, Logger: b.log})
+	if _, derr := io.Copy(io.Discard, src); derr != nil && src.err == nil {
+		src.err = derr
+	}
+	if src.err != nil {
+		return readFailure(src.err)
+	}
+	if cerr := bs.c.refusedContent(); cerr != nil {
+		return cerr
+	}
+	if err != nil || rep.Kind != bounce.KindFeedback {
+		bs.c.log.Debug("relay: not a feedback report", "remote", bs.c.remote, "from", from, "err", err)
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
+			Message: "Only feedback reports (RFC 5965) are accepted at this address"}
+	}
+	var rec *TrackRecord
+	if id, ok := ReturnPathID(rep.Original.ReturnPath); ok && b.domains[addrDomain(rep.Original.ReturnPath)] {
+		if rec, err = b.tracker.Lookup(b.srv.ctx, id); err != nil {
+			b.log.Debug("relay: tracker lookup failed", "id", id, "err", err)
+			return errBounceTemp
+		}
+	}
+	if rec == nil {
+		b.log.Info("relay: feedback report about a message not tracked", "from", from,
+			"return_path", rep.Original.ReturnPath, "message_id", rep.Original.MessageID)
+	} else {
+		b.spamReport(b.srv.ctx, rec, rep, b.now())
 	}
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK"}
 }

@@ -553,3 +553,76 @@ func TestBounceServerReadTimeout(t *testing.T) {
 		t.Errorf("events %+v, want none", ev)
 	}
 }
+
+// A feedback report sent to an abuse address finds its message by the
+// return path of the message it returns: a spamreport event and a
+// suppression. A report about a message not tracked is accepted and only
+// logged; anything but a report is refused; an abuse address and a
+// return path are not mixed in one transaction.
+func TestBounceServerAbuseAddress(t *testing.T) {
+	t.Parallel()
+	fx := bncStart(t, func(o *relay.BounceServerOptions) {
+		o.AbuseAddresses = []string{"Abuse@Relay.test"}
+	})
+	arf := func(returnPath string) string {
+		return "From: <fbl@mailbox.example>\r\n" +
+			"To: <abuse@relay.test>\r\n" +
+			"Subject: complaint\r\n" +
+			"MIME-Version: 1.0\r\n" +
+			"Content-Type: multipart/report; report-type=feedback-report; boundary=\"b1\"\r\n" +
+			"\r\n" +
+			"--b1\r\n" +
+			"Content-Type: text/plain\r\n" +
+			"\r\n" +
+			"A complaint.\r\n" +
+			"--b1\r\n" +
+			"Content-Type: message/feedback-report\r\n" +
+			"\r\n" +
+			"Feedback-Type: abuse\r\n" +
+			"User-Agent: SomeGenerator/1.0\r\n" +
+			"Version: 1\r\n" +
+			"Original-Rcpt-To: <buyer@example.net>\r\n" +
+			"\r\n" +
+			"--b1\r\n" +
+			"Content-Type: message/rfc822\r\n" +
+			"\r\n" +
+			"Return-Path: <" + returnPath + ">\r\n" +
+			"From: Shop <orders@customer.example>\r\n" +
+			"To: buyer@example.net\r\n" +
+			"Message-ID: <order-17@customer.example>\r\n" +
+			"\r\n" +
+			"Thank you for your order.\r\n" +
+			"--b1--\r\n"
+	}
+	fx.send("abuse@relay.test", arf(bncRP), "250 2.0.0")
+	ev := fx.eventList()
+	if len(ev) != 1 || ev[0].Type != relay.EventSpamReport || ev[0].QueueID != "Q-ORIG-1" || ev[0].Account != "shop" {
+		t.Fatalf("events %+v, want one spamreport for Q-ORIG-1", ev)
+	}
+	if s, err := fx.supp.Suppressed(context.Background(), "shop", "buyer@example.net"); err != nil || s == nil || s.Source != relay.SuppressedBySpamReport {
+		t.Errorf("suppression %+v, %v; want one from the spam report", s, err)
+	}
+
+	fx.send("abuse@relay.test", arf("bounces+UNKNOWN@em1234.customer.example"), "250 2.0.0")
+	if n := len(fx.eventList()); n != 1 {
+		t.Errorf("%d events after a report about a message not tracked, want still 1", n)
+	}
+	if !strings.Contains(fx.logText(), "feedback report about a message not tracked") {
+		t.Error("the report about a message not tracked is not logged")
+	}
+
+	fx.send("abuse@relay.test", "From: <someone@example.org>\r\nSubject: you spam me\r\n\r\nStop it.\r\n", "550 5.7.1 ")
+
+	c := srvDial(t, fx.addr, "", 220)
+	c.cmd(250, "EHLO mx.example.net")
+	c.cmd(250, "MAIL FROM:<>")
+	c.cmd(250, "RCPT TO:<abuse@relay.test>")
+	c.expectTextAfter("RCPT TO:<"+bncRP+">", "452 ")
+	c.cmd(221, "QUIT")
+	fx.q.mu.Lock()
+	queued := fx.q.creates
+	fx.q.mu.Unlock()
+	if queued != 0 {
+		t.Errorf("%d messages queued, want none", queued)
+	}
+}

@@ -23,6 +23,7 @@ type Config struct {
 	Listen          string   `yaml:"listen"`
 	ListenTLS       string   `yaml:"listen-tls,omitempty"`
 	BounceListen    string   `yaml:"bounce-listen,omitempty"`
+	Abuse           []string `yaml:"abuse,omitempty"`
 	Hostname        string   `yaml:"hostname,omitempty"`
 	TLSCert         string   `yaml:"tls-cert,omitempty"`
 	TLSKey          string   `yaml:"tls-key,omitempty"`
@@ -82,6 +83,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Data, "data", c.Data, "keep in `DIR` the files that other flags leave to their default: the key file, the spool, the self-signed certificate, the SRS secrets; and the tracking file of the return paths, "+trackingName)
 	fs.StringVar(&c.Listen, "listen", c.Listen, "listen for submission with STARTTLS (RFC 6409, RFC 3207) on `HOST:PORT`")
 	fs.StringVar(&c.ListenTLS, "listen-tls", c.ListenTLS, "also listen for submission with implicit TLS (RFC 8314 §3, port 465) on `HOST:PORT`")
+	fs.Var(&listValue{p: &c.Abuse, split: true}, "abuse", "the addresses, `ADDR[,ADDR...]`, where mailbox providers send feedback-loop reports (RFC 5965) to -bounce-listen: a report about a tracked message becomes a spamreport event and a suppression")
 	fs.StringVar(&c.BounceListen, "bounce-listen", c.BounceListen, "receive the bounces and feedback reports of the return paths and SRS addresses (SMTP, port 25, no AUTH) on `HOST:PORT`")
 	fs.StringVar(&c.Hostname, "hostname", c.Hostname, "the relay's `NAME` in its greeting, Received fields, Message-IDs, DSNs and EHLO (default: the machine's name)")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM `FILE` of the relay's certificate chain, with -tls-key (default: a self-signed certificate made at the first start, under -data)")

@@ -302,6 +302,7 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 			Hostname:          s.hostname,
 			TLSConfig:         &tls.Config{Certificates: []tls.Certificate{*cert}},
 			ReturnPathDomains: domains,
+			AbuseAddresses:    cfg.Abuse,
 			Tracker:           tracker,
 			SRS:               rewriter,
 			Suppressions:      suppressions,

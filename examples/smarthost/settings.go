@@ -197,6 +197,14 @@ func checkConfig(c *Config, name namer, getenv func(string) string) (*settings, 
 	} else if c.SRSSecrets != "" {
 		return nil, fmt.Errorf("%s needs %s", name("srs-secrets"), name("srs-domain"))
 	}
+	for _, a := range c.Abuse {
+		if at := strings.LastIndexByte(a, '@'); at <= 0 || at == len(a)-1 {
+			return nil, fmt.Errorf("%s %q: not an address", name("abuse"), a)
+		}
+	}
+	if len(c.Abuse) > 0 && (s.bounceListen == "" || len(s.returnPaths) == 0) {
+		return nil, fmt.Errorf("%s needs %s and %s: reports are matched to the return paths", name("abuse"), name("bounce-listen"), name("return-path"))
+	}
 	if s.bounceListen != "" && len(s.returnPaths) == 0 && c.SRSDomain == "" {
 		return nil, fmt.Errorf("%s needs %s or %s: it receives mail for nothing else", name("bounce-listen"), name("return-path"), name("srs-domain"))
 	}
