@@ -200,6 +200,8 @@ func TestBadSettings(t *testing.T) {
 		{[]string{"-listen-tls", "127.0.0.1:99999"}, nil, `-listen-tls "127.0.0.1:99999": want HOST:PORT`},
 		{[]string{"-bounce-listen", "nowhere"}, nil, `-bounce-listen "nowhere": want HOST:PORT`},
 		{[]string{"-bounce-listen", "127.0.0.1:2526"}, nil, "-bounce-listen needs -return-path or -srs-domain"},
+		{[]string{"-abuse", "abuse"}, nil, `-abuse "abuse": not an address`},
+		{[]string{"-abuse", "abuse@relay.example"}, nil, "-abuse needs -bounce-listen and -return-path"},
 		{[]string{"-hostname", "a b"}, nil, `-hostname "a b": not a domain name`},
 		{[]string{"-upstream", "smtp.example"}, nil, `-upstream "smtp.example": want HOST:PORT`},
 		{[]string{"-upstream", "smtp.example:587", "-upstream-tls", "ssl"}, nil, `-upstream-tls "ssl": want starttls, implicit or none`},
