@@ -79,7 +79,8 @@ func (s *Spool) commitFiles(content *os.File, e *Entry, size int64) error {
 		content.Close()
 		return fmt.Errorf("relay: spool: %w", err)
 	}
-	if _, err := f.Write(data); err == nil {
+	_, err = f.Write(data)
+	if err == nil {
 		err = os.Rename(tmp, s.path(e.ID, entryExt))
 	}
 	if err != nil {
