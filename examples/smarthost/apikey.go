@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 	"unicode"
@@ -113,6 +115,13 @@ func (k *keyFileFlags) open(ctx context.Context, c *cli.Command, create bool) (*
 	}
 	if !create && !fileExists(path) {
 		return nil, c.Usagef("%s: %s: no such file (apikey create makes it)", flagName, path), true
+	}
+	if create {
+		// The data directory of a relay not yet started, as the relay
+		// itself would make it.
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, c.Usagef("%s: %v", flagName, err), true
+		}
 	}
 	kf, err := relay.OpenKeyFile(ctx, path, nil)
 	if err != nil {

@@ -71,6 +71,13 @@ func TestAPIKeys(t *testing.T) {
 		t.Fatal("a usage error made the key file")
 	}
 
+	// create makes the directory of a key file in a data directory that
+	// does not exist yet (a relay not started).
+	nested := filepath.Join(dir, "new-data", "keys.json")
+	if code, _, errOut := runMain(t, nil, "apikey", "create", "-keys", nested, "-name", "first", "-domains", "shop.example"); code != 0 || !fileExists(nested) {
+		t.Errorf("apikey create in a new directory: exit %d, stderr %q, file made: %v", code, errOut, fileExists(nested))
+	}
+
 	code, out, errOut := runMain(t, nil, "apikey", "create", "-keys", keys, "-name", "shop", "-scopes", "mail.send", "-domains", "shop.example,*.shop.example")
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	key := lines[len(lines)-1]
