@@ -18,10 +18,7 @@ import (
 
 // apikeyCommands are the commands of "smarthost apikey", which manage the
 // relay's key file; a running relay sees each change at its next AUTH.
-var apikeyCommands = []struct {
-	name string
-	make func(stdout, stderr io.Writer) *command
-}{
+var apikeyCommands = []subcommand{
 	{"create", apikeyCreate},
 	{"list", apikeyList},
 	{"revoke", apikeyRevoke},
@@ -34,14 +31,31 @@ type command struct {
 	run func(ctx context.Context, args []string) int
 }
 
+// subcommand is one command of a group such as "smarthost apikey".
+type subcommand struct {
+	name string
+	make func(stdout, stderr io.Writer) *command
+}
+
 func apikey(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	top := cli.New("smarthost", "smarthost apikey create|list|revoke [FLAGS]", stdout, stderr)
+	return dispatch(ctx, "apikey", apikeyCommands, args, stdout, stderr)
+}
+
+// dispatch runs the command of group named by args[0], its flags and
+// arguments from the rest; -h prints the help of every command.
+func dispatch(ctx context.Context, group string, cmds []subcommand, args []string, stdout, stderr io.Writer) int {
+	names := make([]string, len(cmds))
+	for i, c := range cmds {
+		names[i] = c.name
+	}
+	want := strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+	top := cli.New("smarthost", "smarthost "+group+" "+strings.Join(names, "|")+" [FLAGS]", stdout, stderr)
 	if len(args) == 0 {
-		return top.Usagef("apikey: no command: want create, list or revoke")
+		return top.Usagef("%s: no command: want %s", group, want)
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
-		for i, c := range apikeyCommands {
+		for i, c := range cmds {
 			if i > 0 {
 				fmt.Fprintln(stdout)
 			}
@@ -49,7 +63,7 @@ func apikey(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return cli.OK
 	}
-	for _, c := range apikeyCommands {
+	for _, c := range cmds {
 		if c.name == args[0] {
 			cmd := c.make(stdout, stderr)
 			rest, status, stop := parseInterleaved(cmd.Command, args[1:])
@@ -59,7 +73,7 @@ func apikey(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return cmd.run(ctx, rest)
 		}
 	}
-	return top.Usagef("apikey: unknown command %q: want create, list or revoke", args[0])
+	return top.Usagef("%s: unknown command %q: want %s", group, args[0], want)
 }
 
 // parseInterleaved parses the flags in args, which may also follow the

@@ -14,41 +14,14 @@ import (
 // suppressionCommands are the commands of "smarthost suppression", which
 // manage the relay's suppression list; a running relay sees each change
 // at its next RCPT.
-var suppressionCommands = []struct {
-	name string
-	make func(stdout, stderr io.Writer) *command
-}{
+var suppressionCommands = []subcommand{
 	{"list", suppressionList},
 	{"add", suppressionAdd},
 	{"remove", suppressionRemove},
 }
 
 func suppression(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	top := cli.New("smarthost", "smarthost suppression list|add|remove [FLAGS]", stdout, stderr)
-	if len(args) == 0 {
-		return top.Usagef("suppression: no command: want list, add or remove")
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		for i, c := range suppressionCommands {
-			if i > 0 {
-				fmt.Fprintln(stdout)
-			}
-			c.make(stdout, stderr).Help()
-		}
-		return cli.OK
-	}
-	for _, c := range suppressionCommands {
-		if c.name == args[0] {
-			cmd := c.make(stdout, stderr)
-			rest, status, stop := parseInterleaved(cmd.Command, args[1:])
-			if stop {
-				return status
-			}
-			return cmd.run(ctx, rest)
-		}
-	}
-	return top.Usagef("suppression: unknown command %q: want list, add or remove", args[0])
+	return dispatch(ctx, "suppression", suppressionCommands, args, stdout, stderr)
 }
 
 // suppressionFileFlags are the flags that name the suppression file:
