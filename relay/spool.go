@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"os"
@@ -22,16 +23,22 @@ const DefaultLeaseTime = 5 * time.Minute
 // Spool is the durable on-disk Queue, one directory on a local file
 // system, for one process at a time.
 //
-// Each message is two files named by its ID: ID.msg holds the content as
-// written to the QueueWriter, ID.json the Entry, as JSON. Commit writes
-// the content, syncs it, writes the entry to a temporary file, syncs it,
-// renames it to ID.json and syncs the directory, so that once it returns
-// both files and their names survive a crash; the entry is the commit
-// record: a content file without an entry is a message not committed (or
-// done), removed when a Spool next opens the directory. Save and Retry
-// replace the entry the same way (temporary file, sync, rename, directory
-// sync); Done removes the entry, then the content, and syncs the
-// directory.
+// Each message is one file named by its ID, ID.msg: a header region of
+// spoolHeaderSize octets, then the content as written to the
+// QueueWriter. The header region is a hole until Commit writes the
+// commit record into it: a magic string, the content's length and CRC-32C,
+// and the Entry as JSON, with a CRC-32C of the record. Commit then syncs
+// the file and the directory, so that once it returns the message and its
+// name survive a crash: one file created and one sync of it per message.
+// A content file whose header region holds no commit record is a message
+// not committed (or done), removed when a Spool next opens the directory;
+// one whose record or content fails its check is quarantined (see below),
+// so that a crash during the syncs, before the 250, never delivers a
+// message cut short. An entry too large for the header region is written
+// as ID.json instead (the record then says so), the way Save and Retry
+// replace the entry: a temporary file, synced, renamed to ID.json, and the
+// directory synced; ID.json, when present, is the entry. Done removes
+// ID.json, then ID.msg, without a sync (see Lease.Done).
 //
 // The directory syncs are shared among the operations under way (group
 // commit): an operation whose rename or removal comes while a directory
@@ -107,6 +114,12 @@ type spooled struct {
 	// Retry or Done, begun while its lease held, ends before the next
 	// holder reads the entry.
 	fmu sync.Mutex
+	// json says that the entry is in ID.json rather than in the header
+	// region of ID.msg; dataOff is where the content starts in ID.msg
+	// (0 in a spool written by the format before the header region).
+	// Both under fmu.
+	json    bool
+	dataOff int64
 }
 
 // NewSpool opens the spool in dir, creating the directory when it does
@@ -226,6 +239,13 @@ func (s *Spool) Create(ctx context.Context) (QueueWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("relay: spool: %w", err)
 	}
+	// The content goes after the header region, which stays a hole
+	// until Commit writes the commit record.
+	if _, err := f.Seek(spoolHeaderSize, io.SeekStart); err != nil {
+		f.Close()
+		os.Remove(s.path(id, contentExt))
+		return nil, fmt.Errorf("relay: spool: %w", err)
+	}
 	return &spoolWriter{s: s, id: id, f: f, bw: bufio.NewWriterSize(f, 32<<10)}, nil
 }
 
@@ -236,8 +256,9 @@ type spoolWriter struct {
 	f    *os.File
 	bw   *bufio.Writer
 	n    int64
-	err  error // the first write error
-	done bool  // committed or aborted
+	crc  uint32 // CRC-32C of the content
+	err  error  // the first write error
+	done bool   // committed or aborted
 }
 
 var errWriterDone = errors.New("relay: spool: message already committed or aborted")
@@ -251,6 +272,7 @@ func (w *spoolWriter) Write(p []byte) (int, error) {
 	}
 	n, err := w.bw.Write(p)
 	w.n += int64(n)
+	w.crc = crc32.Update(w.crc, castagnoli, p[:n])
 	if err != nil {
 		w.err = fmt.Errorf("relay: spool: %w", err)
 	}
@@ -305,11 +327,12 @@ func (w *spoolWriter) commit(ctx context.Context, e *Entry) error {
 	}
 	now := s.now()
 	e.ID, e.Created, e.NextAttempt = w.id, now, now
-	if err := s.commitFiles(w.f, e, w.n); err != nil {
+	inJSON, err := s.commitFiles(w.f, e, w.n, w.crc)
+	if err != nil {
 		return err
 	}
 	s.mu.Lock()
-	m := &spooled{id: e.ID, next: e.NextAttempt, created: e.Created}
+	m := &spooled{id: e.ID, next: e.NextAttempt, created: e.Created, json: inJSON, dataOff: spoolHeaderSize}
 	s.msgs[m.id] = m
 	s.push(m)
 	s.signal()
@@ -428,7 +451,7 @@ func (s *Spool) open(m *spooled) (*spoolLease, error) {
 	defer s.ops.Done()
 	m.fmu.Lock()
 	defer m.fmu.Unlock()
-	e, size, err := s.readEntry(m.id)
+	e, size, err := s.readEntry(m.id, m.json, m.dataOff)
 	if errors.Is(err, errCorrupt) {
 		s.quarantine(m.id, err)
 	}
@@ -448,7 +471,7 @@ func (s *Spool) open(m *spooled) (*spoolLease, error) {
 		s:        s,
 		m:        m,
 		e:        e,
-		msg:      spoolMessage{header: e.Header, path: s.path(m.id, contentExt), size: int64(len(e.Header)) + size},
+		msg:      spoolMessage{header: e.Header, path: s.path(m.id, contentExt), off: m.dataOff, size: size},
 		deadline: m.expires,
 	}
 	m.holder = l
@@ -529,7 +552,7 @@ func (l *spoolLease) update(ctx context.Context, op func() error) error {
 }
 
 func (l *spoolLease) Save(ctx context.Context) error {
-	err := l.update(ctx, func() error { return l.s.writeEntry(l.e) })
+	err := l.update(ctx, func() error { return l.s.writeEntry(l.m, l.e) })
 	if err == nil {
 		l.s.log.Debug("relay: spool save", "id", l.m.id)
 	}
@@ -539,7 +562,7 @@ func (l *spoolLease) Save(ctx context.Context) error {
 func (l *spoolLease) Retry(ctx context.Context, at time.Time) error {
 	err := l.update(ctx, func() error {
 		l.e.NextAttempt = at
-		return l.s.writeEntry(l.e)
+		return l.s.writeEntry(l.m, l.e)
 	})
 	if err != nil {
 		return err
@@ -560,7 +583,7 @@ func (l *spoolLease) Retry(ctx context.Context, at time.Time) error {
 
 func (l *spoolLease) Done(ctx context.Context) error {
 	s := l.s
-	err := l.update(ctx, func() error { return s.remove(l.m.id) })
+	err := l.update(ctx, func() error { return s.remove(l.m) })
 	if err != nil {
 		return err
 	}
@@ -572,10 +595,11 @@ func (l *spoolLease) Done(ctx context.Context) error {
 }
 
 // spoolMessage is the content of a leased message: the entry's Header,
-// then the content file.
+// then the size octets of the content file from off.
 type spoolMessage struct {
 	header []byte
 	path   string
+	off    int64
 	size   int64
 }
 
@@ -584,13 +608,14 @@ func (m spoolMessage) Open() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("relay: spool: %w", err)
 	}
+	content := io.NewSectionReader(f, m.off, m.size)
 	if len(m.header) == 0 {
-		return f, nil
+		return multiReadCloser{content, f}, nil
 	}
-	return multiReadCloser{io.MultiReader(bytes.NewReader(m.header), f), f}, nil
+	return multiReadCloser{io.MultiReader(bytes.NewReader(m.header), content), f}, nil
 }
 
-func (m spoolMessage) Size() int64 { return m.size }
+func (m spoolMessage) Size() int64 { return int64(len(m.header)) + m.size }
 
 // spoolHeap orders messages by NextAttempt, then by when they were
 // committed or retried.

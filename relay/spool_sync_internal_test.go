@@ -14,9 +14,10 @@ import (
 
 // syncLog is the fsync hook of a Spool under test. It records what each
 // sync makes durable, from the file system itself rather than from the
-// spool's account of it: for a file, its size when the sync began; for the
-// directory, the names it held when the sync began, counted durable once
-// that sync has returned.
+// spool's account of it: for a file, its size when the sync began and
+// whether it then held a commit record with an entry; for the directory,
+// the names it held when the sync began, counted durable once that sync
+// has returned.
 type syncLog struct {
 	dir string
 	// gate, when set, holds the first directory sync until it is closed.
@@ -24,12 +25,13 @@ type syncLog struct {
 
 	mu       sync.Mutex
 	files    map[string]int64 // base name: its size at its last sync
+	records  map[string]bool  // base name: a commit record with an entry at its last sync
 	durable  map[string]bool  // names covered by a directory sync that has ended
 	dirSyncs int              // directory syncs begun
 }
 
 func newSyncLog(dir string) *syncLog {
-	return &syncLog{dir: dir, files: map[string]int64{}, durable: map[string]bool{}}
+	return &syncLog{dir: dir, files: map[string]int64{}, records: map[string]bool{}, durable: map[string]bool{}}
 }
 
 func (l *syncLog) fsync(f *os.File) error {
@@ -38,9 +40,17 @@ func (l *syncLog) fsync(f *os.File) error {
 		return err
 	}
 	if !fi.IsDir() {
+		region := make([]byte, min(fi.Size(), spoolHeaderSize))
+		rf, rerr := os.Open(f.Name())
+		if rerr == nil {
+			_, rerr = rf.ReadAt(region, 0)
+			rf.Close()
+		}
+		r, derr := decodeRecord(region)
 		err := f.Sync()
 		l.mu.Lock()
 		l.files[filepath.Base(f.Name())] = fi.Size()
+		l.records[filepath.Base(f.Name())] = rerr == nil && derr == nil && r.entry != nil
 		l.mu.Unlock()
 		return err
 	}
@@ -65,24 +75,95 @@ func (l *syncLog) fsync(f *os.File) error {
 }
 
 // checkDurable fails t unless the message id, whose Commit has just
-// returned, had its content synced at its full size, its entry synced,
-// and both names covered by a directory sync that ended.
+// returned, had its file synced at its full size (the header region and
+// the content) with its commit record and entry in it, and its name
+// covered by a directory sync that ended.
 func (l *syncLog) checkDurable(t *testing.T, id string, size int64) {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if got, ok := l.files[id+contentExt]; !ok || got != size {
-		t.Errorf("%s: Commit returned with its content synced at %d octets (synced: %v), want %d", id, got, ok, size)
+	if got, ok := l.files[id+contentExt]; !ok || got != spoolHeaderSize+size {
+		t.Errorf("%s: Commit returned with its file synced at %d octets (synced: %v), want %d", id, got, ok, spoolHeaderSize+size)
 	}
-	// The entry is synced through the file opened under its temporary
-	// name, renamed into place before the sync.
-	if n, ok := l.files[id+entryExt+tempExt]; !ok || n == 0 {
-		t.Errorf("%s: Commit returned before its entry was synced", id)
+	if !l.records[id+contentExt] {
+		t.Errorf("%s: Commit returned before its commit record was synced", id)
 	}
-	for _, name := range []string{id + contentExt, id + entryExt} {
-		if !l.durable[name] {
-			t.Errorf("%s: Commit returned before a directory sync that covers %s ended", id, name)
-		}
+	if !l.durable[id+contentExt] {
+		t.Errorf("%s: Commit returned before a directory sync that covers %s ended", id, id+contentExt)
+	}
+}
+
+// An entry too large for the header region goes to ID.json, synced and
+// covered by a directory sync before Commit returns, with a commit record
+// that says so; one larger than the first 4 KiB that the spool reads of a
+// record, but within the region, stays in the record. The spool reads
+// both back after a restart.
+func TestSpoolLargeEntry(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		rcpts  int
+		inJSON bool
+	}{
+		{100, false},
+		{400, true},
+	} {
+		t.Run(fmt.Sprint(tt.rcpts), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			log := newSyncLog(dir)
+			s, err := NewSpool(dir, &SpoolOptions{fsync: log.fsync})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var to []string
+			for i := range tt.rcpts {
+				to = append(to, fmt.Sprintf("recipient-with-a-long-name-%03d@example.org", i))
+			}
+			w, err := s.Create(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Write(commitContent)
+			e := &Entry{Envelope: Envelope{From: "a@example.com", To: To(to...)}}
+			if err := w.Commit(t.Context(), e); err != nil {
+				t.Fatal(err)
+			}
+			log.mu.Lock()
+			n, synced := log.files[e.ID+entryExt+tempExt]
+			switch {
+			case tt.inJSON && (!synced || n <= spoolHeaderSize):
+				t.Errorf("the entry file was not synced, or is small: %d octets (synced: %v)", n, synced)
+			case tt.inJSON && (!log.durable[e.ID+entryExt] || !log.durable[e.ID+contentExt]):
+				t.Errorf("Commit returned before a directory sync that covers both files ended")
+			case tt.inJSON && log.records[e.ID+contentExt]:
+				t.Errorf("the commit record holds the entry too")
+			case !tt.inJSON && (synced || !log.records[e.ID+contentExt]):
+				t.Errorf("entry file synced: %v, commit record with the entry: %v; want false, true", synced, log.records[e.ID+contentExt])
+			}
+			log.mu.Unlock()
+			s.Close()
+			s, err = NewSpool(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			l, err := s.Lease(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(l.Entry().Rcpts); got != tt.rcpts || l.Entry().Rcpts[tt.rcpts-1].Addr != to[tt.rcpts-1] {
+				t.Errorf("leased an entry of %d recipients, want the %d", got, tt.rcpts)
+			}
+			if err := l.Done(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			des, _ := os.ReadDir(dir)
+			for _, de := range des {
+				if de.Name() != quarantineDir {
+					t.Errorf("left after Done: %s", de.Name())
+				}
+			}
+		})
 	}
 }
 
@@ -235,9 +316,11 @@ func TestSpoolDirSyncFailureSticks(t *testing.T) {
 	}
 }
 
-// A crash before a commit's syncs ended (so before its 250) may leave an
-// entry whose content is shorter than it says, or an entry cut short:
-// the next Spool sets both aside in quarantine and never delivers them.
+// A crash before a commit's syncs ended (so before its 250) may leave a
+// file whose content is shorter than its commit record says, a record cut
+// short, or content the record's CRC does not match (a page of it not
+// written): the next Spool sets them aside in quarantine and never
+// delivers them.
 func TestSpoolTornCommit(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -253,21 +336,32 @@ func TestSpoolTornCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	garbled, err := commitOne(t.Context(), s, "d@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
 	whole, err := commitOne(t.Context(), s, "c@example.org")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	if err := os.Truncate(filepath.Join(dir, short+contentExt), 100); err != nil {
+	if err := os.Truncate(filepath.Join(dir, short+contentExt), spoolHeaderSize+100); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, torn+entryExt))
-	if err != nil {
-		t.Fatal(err)
+	// The record's second half as zeros: the hole it was before.
+	writeAt := func(id string, data []byte, off int64) {
+		t.Helper()
+		f, err := os.OpenFile(filepath.Join(dir, id+contentExt), os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteAt(data, off); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, torn+entryExt), data[:len(data)/2], 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeAt(torn, make([]byte, 200), 100)
+	writeAt(garbled, make([]byte, 4096), spoolHeaderSize+4096)
 
 	s, err = NewSpool(dir, nil)
 	if err != nil {
@@ -284,8 +378,8 @@ func TestSpoolTornCommit(t *testing.T) {
 	if l.Entry().ID != whole {
 		t.Errorf("leased %s, want the whole message %s", l.Entry().ID, whole)
 	}
-	for _, id := range []string{short, torn} {
-		if _, err := os.Stat(filepath.Join(dir, quarantineDir, id+entryExt)); err != nil {
+	for _, id := range []string{short, torn, garbled} {
+		if _, err := os.Stat(filepath.Join(dir, quarantineDir, id+contentExt)); err != nil {
 			t.Errorf("%s is not in quarantine: %v", id, err)
 		}
 	}

@@ -1,7 +1,10 @@
 package relay_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"os"
@@ -113,16 +116,28 @@ func TestSpoolFiles(t *testing.T) {
 	}
 
 	e := spoolMessage(t, s, "Subject: x\r\n\r\n", "bob@example.org")
-	if got, want := spoolFiles(t, dir), []string{e.ID + ".json", e.ID + ".msg"}; !slices.Equal(got, want) {
+	if got, want := spoolFiles(t, dir), []string{e.ID + ".msg"}; !slices.Equal(got, want) {
 		t.Fatalf("after Commit the spool holds %v, want %v", got, want)
 	}
-	if got, err := os.ReadFile(filepath.Join(dir, e.ID+".msg")); err != nil || string(got) != "Subject: x\r\n\r\n" {
+	// The file: a 16 KiB header region that begins with the commit record
+	// (which holds the entry), then the content.
+	got, err := os.ReadFile(filepath.Join(dir, e.ID+".msg"))
+	if err != nil || len(got) != 16<<10+len("Subject: x\r\n\r\n") || string(got[16<<10:]) != "Subject: x\r\n\r\n" {
 		t.Errorf("content file: %q, %v", got, err)
+	} else if !bytes.HasPrefix(got, []byte("SMHSPOOL")) || !bytes.Contains(got[:16<<10], []byte(`"id":"`+e.ID+`"`)) {
+		t.Errorf("content file's header region: %q", bytes.TrimRight(got[:16<<10], "\x00"))
 	}
 	if s.Len() != 1 {
 		t.Errorf("Len %d, want 1", s.Len())
 	}
 	l := pollSpool(t, s)
+	// Save writes the entry to ID.json, which Done removes too.
+	if err := l.Save(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := spoolFiles(t, dir), []string{e.ID + ".json", e.ID + ".msg"}; !slices.Equal(got, want) {
+		t.Fatalf("after Save the spool holds %v, want %v", got, want)
+	}
 	if err := l.Done(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +170,7 @@ func TestSpoolCleansUpAtOpen(t *testing.T) {
 		}
 	}
 	s = newSpool(t, dir, nil)
-	if got, want := spoolFiles(t, dir), []string{kept.ID + ".json", kept.ID + ".msg", "notes.txt"}; !slices.Equal(got, want) {
+	if got, want := spoolFiles(t, dir), []string{kept.ID + ".msg", "notes.txt"}; !slices.Equal(got, want) {
 		t.Errorf("after open the spool holds %v, want %v", got, want)
 	}
 	l := pollSpool(t, s)
@@ -207,27 +222,39 @@ func (h *logRecords) errors() []string {
 func TestSpoolQuarantine(t *testing.T) {
 	t.Parallel()
 	corruptions := map[string]func(t *testing.T, dir, id string){
-		"truncated": func(t *testing.T, dir, id string) {
-			b, _ := os.ReadFile(filepath.Join(dir, id+".json"))
-			os.WriteFile(filepath.Join(dir, id+".json"), b[:len(b)/2], 0o600)
+		"record cut short": func(t *testing.T, dir, id string) {
+			editRecord(t, dir, id, func(entry []byte) []byte { return entry[:len(entry)/2] }, false)
 		},
-		"empty": func(t *testing.T, dir, id string) {
-			os.WriteFile(filepath.Join(dir, id+".json"), nil, 0o600)
+		"entry cut short": func(t *testing.T, dir, id string) {
+			editRecord(t, dir, id, func(entry []byte) []byte { return entry[:len(entry)/2] }, true)
+		},
+		"empty entry": func(t *testing.T, dir, id string) {
+			editRecord(t, dir, id, func([]byte) []byte { return []byte("{}") }, true)
 		},
 		"other ID": func(t *testing.T, dir, id string) {
-			b, _ := os.ReadFile(filepath.Join(dir, id+".json"))
-			os.WriteFile(filepath.Join(dir, id+".json"), []byte(strings.Replace(string(b), id, "ZZZZ", 1)), 0o600)
+			editRecord(t, dir, id, func(entry []byte) []byte { return bytes.Replace(entry, []byte(id), []byte("ZZZZ"), 1) }, true)
 		},
 		"unknown status": func(t *testing.T, dir, id string) {
-			b, _ := os.ReadFile(filepath.Join(dir, id+".json"))
-			os.WriteFile(filepath.Join(dir, id+".json"), []byte(strings.Replace(string(b), `"pending"`, `"lost"`, 1)), 0o600)
+			editRecord(t, dir, id, func(entry []byte) []byte {
+				return bytes.Replace(entry, []byte(`"pending"`), []byte(`"lost"`), 1)
+			}, true)
 		},
-		"content missing": func(t *testing.T, dir, id string) {
-			os.Remove(filepath.Join(dir, id+".msg"))
+		"content cut short": func(t *testing.T, dir, id string) {
+			fi, err := os.Stat(filepath.Join(dir, id+".msg"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.Truncate(filepath.Join(dir, id+".msg"), fi.Size()-1)
+		},
+		"saved entry cut short": func(t *testing.T, dir, id string) {
+			os.WriteFile(filepath.Join(dir, id+".json"), []byte(`{"id":"`+id+`","envelope":`), 0o600)
 		},
 	}
 	for name, corrupt := range corruptions {
 		for _, when := range []string{"at open", "at lease"} {
+			if name == "saved entry cut short" && when == "at lease" {
+				continue // ID.json is read when the Spool wrote it, or at open
+			}
 			t.Run(name+" "+when, func(t *testing.T) {
 				t.Parallel()
 				dir := t.TempDir()
@@ -346,20 +373,37 @@ func FuzzSpoolOpen(f *testing.F) {
 		f.Fatal(err)
 	}
 	s.Close()
-	valid, err := os.ReadFile(filepath.Join(dir, e.ID+".json"))
+	file, err := os.ReadFile(filepath.Join(dir, e.ID+".msg"))
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(valid)
-	f.Add(valid[:len(valid)-1])
-	f.Add([]byte(strings.Replace(string(valid), `"rcpts":[`, `"rcpts":[{"addr":"x","status":"pending"},`, 1)))
-	f.Add([]byte("{}"))
-	f.Fuzz(func(t *testing.T, data []byte) {
+	valid := file[24 : 24+binary.BigEndian.Uint32(file[20:24])]
+	f.Add(valid, false)
+	f.Add(valid, true)
+	f.Add(valid[:len(valid)-1], false)
+	f.Add([]byte(strings.Replace(string(valid), `"rcpts":[`, `"rcpts":[{"addr":"x","status":"pending"},`, 1)), false)
+	f.Add([]byte("{}"), true)
+	// Each entry is written in a commit record (with its CRC right), or,
+	// with legacy, as the ID.json of the format before the record.
+	f.Fuzz(func(t *testing.T, data []byte, legacy bool) {
 		dir := t.TempDir()
 		const id = "AAAAAAAAAAAAAAAAAAAAAAAAAA"
-		entry := strings.Replace(string(data), e.ID, id, 1)
-		os.WriteFile(filepath.Join(dir, id+".json"), []byte(entry), 0o600)
-		os.WriteFile(filepath.Join(dir, id+".msg"), []byte("x"), 0o600)
+		entry := []byte(strings.Replace(string(data), e.ID, id, 1))
+		want := []string{id + ".msg"}
+		if legacy {
+			os.WriteFile(filepath.Join(dir, id+".json"), entry, 0o600)
+			os.WriteFile(filepath.Join(dir, id+".msg"), []byte("x"), 0o600)
+			want = []string{id + ".json", id + ".msg"}
+		} else {
+			if len(entry) > spoolHeaderSize-28 {
+				return
+			}
+			head := binary.BigEndian.AppendUint64([]byte("SMHSPOOL"), 1)
+			head = binary.BigEndian.AppendUint32(head, crc32.Checksum([]byte("x"), crc32.MakeTable(crc32.Castagnoli)))
+			region := make([]byte, spoolHeaderSize)
+			copy(region, appendRecord(head, entry))
+			os.WriteFile(filepath.Join(dir, id+".msg"), append(region, 'x'), 0o600)
+		}
 		s, err := relay.NewSpool(dir, nil)
 		if err != nil {
 			t.Fatalf("NewSpool: %v", err)
@@ -368,17 +412,61 @@ func FuzzSpoolOpen(f *testing.F) {
 		files := spoolFiles(t, dir)
 		switch s.Len() {
 		case 1:
-			if !slices.Equal(files, []string{id + ".json", id + ".msg"}) {
+			if !slices.Equal(files, want) {
 				t.Fatalf("message kept, with files %v", files)
 			}
+			l := pollSpool(t, s)
+			if l == nil || l.Entry().ID != id || string(readAll(t, l.Message())) != string(l.Entry().Header)+"x" {
+				t.Fatalf("kept message not leased whole: %v", l)
+			}
 		case 0:
-			if !slices.Equal(files, []string{"quarantine/" + id + ".json", "quarantine/" + id + ".msg"}) {
+			var q []string
+			for _, f := range want {
+				q = append(q, "quarantine/"+f)
+			}
+			if !slices.Equal(files, q) {
 				t.Fatalf("message not kept, files %v", files)
 			}
 		default:
 			t.Fatalf("Len %d", s.Len())
 		}
 	})
+}
+
+// The commit record at the start of a spool file, as the Spool's doc
+// describes it: "SMHSPOOL", the content's length (8 octets) and CRC-32C
+// (4), the entry's length (4), the entry, and the CRC-32C of all before.
+const spoolHeaderSize = 16 << 10
+
+// editRecord replaces the entry in the commit record of the message id by
+// edit's result; with fixCRC the record's CRC is computed anew, so that
+// only the entry's own checks can tell, and without it the CRC is wrong.
+func editRecord(t *testing.T, dir, id string, edit func(entry []byte) []byte, fixCRC bool) {
+	t.Helper()
+	path := filepath.Join(dir, id+".msg")
+	data, err := os.ReadFile(path)
+	if err != nil || !bytes.HasPrefix(data, []byte("SMHSPOOL")) {
+		t.Fatalf("%s: no commit record (%v)", id, err)
+	}
+	n := binary.BigEndian.Uint32(data[20:24])
+	entry := edit(bytes.Clone(data[24 : 24+n]))
+	record := appendRecord(data[:20:20], entry)
+	if !fixCRC {
+		record[len(record)-1] ^= 0xff
+	}
+	region := make([]byte, spoolHeaderSize)
+	copy(region, record)
+	if err := os.WriteFile(path, append(region, data[spoolHeaderSize:]...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// appendRecord appends the entry's length, the entry and the CRC-32C of
+// the whole to the first 20 octets of a commit record.
+func appendRecord(head, entry []byte) []byte {
+	b := binary.BigEndian.AppendUint32(head, uint32(len(entry)))
+	b = append(b, entry...)
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
 }
 
 // A spool opened anew on the directory of one that was abandoned (as in a
@@ -465,9 +553,11 @@ func TestSpoolRestart(t *testing.T) {
 	if l := pollSpool(t, s); l == nil || l.Entry().ID != retried.ID {
 		t.Fatalf("at its retry time, leased %v, want %s", l, retried.ID)
 	}
-	var want []string
+	// ID.json for the entries written again (saved, retried), the commit
+	// record for the others; none for the message done.
+	want := []string{saved.ID + ".json", retried.ID + ".json"}
 	for _, id := range []string{untouched.ID, saved.ID, unsaved.ID, retried.ID} {
-		want = append(want, id+".json", id+".msg")
+		want = append(want, id+".msg")
 	}
 	slices.Sort(want)
 	if files := spoolFiles(t, dir); !slices.Equal(files, want) {
