@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 )
@@ -23,15 +24,18 @@ type syncLog struct {
 	// gate, when set, holds the first directory sync until it is closed.
 	gate chan struct{}
 
-	mu       sync.Mutex
-	files    map[string]int64 // base name: its size at its last sync
-	records  map[string]bool  // base name: a commit record with an entry at its last sync
-	durable  map[string]bool  // names covered by a directory sync that has ended
-	dirSyncs int              // directory syncs begun
+	mu      sync.Mutex
+	files   map[string]int64 // base name: its size at its last sync
+	records map[string]bool  // base name: a commit record with an entry at its last sync
+	durable map[string]bool  // names covered by a directory sync that has ended
+	// covered: files whose commit record (with an entry) was written when
+	// a directory sync began, once that sync has ended
+	covered  map[string]bool
+	dirSyncs int // directory syncs begun
 }
 
 func newSyncLog(dir string) *syncLog {
-	return &syncLog{dir: dir, files: map[string]int64{}, records: map[string]bool{}, durable: map[string]bool{}}
+	return &syncLog{dir: dir, files: map[string]int64{}, records: map[string]bool{}, durable: map[string]bool{}, covered: map[string]bool{}}
 }
 
 func (l *syncLog) fsync(f *os.File) error {
@@ -65,13 +69,38 @@ func (l *syncLog) fsync(f *os.File) error {
 	if first && l.gate != nil {
 		<-l.gate
 	}
+	var withRecord []string
+	for _, de := range des {
+		if hasRecord(filepath.Join(l.dir, de.Name())) {
+			withRecord = append(withRecord, de.Name())
+		}
+	}
 	err = f.Sync()
 	l.mu.Lock()
 	for _, de := range des {
 		l.durable[de.Name()] = true
 	}
+	for _, name := range withRecord {
+		l.covered[name] = true
+	}
 	l.mu.Unlock()
 	return err
+}
+
+// hasRecord reports whether the file at path begins with a commit record
+// that holds an entry.
+func hasRecord(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	r, err := readRecord(f, fi.Size())
+	return err == nil && r.entry != nil
 }
 
 // checkDurable fails t unless the message id, whose Commit has just
@@ -382,5 +411,83 @@ func TestSpoolTornCommit(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, quarantineDir, id+contentExt)); err != nil {
 			t.Errorf("%s is not in quarantine: %v", id, err)
 		}
+	}
+}
+
+// With SyncFS a commit syncs no file of its own: it returns once a sync of
+// the file system (here the hook, given the directory) that began after
+// its commit record was written has ended, and 32 commits at once share
+// two such syncs.
+func TestSpoolSyncFS(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		log := newSyncLog(dir)
+		log.gate = make(chan struct{})
+		var fileSyncs atomic.Int32
+		s, err := NewSpool(dir, &SpoolOptions{
+			SyncFS: true,
+			syncfs: log.fsync,
+			fsync: func(f *os.File) error {
+				fileSyncs.Add(1)
+				return f.Sync()
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		var wg sync.WaitGroup
+		for i := range 32 {
+			wg.Go(func() {
+				id, err := commitOne(t.Context(), s, fmt.Sprintf("rcpt%d@example.org", i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				log.mu.Lock()
+				defer log.mu.Unlock()
+				if !log.covered[id+contentExt] {
+					t.Errorf("%s: Commit returned before a sync that began after its commit record was written ended", id)
+				}
+			})
+		}
+		synctest.Wait()
+		close(log.gate)
+		wg.Wait()
+		if n := fileSyncs.Load(); n != 0 {
+			t.Errorf("%d files synced one by one, want none", n)
+		}
+		if log.dirSyncs != 2 {
+			t.Errorf("%d syncs for 32 commits, want 2", log.dirSyncs)
+		}
+	})
+}
+
+// The real syncfs, where the kernel has it: messages committed with it are
+// there after a restart.
+func TestSpoolSyncFSRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := NewSpool(dir, &SpoolOptions{SyncFS: true})
+	if err != nil {
+		t.Skipf("no SyncFS here: %v", err)
+	}
+	id, err := commitOne(t.Context(), s, "a@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = NewSpool(dir, &SpoolOptions{SyncFS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	l, err := s.Lease(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Entry().ID != id || l.Message().Size() != int64(len(commitContent)) {
+		t.Errorf("leased %s of %d octets, want %s of %d", l.Entry().ID, l.Message().Size(), id, len(commitContent))
 	}
 }

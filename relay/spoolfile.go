@@ -140,7 +140,8 @@ func readRecord(f *os.File, size int64) (*commitRecord, error) {
 // commit record, with the entry when it fits, goes into the header region
 // of the content file (else the entry is written whole to ID.json.tmp and
 // renamed to ID.json), and then the file (and ID.json) and the directory
-// are synced at once. Until they have ended, what a crash of the system
+// are synced at once (with SyncFS, the file system, once for the commits
+// under way). Until they have ended, what a crash of the system
 // leaves may be in any state; the 250 comes only after. After such a
 // crash, a record cut short, or content that fails the record's CRC, is
 // corrupt (quarantined by NewSpool), never delivered. A process killed in
@@ -183,7 +184,12 @@ func (s *Spool) commitFiles(content *os.File, e *Entry, size int64, crc uint32) 
 	}
 	var errs [3]error
 	var wg sync.WaitGroup
-	wg.Go(func() { errs[0] = errors.Join(s.fsync(content), content.Close()) })
+	if s.syncFS {
+		// The file system's sync below covers the file.
+		errs[0] = content.Close()
+	} else {
+		wg.Go(func() { errs[0] = errors.Join(s.fsync(content), content.Close()) })
+	}
 	if f != nil {
 		wg.Go(func() { errs[1] = errors.Join(s.fsync(f), f.Close()) })
 	}

@@ -30,6 +30,7 @@ type Config struct {
 	Keys            string   `yaml:"keys,omitempty"`
 	KeyDomains      []string `yaml:"key-domains,omitempty"`
 	Spool           string   `yaml:"spool,omitempty"`
+	SpoolSyncFS     bool     `yaml:"spool-syncfs,omitempty"`
 	Upstream        string   `yaml:"upstream,omitempty"`
 	UpstreamTLS     string   `yaml:"upstream-tls,omitempty"`
 	UpstreamCA      string   `yaml:"upstream-ca,omitempty"`
@@ -91,6 +92,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Keys, "keys", c.Keys, "the API key `FILE` (default DATA/"+keysName+"; its hash key is FILE.hashkey); made with a first key, printed once, when it does not exist")
 	fs.Var(&listValue{p: &c.KeyDomains, split: true}, "key-domains", "the sender domains of the first API key, made with a new key file, `DOMAIN[,DOMAIN...]` (default: the domains of -dkim but the provider's, and of -return-path; else example.com)")
 	fs.StringVar(&c.Spool, "spool", c.Spool, "the spool `DIR` of the queue (default DATA/"+spoolName+")")
+	fs.BoolVar(&c.SpoolSyncFS, "spool-syncfs", c.SpoolSyncFS, "make new messages durable with one syncfs of the spool's file system for all the sessions committing at once, not an fsync of each file: much faster under load, but it writes out every changed file of that file system, so give the spool one of its own (Linux 5.8 and later)")
 	fs.StringVar(&c.Upstream, "upstream", c.Upstream, "deliver through the smart host at `HOST:PORT` (default: to each recipient domain's MX hosts)")
 	fs.StringVar(&c.UpstreamTLS, "upstream-tls", c.UpstreamTLS, "how to secure the connections to -upstream, `MODE`: starttls, implicit or none")
 	fs.StringVar(&c.UpstreamCA, "upstream-ca", c.UpstreamCA, "PEM `FILE` of the CA certificates to verify -upstream with (default: the system's)")

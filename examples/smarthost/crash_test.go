@@ -104,15 +104,18 @@ func TestCrash(t *testing.T) {
 	// The kills: each at a random point of its share of the messages,
 	// then a random moment later.
 	restarts := 0
+	syncArgs := [2][]string{nil, {"-spool-syncfs"}}
 	kill := func() {
 		t.Helper()
 		d.cmd.Process.Kill()
 		if code := d.wait(); code != -1 {
 			t.Fatalf("the relay ended with %d, not by SIGKILL\n%s", code, d.stderr)
 		}
-		d = startDaemon(t, dir, nil, args...)
-		addr.Store(&d.addr)
 		restarts++
+		// Every other start syncs the spool's file system rather than
+		// each file (-spool-syncfs); the spool is the same.
+		d = startDaemon(t, dir, nil, append(args[:len(args):len(args)], syncArgs[restarts%2]...)...)
+		addr.Store(&d.addr)
 	}
 	share := messages / (kills + 1)
 	for k := range kills {

@@ -196,10 +196,10 @@ func newSink(t *testing.T, opts *smtptest.Options) *smtptest.Server {
 	return s
 }
 
-// spoolEntries returns the entries (ID.json files) in a spool directory.
+// spoolEntries returns the messages (ID.msg files) in a spool directory.
 func spoolEntries(t *testing.T, dir string) []string {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	m, err := filepath.Glob(filepath.Join(dir, "*.msg"))
 	if err != nil {
 		t.Fatal(err)
 	}

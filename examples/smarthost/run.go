@@ -226,7 +226,7 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 	default:
 		events = sinks
 	}
-	spool, err := relay.NewSpool(cfg.Spool, &relay.SpoolOptions{Logger: logger})
+	spool, err := relay.NewSpool(cfg.Spool, &relay.SpoolOptions{Logger: logger, SyncFS: cfg.SpoolSyncFS})
 	if err != nil {
 		return c.Failf("-spool: %s", cli.Msg(err))
 	}

@@ -331,6 +331,9 @@ func startSmarthost(ctx context.Context, dir string, sink int, bin, provider str
 		}
 		cmd.Process.Signal(os.Interrupt)
 		cmd.Wait()
+		if ps := cmd.ProcessState; ps != nil {
+			fmt.Printf("smarthost  CPU time %.2f s user, %.2f s system\n", ps.UserTime().Seconds(), ps.SystemTime().Seconds())
+		}
 	}
 	if err := waitListen(ctx, port); err != nil {
 		cmd.Process.Kill()
