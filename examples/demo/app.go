@@ -58,7 +58,9 @@ func (s *story) app(ctx context.Context, o *output) error {
 		return err
 	}
 	defer direct.Close()
-	_, s.direct = direct.Send(ctx, &relay.Envelope{From: appSender, To: relay.To(firstRcpt)}, order(firstRcpt, "<order-1001@customer.example>"))
+	const msgID = "<order-1001@customer.example>"
+	env := &relay.Envelope{From: appSender, To: relay.To(firstRcpt)}
+	_, s.direct = direct.Send(ctx, env, order(firstRcpt, msgID))
 	o.printf("  %s -> %s port 25, directly: %v\n", appHost, mxHost, s.direct)
 	o.queries(s.dns.srv.Zone)
 	if err := o.check(errors.Is(s.direct, errPort25) && dials.Load() == 1,
@@ -72,8 +74,7 @@ func (s *story) app(ctx context.Context, o *output) error {
 		return err
 	}
 	defer client.Close()
-	const msgID = "<order-1001@customer.example>"
-	receipt, err := client.Send(ctx, &relay.Envelope{From: appSender, To: relay.To(firstRcpt)}, order(firstRcpt, msgID))
+	receipt, err := client.Send(ctx, env, order(firstRcpt, msgID))
 	if err != nil {
 		return fmt.Errorf("submitting to the relay: %w", err)
 	}

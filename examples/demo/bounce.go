@@ -1,73 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/netip"
-	"net/textproto"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/smarthost-go/smarthost/relay"
 )
-
-// show prints what the MX received, the DKIM signatures abbreviated, and
-// checks that it passed everything.
-func (r *received) show(o *output, queueID string) error {
-	hdr, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(r.data))).ReadMIMEHeader()
-	if err != nil {
-		return fmt.Errorf("the message the MX received: %w", err)
-	}
-	o.printf("  %s received it from %s (EHLO %s), queue ID %s at the relay:\n", mxHost, r.client, r.helo, queueID)
-	o.printf("    Return-Path: <%s>\n", r.mailFrom)
-	for _, sig := range hdr.Values("Dkim-Signature") {
-		o.printf("    DKIM-Signature: %s\n", abbreviate(sig))
-	}
-	for line := range strings.Lines(r.field) {
-		o.printf("    %s\n", strings.TrimRight(line, "\r\n"))
-	}
-
-	id, isRP := relay.ReturnPathID(r.mailFrom)
-	if err := o.check(isRP && r.mailFrom == "bounces+"+id+"@"+returnPathDomain,
-		"the envelope sender is the customer's return path, bounces+ID@%s", returnPathDomain); err != nil {
-		return err
-	}
-	if err := o.check(r.spf.Status == "pass", "spf=%s for %s from %s (%s)", r.spf.Status, r.spf.Domain, r.client, r.spf.Mechanism); err != nil {
-		return err
-	}
-	var signed []string
-	for _, res := range r.dkim {
-		if res.Status == "pass" {
-			signed = append(signed, res.Domain)
-		}
-	}
-	if err := o.check(len(r.dkim) == 2 && len(signed) == 2 && signed[0] != signed[1],
-		"dkim=pass twice: %s", strings.Join(signed, " and ")); err != nil {
-		return err
-	}
-	return o.check(r.dmarc.Status == "pass", "dmarc=%s for %s (SPF aligned: %s, DKIM aligned: %s)",
-		r.dmarc.Status, r.dmarc.AuthorDomain, r.dmarc.SPF, r.dmarc.DKIM)
-}
-
-var tagRE = regexp.MustCompile(`\b(v|a|d|s|b)=([^;]*)`)
-
-// abbreviate returns the tags of a DKIM-Signature that say whose it is,
-// and the start of its signature.
-func abbreviate(sig string) string {
-	var tags []string
-	for _, m := range tagRE.FindAllStringSubmatch(sig, -1) {
-		v := strings.Join(strings.Fields(m[2]), "")
-		if m[1] == "b" && len(v) > 12 {
-			v = v[:12] + "…"
-		}
-		tags = append(tags, m[1]+"="+v)
-	}
-	return strings.Join(tags, "; ")
-}
 
 // dsnOutcome is how the MX's bounce went.
 type dsnOutcome struct {

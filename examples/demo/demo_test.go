@@ -246,3 +246,20 @@ func firstField(msg []byte) string {
 func unfold(f string) string {
 	return strings.TrimRight(strings.ReplaceAll(strings.ReplaceAll(f, "\r\n ", " "), "\r\n\t", "\t"), "\r\n")
 }
+
+// TestCommandFails: a demo that cannot finish exits 1 with one line that
+// says why, and never claims that every check passed.
+func TestCommandFails(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	code := command(ctx, nil, &stdout, &stderr)
+	if code != 1 || !strings.HasPrefix(stderr.String(), "demo: ") || strings.Count(stderr.String(), "\n") != 1 ||
+		!strings.Contains(stderr.String(), "context canceled") {
+		t.Errorf("exit %d, stderr %q; want 1 and one line saying why", code, stderr.String())
+	}
+	if strings.Contains(stdout.String(), "every check passed") {
+		t.Errorf("stdout claims success:\n%s", stdout.String())
+	}
+}
