@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 
+	"github.com/smarthost-go/smarthost/examples/internal/cli"
 	"github.com/smarthost-go/smarthost/relay"
 	"github.com/smarthost-go/smarthost/relay/sasl"
 )
@@ -27,7 +28,7 @@ var errPort25 = errors.New("outbound port 25 is blocked on this network")
 func order(rcpt, msgID string) relay.Bytes {
 	return relay.Bytes("From: Shop <" + appSender + ">\r\n" +
 		"To: <" + rcpt + ">\r\n" +
-		"Subject: Your order 1001\r\n" +
+		"Subject: Your order\r\n" +
 		"Date: Thu, 03 Dec 2026 10:00:00 +0000\r\n" +
 		"Message-ID: " + msgID + "\r\n" +
 		"MIME-Version: 1.0\r\n" +
@@ -61,7 +62,7 @@ func (s *story) app(ctx context.Context, o *output) error {
 	const msgID = "<order-1001@customer.example>"
 	env := &relay.Envelope{From: appSender, To: relay.To(firstRcpt)}
 	_, s.direct = direct.Send(ctx, env, order(firstRcpt, msgID))
-	o.printf("  %s -> %s port 25, directly: %v\n", appHost, mxHost, s.direct)
+	o.printf("  %s -> %s port 25, directly: %s\n", appHost, mxHost, cli.Msg(s.direct))
 	o.queries(s.dns.srv.Zone)
 	if err := o.check(errors.Is(s.direct, errPort25) && dials.Load() == 1,
 		"refused: the application cannot deliver by itself"); err != nil {

@@ -101,7 +101,7 @@ func (s *story) bounce(ctx context.Context, o *output) error {
 	if err != nil {
 		return err
 	}
-	o.printf("  delivered: %s took it (%d %s)\n", delivered.Host, delivered.Reply.Code, delivered.Reply.Message)
+	o.printf("  %s -> %s (%s): %d %s\n", relayHost, mxHost, delivered.Host, delivered.Reply.Code, delivered.Reply.Message)
 	select {
 	case <-s.mx.received:
 	case <-ctx.Done():

@@ -17,6 +17,7 @@ import (
 	"github.com/smarthost-go/smarthost/dkim"
 	"github.com/smarthost-go/smarthost/dnsauth"
 	"github.com/smarthost-go/smarthost/dnsauth/dnstest"
+	"github.com/smarthost-go/smarthost/msgauth"
 	"github.com/smarthost-go/smarthost/relay"
 )
 
@@ -133,6 +134,9 @@ func TestDemo(t *testing.T) {
 		}
 		if !bytes.Contains(m.data, []byte("with ESMTPSA id "+rpID)) {
 			t.Errorf("no Received field with the id %q", rpID)
+		}
+		if m.spfHELO.Status != msgauth.Pass || m.spfHELO.Domain != relayHost {
+			t.Errorf("SPF of the HELO name: %s for %s, %v", m.spfHELO.Status, m.spfHELO.Domain, m.spfHELO.Err)
 		}
 		if m.helo != relayHost || len(m.rcpts) != 1 || m.rcpts[0] != firstRcpt {
 			t.Errorf("EHLO %q, recipients %q", m.helo, m.rcpts)

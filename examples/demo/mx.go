@@ -57,10 +57,11 @@ type received struct {
 	helo     string
 	mailFrom string
 	rcpts    []string
-	data     []byte // with Authentication-Results prepended
-	field    string // the Authentication-Results field prepended
-	authres  string // its value, unfolded
-	spf      *spf.Result
+	data     []byte      // with Authentication-Results prepended
+	field    string      // the Authentication-Results field prepended
+	authres  string      // its value, unfolded
+	spf      *spf.Result // MAIL FROM
+	spfHELO  *spf.Result
 	dkim     dkim.Results
 	dmarc    *dmarc.Result
 }
@@ -148,6 +149,10 @@ func (s *mxSession) Data(r io.Reader) error {
 	ctx := s.m.ctx
 	helo := s.conn.Hostname()
 	var body bytes.Buffer
+	// SPF for the HELO identity and for MAIL FROM (RFC 7208 §2.3, §2.4);
+	// the latter is the one DMARC uses and Authentication-Results shows,
+	// as large mailbox providers do.
+	heloResult := s.m.spf.CheckHELO(ctx, s.client, helo)
 	spfResult := s.m.spf.CheckMailFrom(ctx, s.client, s.mailFrom, helo)
 	w := s.m.dkim.NewWriter(ctx)
 	if _, err := io.Copy(w, io.TeeReader(r, &body)); err != nil {
@@ -169,6 +174,7 @@ func (s *mxSession) Data(r io.Reader) error {
 		field:    field,
 		authres:  msgauth.Format(mxHost, spfResult, dkimResults, dmarcResult),
 		spf:      spfResult,
+		spfHELO:  heloResult,
 		dkim:     dkimResults,
 		dmarc:    dmarcResult,
 	}
@@ -202,7 +208,10 @@ func (r *received) show(o *output, queueID string) error {
 		"the envelope sender is the customer's return path, bounces+ID@%s", returnPathDomain); err != nil {
 		return err
 	}
-	if err := o.check(r.spf.Status == msgauth.Pass, "spf=%s for %s from %s (%s)", r.spf.Status, r.spf.Domain, r.client, r.spf.Mechanism); err != nil {
+	if err := o.check(r.spfHELO.Status == msgauth.Pass, "spf=%s for the HELO name %s from %s (%s)", r.spfHELO.Status, r.spfHELO.Domain, r.client, r.spfHELO.Mechanism); err != nil {
+		return err
+	}
+	if err := o.check(r.spf.Status == msgauth.Pass, "spf=%s for MAIL FROM %s from %s (%s)", r.spf.Status, r.spf.Domain, r.client, r.spf.Mechanism); err != nil {
 		return err
 	}
 	var signed []string
