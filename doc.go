@@ -31,6 +31,48 @@
 //     examples/ each do one job with the packages above, examples/send
 //     submitting a message.
 //
+// # One message, from end to end
+//
+// The program examples/demo (go run ./examples/demo) plays the whole story
+// in one process on 127.0.0.1, and its code is the longer example of how
+// the packages combine:
+//
+//  1. dnsauth.Request.Plan makes the records of domain authentication: in
+//     the delegated mode the return-path subdomain and each DKIM selector
+//     are CNAMEs into the provider's zone, the provider's SPF include joins
+//     the domain's SPF record (dnsauth.MergeSPF) and a DMARC record is
+//     added; dnsauth.Updater pushes them to a dnsauth/dnstest.Server, and
+//     dnsauth.Resolver.Verify checks each record on every server and end
+//     to end (SPF from the sending address, the DKIM key through its CNAME,
+//     DMARC).
+//  2. An application submits with relay.Client: STARTTLS, then AUTH with
+//     its API key (relay.KeyFile made it) as the password of the user
+//     "apikey".
+//  3. relay.Server signs the message twice while it spools it, with
+//     dkim.Signers for the customer's domain and the provider's
+//     (ServerOptions.DomainSigners, ProviderSigner), gives it the return
+//     path bounces+ID@ the customer's return-path subdomain (ReturnPaths,
+//     recorded by a relay.Tracker) and answers 250 once relay.Spool holds
+//     it; a relay.Deliverer delivers it through a relay.MXSender, which
+//     finds the recipient's MX through the same resolver.
+//  4. The receiving MX checks it with spf.Checker, a dkim.Verifier's
+//     streaming writer and dmarc.Evaluator, and prepends msgauth.Header:
+//     spf=pass (the return path's SPF includes the provider), dkim=pass
+//     twice, dmarc=pass (the customer's signature and the return path
+//     align with the From domain). The package Example is this step
+//     on a message saved from such a provider.
+//  5. A bounce sent later to the return path reaches the provider's
+//     relay.BounceServer, the return-path subdomain's MX; relay/bounce
+//     reads the DSN, the Tracker maps it to the message, and it becomes a
+//     bounced event (relay.Events) and a relay.Suppressions entry, which
+//     the Server then refuses at RCPT with 550 5.1.1.
+//
+// The examples of this package are the tour of README.md: one short
+// program per package (Example_dnsauth, Example_dnstest, Example_spf,
+// Example_dkim, Example_srs, Example_dmarc, Example_relay), each run by go
+// test with its output checked. examples/authcheck is step 4 for a saved
+// message, saying why each check passed or failed.
+//
 // This package holds documentation only.
 //
 // # Conventions

@@ -71,6 +71,14 @@ func TestCLI(t *testing.T) {
 		want   string // in standard output for help and pass, else in the one line of standard error
 	}
 	table := map[string][]row{
+		"demo": {
+			{"help", []string{"-h"}, "", 0, "-o -v"},
+			{"missing flag", []string{"-o"}, "", 2, "flag needs an argument: -o"},
+			{"bad value", []string{"-v=maybe"}, "", 2, `invalid boolean value "maybe" for -v`},
+			{"bad value", []string{"-o", zone}, "", 2, "-o " + zone + ": not a directory"},
+			{"bad value", []string{"again"}, "", 2, `unexpected argument "again"`},
+			{"missing file", []string{"-o", missing}, "", 2, "-o: stat " + missing},
+		},
 		"dkim-keygen": {
 			{"help", []string{"-h"}, "", 0, "-a -d -o -s"},
 			{"missing flag", []string{"-s", "sel", "-o", filepath.Join(dir, "k1")}, "", 2, "-d is required"},
@@ -227,7 +235,9 @@ func TestCLI(t *testing.T) {
 					}
 				}
 				for _, f := range strings.Fields(r.want) {
-					if !strings.Contains(out, "\n  "+f+" ") && !strings.Contains(out, "\n  "+f+"\n") {
+					// A boolean flag of one letter has its help on its
+					// line, after a tab.
+					if !strings.Contains(out, "\n  "+f+" ") && !strings.Contains(out, "\n  "+f+"\n") && !strings.Contains(out, "\n  "+f+"\t") {
 						t.Errorf("%s: help lacks the flag %s:\n%s", name, f, out)
 					}
 				}
