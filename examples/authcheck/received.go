@@ -273,8 +273,14 @@ func addrLiteral(s string) (netip.Addr, bool) {
 	return ip.Unmap(), true
 }
 
-// heloParam finds "helo=NAME" in a comment.
+// heloParam finds "helo=NAME" in a comment: Exim's "[IP] helo=NAME", or
+// a comment that is only "helo=..." (this module's relay, which writes
+// there a name that cannot stand in the FROM clause, spaces and all).
 func heloParam(c string) (string, bool) {
+	c = strings.TrimSpace(c)
+	if len(c) > 5 && strings.EqualFold(c[:5], "helo=") {
+		return c[5:], true
+	}
 	for _, f := range strings.Fields(c) {
 		if len(f) > 5 && strings.EqualFold(f[:5], "helo=") {
 			return strings.Trim(f[5:], "<>\"'"), true
@@ -390,7 +396,8 @@ func readHeader(msg []byte) (received, returnPath []string) {
 		name, value = "", ""
 	}
 	for b := range bytes.Lines(msg) {
-		l := strings.TrimRight(string(b), "\r\n")
+		// A CR not before LF is white space here (RFC 5322 §2.2 forbids it).
+		l := strings.ReplaceAll(strings.TrimRight(string(b), "\r\n"), "\r", " ")
 		if l == "" {
 			break
 		}
