@@ -70,7 +70,20 @@ func TestCLI(t *testing.T) {
 		status int
 		want   string // in standard output for help and pass, else in the one line of standard error
 	}
+	relayed, err := os.ReadFile("authcheck/testdata/relayed.eml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	table := map[string][]row{
+		"authcheck": {
+			{"help", []string{"-h"}, "", 0, "-authserv-id -dns -helo -ip -json -mail-from -time -zone"},
+			{"missing flag", []string{"-zone", zone}, msg, 2, "-ip is required: the message has no Received field"},
+			{"bad value", []string{"-ip", "999.1.1.1", "-helo", "h.example"}, msg, 2, `-ip "999.1.1.1": not an IP address`},
+			{"bad value", []string{"-dns", "nonsense"}, msg, 2, `-dns "nonsense": want HOST:PORT`},
+			{"missing file", []string{"-zone", missing}, msg, 2, "-zone: open " + missing},
+			{"not pass", []string{"-zone", zone, "-ip", "203.0.113.9", "-mail-from", "a@example.com"}, msg, 1, ""},
+			{"pass", []string{"-zone", "authcheck/testdata/example.zone"}, string(relayed), 0, "spf=pass smtp.mailfrom=bounces+1a2b@em1234.example.com; dkim=pass"},
+		},
 		"dkim-keygen": {
 			{"help", []string{"-h"}, "", 0, "-a -d -o -s"},
 			{"missing flag", []string{"-s", "sel", "-o", filepath.Join(dir, "k1")}, "", 2, "-d is required"},
