@@ -76,7 +76,7 @@ func TestCLI(t *testing.T) {
 	}
 	table := map[string][]row{
 		"authcheck": {
-			{"help", []string{"-h"}, "", 0, "-authserv-id -dns -helo -ip -json -mail-from -time -zone"},
+			{"help", []string{"-h"}, "", 0, "-authserv-id -dns -helo -ip -json -mail-from -rules -time -zone"},
 			{"missing flag", []string{"-zone", zone}, msg, 2, "-ip is required: the message has no Received field"},
 			{"bad value", []string{"-ip", "999.1.1.1", "-helo", "h.example"}, msg, 2, `-ip "999.1.1.1": not an IP address`},
 			{"bad value", []string{"-dns", "nonsense"}, msg, 2, `-dns "nonsense": want HOST:PORT`},

@@ -98,6 +98,7 @@ type dmarcReport struct {
 type checker struct {
 	resolver cli.Resolver
 	authserv string
+	rules    dmarc.Rules
 	now      func() time.Time // nil: the clock
 }
 
@@ -165,7 +166,7 @@ func (k *checker) check(ctx context.Context, msg []byte, rep *report) error {
 	}
 
 	dmarcLog := &recorder{r: k.resolver}
-	ev, err := dmarc.NewEvaluator(dmarcLog, nil)
+	ev, err := dmarc.NewEvaluator(dmarcLog, &dmarc.Options{Rules: k.rules})
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,7 @@
 // result, and the hops of its Received chain.
 //
 //	go run ./examples/authcheck [-ip IP -helo NAME -mail-from ADDR] \
-//		[-zone FILE | -dns HOST:PORT] [-time UNIX] [-json] < message
+//		[-zone FILE | -dns HOST:PORT] [-rules 9989|7489] [-time UNIX] [-json] < message
 //
 // Without -ip, the client's address and HELO name come from the topmost
 // Received field that names an address (the one the receiving MX added)
@@ -12,7 +12,9 @@
 // "envelope-from" comment); -helo and -mail-from, when given, override
 // what the message says. -zone answers DNS queries from a zone file (RFC
 // 1035 master format), -dns asks that server; without either the system
-// resolver is used. -time verifies as of that Unix time (DKIM t= and x=).
+// resolver is used. -rules chooses how DMARC finds policies and
+// organizational domains: the DNS Tree Walk of RFC 9989 (the default) or
+// the public suffix list of RFC 7489. -time verifies as of that Unix time (DKIM t= and x=).
 //
 // It prints the Authentication-Results header field (RFC 8601) first, then
 // a section per check (spf, dkim for each signature, dmarc) and the
@@ -40,6 +42,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/smarthost-go/smarthost/dmarc"
 	"github.com/smarthost-go/smarthost/examples/internal/cli"
 )
 
@@ -52,7 +55,7 @@ func main() {
 const maxMessage = 64 << 20
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	c := cli.New("authcheck", "authcheck [-ip IP -helo NAME -mail-from ADDR] [-zone FILE | -dns HOST:PORT] [-time UNIX] [-json] [-authserv-id ID] < message", stdout, stderr)
+	c := cli.New("authcheck", "authcheck [-ip IP -helo NAME -mail-from ADDR] [-zone FILE | -dns HOST:PORT] [-rules 9989|7489] [-time UNIX] [-json] [-authserv-id ID] < message", stdout, stderr)
 	c.Doc = `Checks the message on standard input as a receiving MX does: SPF for the
 client (RFC 7208), every DKIM signature (RFC 6376, RFC 8463) and DMARC (RFC
 7489, RFC 9989). Without -ip, the client's address and HELO name come from
@@ -69,6 +72,7 @@ prints all of it as one JSON object.`
 	mailFrom := c.Flags.String("mail-from", "", "the MAIL FROM `ADDR`ess, empty for the null sender (default: from Return-Path)")
 	var dns cli.DNS
 	dns.Register(c.Flags)
+	rules := c.Flags.String("rules", "9989", "DMARC policy discovery `RULES`: 9989 (DNS Tree Walk) or 7489 (public suffix list, pct=)")
 	at := c.Flags.String("time", "", "verify as of `UNIX` time in seconds, for DKIM t= and x= (default: now)")
 	asJSON := c.Flags.Bool("json", false, "print one JSON object instead of text")
 	authserv := c.Flags.String("authserv-id", "localhost", "authserv-id `ID` of the Authentication-Results field")
@@ -94,6 +98,14 @@ prints all of it as one JSON object.`
 		return c.Usagef("%v", err)
 	}
 	k := &checker{authserv: *authserv}
+	switch *rules {
+	case "9989", "rfc9989":
+		k.rules = dmarc.RFC9989
+	case "7489", "rfc7489":
+		k.rules = dmarc.RFC7489
+	default:
+		return c.Usagef("-rules %q: want 9989 or 7489", *rules)
+	}
 	if *at != "" {
 		sec, err := strconv.ParseInt(*at, 10, 64)
 		if err != nil {

@@ -311,6 +311,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"-ip", "192.0.2.1", "-mail-from", ""}, msg, "authcheck: -helo is required with -ip when -mail-from is empty\n"},
 		{[]string{"-zone", zoneFile, "-dns", "127.0.0.1:53"}, msg, "authcheck: -zone and -dns exclude each other\n"},
 		{[]string{"-dns", "nonsense"}, msg, "authcheck: -dns \"nonsense\": want HOST:PORT, such as 127.0.0.1:53\n"},
+		{[]string{"-zone", zoneFile, "-rules", "2026"}, msg, "authcheck: -rules \"2026\": want 9989 or 7489\n"},
 		{[]string{"-zone", zoneFile, "-time", "soon"}, msg, "authcheck: -time \"soon\": want Unix seconds\n"},
 		{[]string{"-zone", missing}, msg, "authcheck: -zone: open " + missing + ": no such file or directory\n"},
 		{[]string{"-zone", zoneFile}, nil, "authcheck: standard input: empty message\n"},
@@ -332,5 +333,27 @@ func TestUsage(t *testing.T) {
 	if status != 0 {
 		t.Errorf("-h: exit %d", status)
 	}
-	wantLines(t, "-h", out, "usage: authcheck ", "-authserv-id", "-dns", "-helo", "-ip", "-json", "-mail-from", "-time", "-zone", "0  when DMARC passes")
+	wantLines(t, "-h", out, "usage: authcheck ", "-authserv-id", "-dns", "-helo", "-ip", "-json", "-mail-from", "-rules", "-time", "-zone", "0  when DMARC passes")
+}
+
+// TestRules: -rules chooses how DMARC finds organizational domains. The
+// RFC 6376 example is signed by example.com for a From at
+// football.example.com, which has a policy of its own: with the public
+// suffix list (RFC 7489) both have the organizational domain example.com
+// and the signature aligns; with the DNS Tree Walk (RFC 9989) the From
+// domain is its own organizational domain and it does not.
+func TestRules(t *testing.T) {
+	t.Parallel()
+	z := dnstest.NewZone()
+	zoneLines(t, z, string(readFile(t, "testdata/dkim/rfc6376/keys.zone")))
+	z.AddTXT("_dmarc.football.example.com.", "v=DMARC1; p=reject")
+	addr := serve(t, z)
+	msg := readFile(t, "testdata/dkim/rfc6376/a2-signed.eml")
+	for rules, want := range map[string]int{"7489": 0, "9989": 1} {
+		status, out, _ := authcheck(t, msg, "-dns", addr, "-rules", rules, "-ip", "192.0.2.1", "-helo", "h.example", "-mail-from", "a@h.example")
+		if status != want {
+			t.Errorf("-rules %s: exit %d, want %d\n%s", rules, status, want, out)
+		}
+		wantLines(t, rules, out, "== dkim 1 of 1: pass d=example.com s=brisbane")
+	}
 }
