@@ -67,6 +67,9 @@ type dkimReport struct {
 	// KeyLookups the lookups made for it.
 	KeyName    string   `json:"key_name"`
 	KeyLookups []lookup `json:"key_lookups"`
+	// KeyCNAME is where a CNAME at KeyName leads (a key delegated to a
+	// provider), found by a lookup of authcheck's own.
+	KeyCNAME string `json:"key_cname,omitempty"`
 	// BodyHash is bh= as signed; ComputedBodyHash the hash of the body as
 	// it arrived, in the signature's body canonicalization (sha256; empty
 	// when it cannot be computed); BodyLength is l=, -1 when absent.
@@ -157,8 +160,11 @@ func (k *checker) check(ctx context.Context, msg []byte, rep *report) error {
 				d.ComputedBodyHash = computed[bodyCanon(tags["c"])]
 			}
 		}
+		if r.Domain != "" && r.Selector != "" {
+			d.KeyCNAME = canonical(ctx, k.resolver, d.KeyName)
+		}
 		for _, l := range keyLookups {
-			if strings.EqualFold(strings.TrimSuffix(l.Name, "."), d.KeyName) {
+			if strings.EqualFold(l.Name, d.KeyName) {
 				d.KeyLookups = append(d.KeyLookups, l)
 			}
 		}

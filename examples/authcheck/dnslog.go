@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 
 	"github.com/smarthost-go/smarthost/examples/internal/cli"
@@ -41,7 +42,9 @@ type recorder struct {
 }
 
 func (r *recorder) add(typ, name string, answers []string, err error) {
-	l := lookup{Type: typ, Name: name, Answers: answers}
+	// Names are shown as the packages asked, less a final dot: spf asks
+	// absolute names, dkim and dmarc relative ones.
+	l := lookup{Type: typ, Name: strings.TrimSuffix(name, "."), Answers: answers}
 	if err != nil {
 		var de *net.DNSError
 		if errors.As(err, &de) && de.IsNotFound {
@@ -96,4 +99,27 @@ func (r *recorder) LookupAddr(ctx context.Context, addr string) ([]string, error
 	names, err := r.r.LookupAddr(ctx, addr)
 	r.add("PTR", addr, names, err)
 	return names, err
+}
+
+// cnamer is the resolvers that can follow a CNAME chain: *net.Resolver,
+// *dnsauth.Resolver and *dnstest.Zone all can.
+type cnamer interface {
+	LookupCNAME(ctx context.Context, host string) (string, error)
+}
+
+// canonical returns the end of the CNAME chain at name, when r can follow
+// one and the chain is not empty: where a delegated DKIM key (RFC 6376
+// §3.6.2.1 allows any TXT record the name leads to) really lives. It is
+// a lookup of authcheck's own, for the reader; no check depends on it.
+func canonical(ctx context.Context, r cli.Resolver, name string) string {
+	c, ok := r.(cnamer)
+	if !ok {
+		return ""
+	}
+	target, err := c.LookupCNAME(ctx, name)
+	target = strings.TrimSuffix(target, ".")
+	if err != nil || target == "" || strings.EqualFold(target, strings.TrimSuffix(name, ".")) {
+		return ""
+	}
+	return target
 }

@@ -84,11 +84,13 @@ func TestRelayed(t *testing.T) {
 	wantLines(t, "relayed", out,
 		"client: ip=198.51.100.10 helo=mta7.provider.example mail-from=bounces+1a2b@em1234.example.com\n  (from Received field 1, Return-Path)",
 		"== spf: pass\nidentity: mailfrom, domain em1234.example.com\nmatched: include:_spf.provider.example in em1234.example.com",
-		`TXT _spf.provider.example.: "v=spf1 ip4:198.51.100.0/24 ip6:2001:db8:25::/48 -all"`,
+		`TXT _spf.provider.example: "v=spf1 ip4:198.51.100.0/24 ip6:2001:db8:25::/48 -all"`,
 		"== dkim 1 of 2: pass d=provider.example s=pm a=ed25519-sha256 c=relaxed/relaxed",
 		"body hash: bh="+bh[0]+", the body as received matches",
 		`TXT pm._domainkey.provider.example: "v=DKIM1; k=ed25519; p=phYH5TneDrblkgW7ON0n2t8ldHAcAl6sKUC0YvLABF8="`,
 		"== dkim 2 of 2: pass d=example.com s=s1",
+		"key: pm._domainkey.provider.example\n",
+		"key: s1._domainkey.example.com, a CNAME to s1.example-com.dkim.provider.example\n",
 		`TXT s1._domainkey.example.com: "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="`,
 		"== dmarc: pass\nauthor domain (From): example.com\nrecord: v=DMARC1; p=quarantine",
 		"found at: _dmarc.example.com\norganizational domain: example.com\npolicy: p=quarantine, disposition none",
@@ -156,7 +158,8 @@ func TestFlags(t *testing.T) {
 		t.Errorf("exit %d, want 0\n%s", status, out)
 	}
 	wantLines(t, "flags", out, "client: ip=192.0.2.99 helo=elsewhere.example mail-from=alice@example.com\n  (from flags)",
-		"spf=fail", "spf alignment: none\ndkim alignment: pass (example.com)", "dmarc=pass")
+		"spf=fail", "spf alignment: none\ndkim alignment: pass (example.com)", "dmarc=pass",
+		"key: s1._domainkey.example.com, a CNAME to s1.example-com.dkim.provider.example\n")
 	// The null sender with -ip: postmaster@HELO is checked (RFC 7208 §2.4).
 	_, out, _ = authcheck(t, msg, "-zone", zoneFile, "-ip", "198.51.100.10", "-helo", "mta7.provider.example", "-mail-from", "")
 	wantLines(t, "null sender", out, "mail-from=<>", "identity: mailfrom, domain mta7.provider.example")
@@ -194,6 +197,7 @@ func TestJSON(t *testing.T) {
 			Computed                         string   `json:"computed_body_hash"`
 			KeyName                          string   `json:"key_name"`
 			KeyLookups                       []lookup `json:"key_lookups"`
+			KeyCNAME                         string   `json:"key_cname"`
 		} `json:"dkim"`
 		DMARC struct {
 			Result, Record, Disposition string
@@ -215,7 +219,7 @@ func TestJSON(t *testing.T) {
 		got.Client.MailFrom != "bounces+1a2b@em1234.example.com" {
 		t.Errorf("header and client: %q %+v", got.AuthenticationResults, got.Client)
 	}
-	if got.SPF.Result != "fail" || len(got.SPF.Trace) == 0 || len(got.SPF.Lookups) == 0 || got.SPF.Lookups[0].Name != "em1234.example.com." {
+	if got.SPF.Result != "fail" || len(got.SPF.Trace) == 0 || len(got.SPF.Lookups) == 0 || got.SPF.Lookups[0].Name != "em1234.example.com" {
 		t.Errorf("spf: %+v", got.SPF)
 	}
 	if len(got.DKIM) != 2 {
@@ -226,6 +230,9 @@ func TestJSON(t *testing.T) {
 			d.KeyName != d.Selector+"._domainkey."+d.Domain || len(d.KeyLookups) != 1 || len(d.KeyLookups[0].Answers) != 1 {
 			t.Errorf("dkim %d: %+v", i, d)
 		}
+	}
+	if got.DKIM[0].KeyCNAME != "" || got.DKIM[1].KeyCNAME != "s1.example-com.dkim.provider.example" {
+		t.Errorf("key CNAMEs %q, %q", got.DKIM[0].KeyCNAME, got.DKIM[1].KeyCNAME)
 	}
 	if got.DMARC.Result != "fail" || got.DMARC.Disposition != "quarantine" || got.DMARC.SPF != "none" ||
 		!strings.HasPrefix(got.DMARC.Record, "v=DMARC1; p=quarantine") || got.DMARC.Lookups[0].Name != "_dmarc.example.com" {

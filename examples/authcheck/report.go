@@ -66,7 +66,11 @@ func writeText(w io.Writer, rep *report) {
 		default:
 			p("body hash: bh=%s, the body as received hashes to %s: it was changed", d.BodyHash, d.ComputedBodyHash)
 		}
-		p("key: %s", d.KeyName)
+		if d.KeyCNAME != "" {
+			p("key: %s, a CNAME to %s", d.KeyName, d.KeyCNAME)
+		} else {
+			p("key: %s", d.KeyName)
+		}
 		lookups(w, d.KeyLookups)
 	}
 
