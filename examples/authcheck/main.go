@@ -7,10 +7,10 @@
 //		[-zone FILE | -dns HOST:PORT] [-rules 9989|7489] [-time UNIX] [-json] < message
 //
 // Without -ip, the client's address and HELO name come from the topmost
-// Received field that names an address (the one the receiving MX added)
-// and the MAIL FROM address from the Return-Path field (or an Exim
-// "envelope-from" comment); -helo and -mail-from, when given, override
-// what the message says. -zone answers DNS queries from a zone file (RFC
+// Received field that names an address (the one the receiving MX added).
+// The MAIL FROM address comes from the Return-Path field (or, without -ip,
+// an Exim "envelope-from" comment of that Received field); -helo and
+// -mail-from, when given, override what the message says. -zone answers DNS queries from a zone file (RFC
 // 1035 master format), -dns asks that server; without either the system
 // resolver is used. -rules chooses how DMARC finds policies and
 // organizational domains: the DNS Tree Walk of RFC 9989 (the default) or
@@ -90,7 +90,7 @@ prints all of it as one JSON object.`
 		if ip, err = netip.ParseAddr(*ipFlag); err != nil {
 			return c.Usagef("-ip %q: not an IP address", *ipFlag)
 		}
-		if !set["helo"] && *mailFrom == "" {
+		if !set["helo"] && set["mail-from"] && *mailFrom == "" {
 			return c.Usagef("-helo is required with -ip when -mail-from is empty")
 		}
 	}
@@ -134,7 +134,24 @@ prints all of it as one JSON object.`
 	received, returnPath := readHeader(msg)
 	rep := &report{Received: chain(received)}
 	if set["ip"] {
-		rep.Client = client{IP: ip, HELO: *helo, MailFrom: *mailFrom, Source: "flags"}
+		cl := client{IP: ip, HELO: *helo, Source: "-ip"}
+		if set["helo"] {
+			cl.Source += ", -helo"
+		}
+		switch {
+		case set["mail-from"]:
+			cl.MailFrom = *mailFrom
+			cl.Source += ", -mail-from"
+		case len(returnPath) > 0:
+			cl.MailFrom = pathAddr(returnPath[0])
+			cl.Source += ", Return-Path"
+		default:
+			cl.Source += ", no Return-Path: the null sender"
+		}
+		if cl.MailFrom == "" && cl.HELO == "" {
+			return c.Usagef("-helo is required with -ip when the MAIL FROM is the null sender (no -mail-from, no Return-Path)")
+		}
+		rep.Client = cl
 	} else {
 		cl, err := clientFrom(rep.Received, returnPath)
 		if err != nil {

@@ -157,12 +157,15 @@ func TestFlags(t *testing.T) {
 	if status != 0 {
 		t.Errorf("exit %d, want 0\n%s", status, out)
 	}
-	wantLines(t, "flags", out, "client: ip=192.0.2.99 helo=elsewhere.example mail-from=alice@example.com\n  (from flags)",
+	wantLines(t, "flags", out, "client: ip=192.0.2.99 helo=elsewhere.example mail-from=alice@example.com\n  (from -ip, -helo, -mail-from)",
 		"spf=fail", "spf alignment: none\ndkim alignment: pass (example.com)", "dmarc=pass",
 		"key: s1._domainkey.example.com, a CNAME to s1.example-com.dkim.provider.example\n")
 	// The null sender with -ip: postmaster@HELO is checked (RFC 7208 §2.4).
 	_, out, _ = authcheck(t, msg, "-zone", zoneFile, "-ip", "198.51.100.10", "-helo", "mta7.provider.example", "-mail-from", "")
 	wantLines(t, "null sender", out, "mail-from=<>", "identity: mailfrom, domain mta7.provider.example")
+	// -ip alone: the MAIL FROM is still Return-Path's.
+	_, out, _ = authcheck(t, msg, "-zone", zoneFile, "-ip", "198.51.100.10")
+	wantLines(t, "-ip alone", out, "client: ip=198.51.100.10 helo=- mail-from=bounces+1a2b@em1234.example.com\n  (from -ip, Return-Path)", "spf=pass")
 	// Without -ip, -mail-from replaces Return-Path alone.
 	_, out, _ = authcheck(t, msg, "-zone", zoneFile, "-mail-from", "alice@example.com")
 	wantLines(t, "-mail-from", out, "client: ip=198.51.100.10 helo=mta7.provider.example mail-from=alice@example.com\n  (from Received field 1, Return-Path, -mail-from)",
@@ -316,6 +319,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"-zone", zoneFile, "extra"}, msg, "authcheck: unexpected argument \"extra\"\n"},
 		{[]string{"-ip", "999.1.1.1", "-helo", "h"}, msg, "authcheck: -ip \"999.1.1.1\": not an IP address\n"},
 		{[]string{"-ip", "192.0.2.1", "-mail-from", ""}, msg, "authcheck: -helo is required with -ip when -mail-from is empty\n"},
+		{[]string{"-zone", zoneFile, "-ip", "192.0.2.1"}, bare, "authcheck: -helo is required with -ip when the MAIL FROM is the null sender (no -mail-from, no Return-Path)\n"},
 		{[]string{"-zone", zoneFile, "-dns", "127.0.0.1:53"}, msg, "authcheck: -zone and -dns exclude each other\n"},
 		{[]string{"-dns", "nonsense"}, msg, "authcheck: -dns \"nonsense\": want HOST:PORT, such as 127.0.0.1:53\n"},
 		{[]string{"-zone", zoneFile, "-rules", "2026"}, msg, "authcheck: -rules \"2026\": want 9989 or 7489\n"},
