@@ -133,40 +133,11 @@ prints all of it as one JSON object.`
 	}
 	received, returnPath := readHeader(msg)
 	rep := &report{Received: chain(received)}
-	if set["ip"] {
-		cl := client{IP: ip, HELO: *helo, Source: "-ip"}
-		if set["helo"] {
-			cl.Source += ", -helo"
-		}
-		switch {
-		case set["mail-from"]:
-			cl.MailFrom = *mailFrom
-			cl.Source += ", -mail-from"
-		case len(returnPath) > 0:
-			cl.MailFrom = pathAddr(returnPath[0])
-			cl.Source += ", Return-Path"
-		default:
-			cl.Source += ", no Return-Path: the null sender"
-		}
-		if cl.MailFrom == "" && cl.HELO == "" {
-			return c.Usagef("-helo is required with -ip when the MAIL FROM is the null sender (no -mail-from, no Return-Path)")
-		}
-		rep.Client = cl
-	} else {
-		cl, err := clientFrom(rep.Received, returnPath)
-		if err != nil {
-			return c.Usagef("-ip is required: %v", err)
-		}
-		if set["helo"] {
-			cl.HELO = *helo
-			cl.Source += ", -helo"
-		}
-		if set["mail-from"] {
-			cl.MailFrom = *mailFrom
-			cl.Source += ", -mail-from"
-		}
-		rep.Client = cl
+	cl, err := session(set, ip, *helo, *mailFrom, rep.Received, returnPath)
+	if err != nil {
+		return c.Usagef("%v", err)
 	}
+	rep.Client = cl
 	if err := k.check(context.Background(), msg, rep); err != nil {
 		return c.Failf("standard input: %s", cli.Msg(err))
 	}
@@ -181,6 +152,45 @@ prints all of it as one JSON object.`
 		return cli.Fail
 	}
 	return cli.OK
+}
+
+// session is the SMTP session to check the message against: the flags
+// -ip, -helo and -mail-from that are set (in set), and what the message
+// says for the others. Its errors are usage errors.
+func session(set map[string]bool, ip netip.Addr, helo, mailFrom string, hops []chainHop, returnPath []string) (client, error) {
+	if !set["ip"] {
+		cl, err := clientFrom(hops, returnPath)
+		if err != nil {
+			return client{}, fmt.Errorf("-ip is required: %v", err)
+		}
+		if set["helo"] {
+			cl.HELO = helo
+			cl.Source += ", -helo"
+		}
+		if set["mail-from"] {
+			cl.MailFrom = mailFrom
+			cl.Source += ", -mail-from"
+		}
+		return cl, nil
+	}
+	cl := client{IP: ip, HELO: helo, Source: "-ip"}
+	if set["helo"] {
+		cl.Source += ", -helo"
+	}
+	switch {
+	case set["mail-from"]:
+		cl.MailFrom = mailFrom
+		cl.Source += ", -mail-from"
+	case len(returnPath) > 0:
+		cl.MailFrom = pathAddr(returnPath[0])
+		cl.Source += ", Return-Path"
+	default:
+		cl.Source += ", no Return-Path: the null sender"
+	}
+	if cl.MailFrom == "" && cl.HELO == "" {
+		return client{}, errors.New("-helo is required with -ip when the MAIL FROM is the null sender (no -mail-from, no Return-Path)")
+	}
+	return cl, nil
 }
 
 // clientFrom takes the client from the topmost Received field that names

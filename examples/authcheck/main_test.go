@@ -299,6 +299,17 @@ func TestTime(t *testing.T) {
 	}
 }
 
+// TestRefused: a header block the DKIM verifier refuses (over its 256 KiB
+// limit) is a message that does not pass: exit 1, naming standard input.
+func TestRefused(t *testing.T) {
+	t.Parallel()
+	msg := "X-Filler: " + strings.Repeat("a", dkim.DefaultMaxHeaderBytes) + "\r\nFrom: a@example.com\r\n\r\nhi\r\n"
+	status, out, errOut := authcheck(t, []byte(msg), "-zone", zoneFile, "-ip", "192.0.2.1", "-helo", "h.example")
+	if status != 1 || out != "" || !strings.HasPrefix(errOut, "authcheck: standard input: ") || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("exit %d, stdout %q, stderr %q", status, out, errOut)
+	}
+}
+
 type failingReader struct{}
 
 func (failingReader) Read([]byte) (int, error) { return 0, errors.New("input/output error") }
