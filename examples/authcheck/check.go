@@ -47,7 +47,7 @@ type spfReport struct {
 	Mechanism     string     `json:"mechanism,omitempty"`
 	MatchedDomain string     `json:"matched_domain,omitempty"`
 	Explanation   string     `json:"explanation,omitempty"`
-	ReceivedSPF   string     `json:"received_spf"`
+	ReceivedSPF   string     `json:"received_spf"` // the field's value (RFC 7208 §9.1)
 	Trace         []string   `json:"trace"`
 	Lookups       []lookup   `json:"lookups"`
 }
@@ -123,7 +123,7 @@ func (k *checker) check(ctx context.Context, msg []byte, rep *report) error {
 	rep.SPF = spfReport{
 		Result: spfRes.Status, Reason: errText(spfRes.Err), Identity: string(spfRes.Identity), Domain: spfRes.Domain,
 		Mechanism: spfRes.Mechanism, MatchedDomain: spfRes.MatchedDomain, Explanation: spfRes.Explanation,
-		ReceivedSPF: strings.ReplaceAll(spfRes.ReceivedSPF(k.authserv), "\r\n", ""),
+		ReceivedSPF: strings.TrimPrefix(strings.ReplaceAll(spfRes.ReceivedSPF(k.authserv), "\r\n", ""), "Received-SPF: "),
 		Trace:       lines(spfRes.Trace.String()), Lookups: spfLog.lookups(),
 	}
 
@@ -143,11 +143,12 @@ func (k *checker) check(ctx context.Context, msg []byte, rep *report) error {
 	header := w.Header()
 	computed := bodyHashes(ctx, msg, header["Dkim-Signature"])
 	keyLookups := dkimLog.lookups()
+	rep.DKIM = []dkimReport{}
 	for i, r := range dkimRes {
 		d := dkimReport{
 			Result: r.Status, Reason: errText(r.Err), Domain: r.Domain, Selector: r.Selector, Algorithm: r.Algorithm,
 			Identifier: r.Identifier, Headers: r.HeaderKeys, Time: r.Time, Expiration: r.Expiration,
-			BodyLength: r.BodyLength, KeyName: dkim.RecordName(r.Selector, r.Domain),
+			BodyLength: r.BodyLength, KeyName: dkim.RecordName(r.Selector, r.Domain), KeyLookups: []lookup{},
 		}
 		if i < len(header["Dkim-Signature"]) {
 			tags := parseTags(header["Dkim-Signature"][i])
@@ -199,7 +200,7 @@ func errText(err error) string {
 }
 
 func lines(s string) []string {
-	var out []string
+	out := []string{}
 	for l := range strings.Lines(s) {
 		if l = strings.TrimRight(l, "\r\n"); l != "" {
 			out = append(out, l)

@@ -62,7 +62,7 @@ func (r *recorder) add(typ, name string, answers []string, err error) {
 func (r *recorder) lookups() []lookup {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]lookup(nil), r.log...)
+	return append([]lookup{}, r.log...)
 }
 
 func (r *recorder) LookupTXT(ctx context.Context, name string) ([]string, error) {

@@ -225,6 +225,18 @@ func TestJSON(t *testing.T) {
 	if got.SPF.Result != "fail" || len(got.SPF.Trace) == 0 || len(got.SPF.Lookups) == 0 || got.SPF.Lookups[0].Name != "em1234.example.com" {
 		t.Errorf("spf: %+v", got.SPF)
 	}
+	// Lists are lists even when empty, and text is not HTML-escaped: an
+	// unsigned message from a HELO name that is no domain makes no lookup
+	// for SPF and has no signature.
+	_, bare, _ := authcheck(t, []byte("Received: from x (x [192.0.2.1]) by y; Thu, 03 Dec 2026 09:15:00 +0000\r\nFrom: a@example.com\r\n\r\nhi\r\n"), "-zone", zoneFile, "-json")
+	for _, k := range []string{`"lookups": null`, `"dkim": null`, `\u003e`} {
+		if strings.Contains(bare, k) {
+			t.Errorf("the JSON has %s:\n%s", k, bare)
+		}
+	}
+	if !strings.Contains(bare, `"dkim": [],`) || !strings.Contains(bare, `"lookups": [],`) || !strings.Contains(bare, `"record x -> not a valid domain name"`) {
+		t.Errorf("empty lists or the trace missing:\n%s", bare)
+	}
 	if len(got.DKIM) != 2 {
 		t.Fatalf("%d dkim results, want 2", len(got.DKIM))
 	}

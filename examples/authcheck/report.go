@@ -12,6 +12,7 @@ import (
 func writeJSON(w io.Writer, rep *report) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(rep)
 }
 
@@ -36,7 +37,7 @@ func writeText(w io.Writer, rep *report) {
 	if s.Explanation != "" {
 		p("explanation: %s", s.Explanation)
 	}
-	p("Received-SPF: %s", strings.TrimPrefix(s.ReceivedSPF, "Received-SPF: "))
+	p("Received-SPF: %s", s.ReceivedSPF)
 	section(w, "trace", s.Trace)
 	lookups(w, s.Lookups)
 
