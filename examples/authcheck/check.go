@@ -18,13 +18,16 @@ import (
 // report is everything authcheck found, in the order it prints it; -json
 // prints it as it is.
 type report struct {
-	AuthenticationResults string         `json:"authentication_results"`
-	Client                client         `json:"client"`
-	SPF                   spfReport      `json:"spf"`
-	DKIM                  []dkimReport   `json:"dkim"`
-	DMARC                 dmarcReport    `json:"dmarc"`
-	Received              []chainHop     `json:"received"`
-	Status                msgauth.Status `json:"-"`
+	AuthenticationResults string       `json:"authentication_results"`
+	Client                client       `json:"client"`
+	SPF                   spfReport    `json:"spf"`
+	DKIM                  []dkimReport `json:"dkim"`
+	DMARC                 dmarcReport  `json:"dmarc"`
+	Received              []chainHop   `json:"received"`
+	// ReceivedOmitted counts the Received fields below the first maxHops,
+	// left out of Received.
+	ReceivedOmitted int            `json:"received_omitted,omitempty"`
+	Status          msgauth.Status `json:"-"`
 }
 
 // client is the SMTP session the message came in by: the connecting

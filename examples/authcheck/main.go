@@ -132,7 +132,7 @@ prints all of it as one JSON object.`
 		return c.Usagef("standard input: message over %d MiB", maxMessage>>20)
 	}
 	received, returnPath := readHeader(msg)
-	rep := &report{Received: chain(received)}
+	rep := &report{Received: chain(received), ReceivedOmitted: max(0, len(received)-maxHops)}
 	cl, err := session(set, ip, *helo, *mailFrom, rep.Received, returnPath)
 	if err != nil {
 		return c.Usagef("%v", err)

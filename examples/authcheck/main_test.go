@@ -391,3 +391,14 @@ func TestRules(t *testing.T) {
 		wantLines(t, rules, out, "== dkim 1 of 1: pass d=example.com s=brisbane")
 	}
 }
+
+// TestLooped: a message with more Received fields than maxHops shows the
+// topmost and says how many it left out.
+func TestLooped(t *testing.T) {
+	t.Parallel()
+	msg := strings.Repeat("Received: from a.example ([192.0.2.1]) by b.example; Thu, 03 Dec 2026 09:15:00 +0000\r\n", maxHops+7) +
+		"From: a@example.com\r\n\r\nhi\r\n"
+	_, out, _ := authcheck(t, []byte(msg), "-zone", zoneFile)
+	wantLines(t, "looped", out, fmt.Sprintf("== received chain: %d hops, first to last\n(7 earlier Received fields not shown", maxHops),
+		fmt.Sprintf("\n%d. Thu, 03 Dec 2026 09:15:00 +0000  +0s\n", maxHops))
+}

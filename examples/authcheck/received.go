@@ -364,10 +364,15 @@ type chainHop struct {
 	DelayKnown bool          `json:"delay_known"`
 }
 
+// maxHops is how many Received fields, from the top, the chain shows: a
+// message with more has looped (RFC 5321 §6.3 suggests a limit of 100).
+const maxHops = 100
+
 // chain puts the Received fields of a header (topmost first, as they are
 // prepended) in the order the message travelled, first hop first, with
 // the delay between consecutive hops whose dates were read.
 func chain(fields []string) []chainHop {
+	fields = fields[:min(len(fields), maxHops)]
 	out := make([]chainHop, len(fields))
 	for i, f := range fields {
 		out[len(fields)-1-i] = chainHop{hop: parseReceived(f), Field: i + 1}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -138,6 +139,19 @@ func TestChain(t *testing.T) {
 		if hops[i].Delay != d || hops[i].DelayKnown != (i > 0) {
 			t.Errorf("hop %d (by %s): delay %v (%t), want %v", i+1, hops[i].By, hops[i].Delay, hops[i].DelayKnown, d)
 		}
+	}
+}
+
+// TestChainLimit: past maxHops fields the chain keeps the topmost.
+func TestChainLimit(t *testing.T) {
+	t.Parallel()
+	var fields []string
+	for i := range maxHops + 50 {
+		fields = append(fields, fmt.Sprintf("from h%d ([192.0.2.1]) by h%d", i+1, i))
+	}
+	hops := chain(fields)
+	if len(hops) != maxHops || hops[len(hops)-1].By != "h0" || hops[0].Field != maxHops || hops[0].HELO != fmt.Sprintf("h%d", maxHops) {
+		t.Errorf("%d hops, first %+v, last %+v", len(hops), hops[0], hops[len(hops)-1])
 	}
 }
 

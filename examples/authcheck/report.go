@@ -92,6 +92,9 @@ func writeText(w io.Writer, rep *report) {
 	lookups(w, m.Lookups)
 
 	p("\n== received chain: %d hops, first to last", len(rep.Received))
+	if rep.ReceivedOmitted > 0 {
+		p("(%d earlier Received fields not shown: the message has looped, or its header is forged)", rep.ReceivedOmitted)
+	}
 	for i, h := range rep.Received {
 		delay := "-"
 		switch {
