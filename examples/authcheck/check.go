@@ -153,8 +153,7 @@ func (k *checker) check(ctx context.Context, msg []byte, rep *report) error {
 			Identifier: r.Identifier, Headers: r.HeaderKeys, Time: r.Time, Expiration: r.Expiration,
 			BodyLength: r.BodyLength, KeyName: dkim.RecordName(r.Selector, r.Domain), KeyLookups: []lookup{},
 		}
-		if i < len(header["Dkim-Signature"]) {
-			tags := parseTags(header["Dkim-Signature"][i])
+		if tags := sigTags(header["Dkim-Signature"], i, r.Signature); tags != nil {
 			d.Canon = tags["c"]
 			if d.Canon == "" {
 				d.Canon = "simple/simple"
@@ -210,6 +209,21 @@ func lines(s string) []string {
 		}
 	}
 	return out
+}
+
+// sigTags returns the tags of the DKIM-Signature field of result i: the
+// field whose b= is the result's, else the i-th field (results are in
+// the order of the fields), or nil.
+func sigTags(fields []string, i int, b string) map[string]string {
+	for _, f := range fields {
+		if tags := parseTags(f); b != "" && stripSpace(tags["b"]) == b {
+			return tags
+		}
+	}
+	if i < len(fields) {
+		return parseTags(fields[i])
+	}
+	return nil
 }
 
 // parseTags reads a tag-list (RFC 6376 §3.2) loosely, for display: names

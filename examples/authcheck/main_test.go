@@ -402,3 +402,21 @@ func TestLooped(t *testing.T) {
 	wantLines(t, "looped", out, fmt.Sprintf("== received chain: %d hops, first to last\n(7 earlier Received fields not shown", maxHops),
 		fmt.Sprintf("\n%d. Thu, 03 Dec 2026 09:15:00 +0000  +0s\n", maxHops))
 }
+
+// TestSigTags: a result finds its own field by b=, whatever the order,
+// and the field of its position when b= is unknown.
+func TestSigTags(t *testing.T) {
+	t.Parallel()
+	fields := []string{"v=1; d=a.example; bh=AAA=; b=Zm9v YmFy", "v=1; d=b.example; bh=BBB=; b=cXV4"}
+	for _, tc := range []struct {
+		i       int
+		b, want string
+	}{{0, "cXV4", "b.example"}, {1, "Zm9vYmFy", "a.example"}, {1, "", "b.example"}, {0, "bm9uZQ", "a.example"}} {
+		if got := sigTags(fields, tc.i, tc.b); got["d"] != tc.want {
+			t.Errorf("result %d b=%s: d=%s, want %s", tc.i, tc.b, got["d"], tc.want)
+		}
+	}
+	if sigTags(fields, 2, "") != nil {
+		t.Error("a result past the fields has tags")
+	}
+}
