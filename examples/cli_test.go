@@ -70,6 +70,10 @@ func TestCLI(t *testing.T) {
 		status int
 		want   string // in standard output for help and pass, else in the one line of standard error
 	}
+	relayed, err := os.ReadFile("authcheck/testdata/relayed.eml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	table := map[string][]row{
 		"demo": {
 			{"help", []string{"-h"}, "", 0, "-o -v"},
@@ -78,6 +82,15 @@ func TestCLI(t *testing.T) {
 			{"bad value", []string{"-o", zone}, "", 2, "-o " + zone + ": not a directory"},
 			{"bad value", []string{"again"}, "", 2, `unexpected argument "again"`},
 			{"missing file", []string{"-o", missing}, "", 2, "-o: stat " + missing},
+		},
+		"authcheck": {
+			{"help", []string{"-h"}, "", 0, "-authserv-id -dns -helo -ip -json -mail-from -rules -time -zone"},
+			{"missing flag", []string{"-zone", zone}, msg, 2, "-ip is required: the message has no Received field"},
+			{"bad value", []string{"-ip", "999.1.1.1", "-helo", "h.example"}, msg, 2, `-ip "999.1.1.1": not an IP address`},
+			{"bad value", []string{"-dns", "nonsense"}, msg, 2, `-dns "nonsense": want HOST:PORT`},
+			{"missing file", []string{"-zone", missing}, msg, 2, "-zone: open " + missing},
+			{"not pass", []string{"-zone", zone, "-ip", "203.0.113.9", "-mail-from", "a@example.com"}, msg, 1, ""},
+			{"pass", []string{"-zone", "authcheck/testdata/example.zone"}, string(relayed), 0, "spf=pass smtp.mailfrom=bounces+1a2b@em1234.example.com; dkim=pass"},
 		},
 		"dkim-keygen": {
 			{"help", []string{"-h"}, "", 0, "-a -d -o -s"},
