@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -261,6 +262,27 @@ func relayCases(t *testing.T, dir string) []interopCase {
 	return cases
 }
 
+// demoCases are the messages examples/demo produces: it runs, writes the
+// message its MX received, as the mailbox keeps it (Return-Path, the MX's
+// Received field), and its DNS zone; both programs read the client from
+// the message, against that zone.
+func demoCases(t *testing.T, dir string) []interopCase {
+	t.Helper()
+	out := filepath.Join(dir, "demo")
+	if err := os.Mkdir(out, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "run", "../demo", "-o", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go run ../demo -o: %v\n%s", err, b)
+	}
+	z, err := dnstest.ReadZoneFile(filepath.Join(out, "demo.zone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []interopCase{{Name: "demo: message.eml", File: filepath.Join(out, "message.eml"), DNS: serve(t, z), Trust: true, Want: "pass pass pass pass"}}
+}
+
 // TestInteropMailauth checks the signed messages of testdata/dkim and
 // messages signed as the relay signs with authcheck and with mailauth
 // 4.9.5's authenticate, and compares the SPF result, each signature's
@@ -301,6 +323,7 @@ func TestInteropMailauth(t *testing.T) {
 	}
 	node := peertest.Node(t, script)
 	cases := append(conformanceCases(t, dir), relayCases(t, dir)...)
+	cases = append(cases, demoCases(t, dir)...)
 	var theirs []mailauthResult
 	peertest.RunJSON(t, node, cases, &theirs)
 	if len(theirs) != len(cases) {

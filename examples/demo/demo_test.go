@@ -212,8 +212,12 @@ func TestCommandSave(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.HasPrefix(msg, []byte("Authentication-Results: "+mxHost+";")) {
-		t.Errorf("message.eml begins %q", msg[:min(len(msg), 60)])
+	stored := regexp.MustCompile(`^Return-Path: <bounces\+[a-z0-9]+@` + regexp.QuoteMeta(returnPathDomain) + `>\r\n` +
+		`Received: from mta1\.provider\.example \(mta1\.provider\.example \[127\.0\.0\.1\]\)\r\n\tby ` + regexp.QuoteMeta(mxHost) + ` with ESMTPS?\r\n` +
+		`\tfor <[^>]+>; [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4}\r\n` +
+		`Authentication-Results: ` + regexp.QuoteMeta(mxHost) + `;`)
+	if !stored.Match(msg) {
+		t.Errorf("message.eml begins %q", msg[:min(len(msg), 300)])
 	}
 	z, err := dnstest.ReadZoneFile(filepath.Join(dir, "demo.zone"))
 	if err != nil {

@@ -164,13 +164,13 @@ type story struct {
 // ids are the identifiers of a message at the relay.
 type ids struct{ queueID, messageID string }
 
-// save writes the first message as the MX received it and the zone of the
-// demo's DNS into dir.
+// save writes the first message as the MX's mailbox keeps it and the zone
+// of the demo's DNS into dir.
 func (s *story) save(dir string) error {
 	if s.first == nil {
 		return fmt.Errorf("no message received")
 	}
-	if err := os.WriteFile(filepath.Join(dir, "message.eml"), s.first.data, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "message.eml"), s.first.stored(), 0o644); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "demo.zone"), []byte(s.dns.zoneText()), 0o644)

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -57,6 +58,8 @@ type received struct {
 	helo     string
 	mailFrom string
 	rcpts    []string
+	at       time.Time   // when it was received
+	tls      bool        // over TLS
 	data     []byte      // with Authentication-Results prepended
 	field    string      // the Authentication-Results field prepended
 	authres  string      // its value, unfolded
@@ -164,12 +167,15 @@ func (s *mxSession) Data(r io.Reader) error {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "malformed message"}
 	}
 	dmarcResult := s.m.dmarc.Evaluate(ctx, w.Header(), spfResult, dkimResults)
+	_, tlsOn := s.conn.TLSConnectionState()
 	field := msgauth.Header(mxHost, spfResult, dkimResults, dmarcResult)
 	got := &received{
 		client:   s.client,
 		helo:     helo,
 		mailFrom: s.mailFrom,
 		rcpts:    s.rcpts,
+		at:       time.Now(),
+		tls:      tlsOn,
 		data:     append([]byte(field), body.Bytes()...),
 		field:    field,
 		authres:  msgauth.Format(mxHost, spfResult, dkimResults, dmarcResult),
@@ -185,6 +191,20 @@ func (s *mxSession) Data(r io.Reader) error {
 		}
 	}
 	return nil
+}
+
+// stored is the message as the mailbox keeps it: the Return-Path of the
+// final delivery (RFC 5321 §4.4) and the MX's own Received field above
+// what the MX received, so that a header analyzer (examples/authcheck)
+// finds the client, its HELO name and the envelope sender in it.
+func (r *received) stored() []byte {
+	with := "ESMTP"
+	if r.tls {
+		with = "ESMTPS"
+	}
+	head := fmt.Sprintf("Return-Path: <%s>\r\nReceived: from %s (%s [%s])\r\n\tby %s with %s\r\n\tfor <%s>; %s\r\n",
+		r.mailFrom, r.helo, r.helo, r.client, mxHost, with, r.rcpts[0], r.at.Format(time.RFC1123Z))
+	return append([]byte(head), r.data...)
 }
 
 // show prints what the MX received, the DKIM signatures abbreviated, and
