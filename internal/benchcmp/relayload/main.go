@@ -11,7 +11,8 @@
 // load, and prints one line per relay.
 //
 //	relayload [-sessions 20] [-messages 2000] [-size 10240] [-postfix=true]
-//	          [-smarthost BIN -dkim DOMAIN:SELECTOR:KEYFILE ... -provider-domain D]
+//	          [-smarthost BIN -dkim DOMAIN:SELECTOR:KEYFILE ... -provider-domain D
+//	           -smarthost-flag FLAG ...]
 //
 // It needs root (Postfix's master and smtp-sink -u), postfix and
 // smtp-source/smtp-sink on PATH or in /usr/sbin.
@@ -46,6 +47,8 @@ func main() {
 	postfix := flag.Bool("postfix", true, "measure Postfix")
 	smarthost := flag.String("smarthost", "", "the examples/smarthost `BINARY` to measure")
 	provider := flag.String("provider-domain", "", "the smarthost's -provider-domain")
+	var extra list
+	flag.Var(&extra, "smarthost-flag", "one more flag for the smarthost, such as -spool-syncfs (repeatable)")
 	var dkim list
 	flag.Var(&dkim, "dkim", "a smarthost -dkim `DOMAIN:SELECTOR:KEYFILE` (repeatable)")
 	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long per relay")
@@ -59,7 +62,7 @@ func main() {
 	}
 	if *smarthost != "" {
 		report("smarthost", load, func(ctx context.Context, dir string, sink int) (int, func(), error) {
-			return startSmarthost(ctx, dir, sink, *smarthost, *provider, dkim)
+			return startSmarthost(ctx, dir, sink, *smarthost, *provider, dkim, extra)
 		}, *timeout)
 	}
 }
@@ -298,7 +301,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 // mynetworks from such limits), its files (a durable spool, the key file,
 // the certificate) under dir, the given DKIM keys, and the sink as its
 // upstream without TLS.
-func startSmarthost(ctx context.Context, dir string, sink int, bin, provider string, dkim []string) (int, func(), error) {
+func startSmarthost(ctx context.Context, dir string, sink int, bin, provider string, dkim, extra []string) (int, func(), error) {
 	port, err := freePort()
 	if err != nil {
 		return 0, nil, err
@@ -313,6 +316,7 @@ func startSmarthost(ctx context.Context, dir string, sink int, bin, provider str
 		"-data", filepath.Join(dir, "data"),
 		"-max-connections-per-ip", "-1",
 	}
+	args = append(args, extra...)
 	for _, d := range dkim {
 		args = append(args, "-dkim", d)
 	}
