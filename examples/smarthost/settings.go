@@ -41,8 +41,9 @@ type settings struct {
 	returnPaths       map[string]string
 	shutdown          time.Duration
 	suppressed        relay.SuppressedAction
-	metrics           string // -metrics HOST:PORT, "" for none
-	webhookSecret     []byte // loaded by loadFiles
+	metrics           string        // -metrics HOST:PORT, "" for none
+	nats              *natsSettings // -queue nats://...; nil for the files under -data
+	webhookSecret     []byte        // loaded by loadFiles
 
 	upstream         string
 	upstreamTLS      relay.TLSMode
@@ -209,6 +210,10 @@ func checkConfig(c *Config, name namer, getenv func(string) string) (*settings, 
 		return nil, fmt.Errorf("%s needs %s or %s: it receives mail for nothing else", name("bounce-listen"), name("return-path"), name("srs-domain"))
 	}
 
+	if s.nats, err = checkNATS(c, name); err != nil {
+		return nil, err
+	}
+
 	// The API key made with a new key file.
 	s.keyDomains = c.KeyDomains
 	if len(s.keyDomains) == 0 {
@@ -369,6 +374,10 @@ func (s *settings) loadFiles(ctx context.Context, name namer) error {
 			return fmt.Errorf("%s: %v", name("webhook-secret-file"), err)
 		}
 		s.webhookSecret = []byte(secrets[0])
+	}
+	if s.nats != nil {
+		// The keys and the suppressions are in NATS, not in files.
+		return s.nats.checkFiles(name)
 	}
 	switch _, err := os.Stat(c.Keys); {
 	case errors.Is(err, fs.ErrNotExist):
