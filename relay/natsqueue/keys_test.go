@@ -29,9 +29,17 @@ var _ relay.Authenticator = (*natsqueue.Keys)(nil)
 func TestKeysAcrossInstances(t *testing.T) {
 	t.Parallel()
 	s := kvServer(t, "", 0)
-	a := newKeys(t, kvConnect(t, s), nil)
-	b := newKeys(t, kvConnect(t, s), nil)
+	var logs logBuffer
+	// newKeys ends the context NewKeys was given as soon as it returns:
+	// the watchers must outlive it.
+	a := newKeys(t, kvConnect(t, s), &natsqueue.KeysOptions{Logger: logs.logger()})
+	b := newKeys(t, kvConnect(t, s), &natsqueue.KeysOptions{Logger: logs.logger()})
 	ctx := context.Background()
+	defer func() {
+		if strings.Contains(logs.String(), "level=ERROR") || strings.Contains(logs.String(), "level=WARN") {
+			t.Errorf("a healthy fleet logged errors or warnings:\n%s", logs.String())
+		}
+	}()
 
 	key, err := a.Create(ctx, "shop", []string{relay.ScopeSend}, []string{"shop.example", "*.shop.example"})
 	if err != nil {

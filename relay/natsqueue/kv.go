@@ -90,12 +90,15 @@ func startMirror[T kvTable](ctx context.Context, kv jetstream.KeyValue, nc *nats
 	// The status listener first: a reconnection after the watch started
 	// is seen.
 	status := nc.StatusChanged(nats.CONNECTED, nats.RECONNECTING, nats.DISCONNECTED, nats.CLOSED)
-	w, err := kv.Watch(ctx, filter)
+	// The watcher lives as long as the mirror, not ctx: its subscription
+	// ends when the context it was made with does.
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	w, err := kv.Watch(runCtx, filter)
 	if err != nil {
+		stop()
 		nc.RemoveStatusListener(status)
 		return nil, fmt.Errorf("natsqueue: watching bucket %s: %w", kv.Bucket(), err)
 	}
-	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	m.stop = stop
 	go m.run(runCtx, w, status)
 	if err := m.waitFor(ctx, func(_ T, _ uint64, synced bool) bool { return synced }); err != nil {
@@ -120,10 +123,11 @@ func (m *kvMirror[T]) run(ctx context.Context, w jetstream.KeyWatcher, status ch
 			stopWatcher(w)
 			w = nil
 		}
+		if ctx.Err() != nil {
+			return // closed
+		}
 		m.setStale()
 		switch {
-		case ctx.Err() != nil:
-			return
 		case errors.Is(err, nats.ErrConnectionClosed):
 			m.log.Error("natsqueue: the NATS connection is closed; the local copy of the bucket stays as it is", "bucket", m.kv.Bucket(), "max_stale", m.maxStale)
 			return
