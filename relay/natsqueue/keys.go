@@ -57,7 +57,8 @@ type KeysOptions struct {
 	// Now is the clock of KeyInfo.Created and of MaxStale. Default
 	// time.Now.
 	Now func() time.Time
-	// Rand is the random source of new keys. Default crypto/rand.Reader.
+	// Rand is the random source of new keys, and of the hash key made
+	// for a new bucket. Default crypto/rand.Reader.
 	Rand io.Reader
 }
 
@@ -106,17 +107,23 @@ func (o KeysOptions) GoString() string { return "natsqueue.KeysOptions" + o.Stri
 // # Staying in step
 //
 // Each instance keeps every key record in memory, fed by a KV watcher
-// (a push subscription, no polling): Authenticate is a map access and an
-// HMAC, no round trip. Create and Revoke return once the instance's own
-// copy has the change (or ctx ends), so a List after them shows it.
-// When the watcher ends, the instance watches the bucket again after
-// DefaultRewatch; when the connection is lost and comes back, it reads
-// the whole bucket again, so that nothing missed meanwhile (a revocation)
-// is kept. While out of step, Authenticate answers from the keys it has
-// for MaxStale (a reconnection to another node takes about a second),
-// then fails with ErrStale, a temporary error (the relay answers 454
-// 4.7.0), so that a revoked key does not keep working on a relay cut off
-// from the bucket. A relay cut off from NATS cannot queue mail either.
+// (an ordered push consumer: no polling), so Authenticate is a map access
+// and an HMAC, with no round trip. Create and Revoke return once the
+// instance's own copy has the change (or ctx ends), so a List after them
+// shows it. A change made on another instance reaches this one as soon
+// as NATS delivers it: milliseconds on a healthy cluster.
+//
+// The copy does not go stale silently. When the watcher's subscription
+// ends, the instance watches the bucket again (after DefaultRewatch while
+// that fails); when the connection is lost and comes back, it does so at
+// once. Each new watch reads the whole bucket and replaces the copy, so
+// that nothing missed meanwhile (a revocation) is kept. While out of
+// step, Authenticate answers from the keys it has for MaxStale (long
+// enough for a client to reconnect to another node of a cluster), then
+// fails with ErrStale, a temporary error that the relay answers 454
+// 4.7.0, so that a revoked key does not keep working on a relay cut off
+// from the bucket; such a relay cannot queue mail either. Each loss of
+// step is a warning in the log, each failed watch an error.
 //
 // A value in the bucket that is not a valid record (malformed JSON, an
 // unknown field, a record under another name's key, an ID taken by
@@ -285,7 +292,7 @@ func NewKeys(ctx context.Context, js jetstream.JetStream, opts *KeysOptions) (*K
 	}
 	k := &Keys{kv: kv, log: o.Logger, now: o.Now, rand: o.Rand}
 	rand.Read(k.dummy[:])
-	if k.hasher, err = setupHashKey(ctx, kv, o.HashKey); err != nil {
+	if k.hasher, err = setupHashKey(ctx, kv, o.HashKey, o.Rand); err != nil {
 		return nil, err
 	}
 	k.m, err = startMirror(ctx, kv, js.Conn(), keyPrefix+">", newKeyTable, mirrorOptions{
@@ -300,7 +307,7 @@ func NewKeys(ctx context.Context, js jetstream.JetStream, opts *KeysOptions) (*K
 // setupHashKey reads the bucket's hash key record, making it when there
 // is none, and returns the hasher of the hash key: hashKey when given,
 // else the one in the bucket.
-func setupHashKey(ctx context.Context, kv jetstream.KeyValue, hashKey []byte) (*relay.KeyHasher, error) {
+func setupHashKey(ctx context.Context, kv jetstream.KeyValue, hashKey []byte, random io.Reader) (*relay.KeyHasher, error) {
 	for range 3 {
 		e, err := kv.Get(ctx, hashKeyKey)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -308,7 +315,9 @@ func setupHashKey(ctx context.Context, kv jetstream.KeyValue, hashKey []byte) (*
 			key := hashKey
 			if key == nil {
 				key = make([]byte, 32)
-				rand.Read(key)
+				if _, err := io.ReadFull(random, key); err != nil {
+					return nil, fmt.Errorf("natsqueue: reading a random hash key: %w", err)
+				}
 				rec.Key = base64.StdEncoding.EncodeToString(key)
 			}
 			h, err := relay.NewKeyHasher(key)
