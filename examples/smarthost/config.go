@@ -35,6 +35,7 @@ type Config struct {
 	NATSTLSCA       string   `yaml:"nats-tls-ca,omitempty"`
 	NATSTLSCert     string   `yaml:"nats-tls-cert,omitempty"`
 	NATSTLSKey      string   `yaml:"nats-tls-key,omitempty"`
+	NATSReplicas    int      `yaml:"nats-replicas,omitempty"`
 	Upstream        string   `yaml:"upstream,omitempty"`
 	UpstreamTLS     string   `yaml:"upstream-tls,omitempty"`
 	UpstreamCA      string   `yaml:"upstream-ca,omitempty"`
@@ -127,6 +128,7 @@ func (c *Config) registerNATS(fs *flag.FlagSet) {
 	fs.StringVar(&c.NATSTLSCA, "nats-tls-ca", c.NATSTLSCA, "PEM `FILE` of the CA certificates to verify the -queue servers with, over TLS (default: the system's)")
 	fs.StringVar(&c.NATSTLSCert, "nats-tls-cert", c.NATSTLSCert, "PEM `FILE` of a client certificate for the -queue servers, with -nats-tls-key")
 	fs.StringVar(&c.NATSTLSKey, "nats-tls-key", c.NATSTLSKey, "PEM `FILE` of the private key of -nats-tls-cert")
+	fs.IntVar(&c.NATSReplicas, "nats-replicas", c.NATSReplicas, "the copies, `N` (1 to 5), of each stream and bucket a relay of the fleet creates: 3 on a three-node cluster, so that it survives the loss of a node (default 1)")
 }
 
 // listValue is a flag that takes a list: repeated, or comma-separated when

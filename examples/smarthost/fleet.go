@@ -51,8 +51,9 @@ var (
 
 // natsSettings are the checked settings of -queue and -nats-*.
 type natsSettings struct {
-	urls string
-	opts natsqueue.ConnectOptions
+	urls     string
+	replicas int // of the buckets and streams created
+	opts     natsqueue.ConnectOptions
 }
 
 // checkNATS checks the NATS settings of c: nil without -queue.
@@ -66,7 +67,13 @@ func checkNATS(c *Config, name namer) (*natsSettings, error) {
 				return nil, fmt.Errorf("%s needs %s", name(f.key), name("queue"))
 			}
 		}
+		if c.NATSReplicas != 0 {
+			return nil, fmt.Errorf("%s needs %s", name("nats-replicas"), name("queue"))
+		}
 		return nil, nil
+	}
+	if c.NATSReplicas < 0 || c.NATSReplicas > 5 {
+		return nil, fmt.Errorf("%s %d: want 1 to 5", name("nats-replicas"), c.NATSReplicas)
 	}
 	if _, err := natsqueue.CheckURLs(c.Queue); err != nil {
 		return nil, fmt.Errorf("%s: %s", name("queue"), cli.Msg(err))
@@ -74,7 +81,7 @@ func checkNATS(c *Config, name namer) (*natsSettings, error) {
 	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
 		return nil, fmt.Errorf("%s and %s go together", name("nats-tls-cert"), name("nats-tls-key"))
 	}
-	return &natsSettings{urls: c.Queue, opts: natsqueue.ConnectOptions{
+	return &natsSettings{urls: c.Queue, replicas: max(c.NATSReplicas, 1), opts: natsqueue.ConnectOptions{
 		CredsFile: c.NATSCreds, TLSCA: c.NATSTLSCA, TLSCert: c.NATSTLSCert, TLSKey: c.NATSTLSKey,
 	}}, nil
 }
@@ -148,13 +155,13 @@ func (n *natsSettings) open(ctx context.Context, logger *slog.Logger, keys, supp
 	ctx, cancel := context.WithTimeout(ctx, natsTimeout)
 	defer cancel()
 	if keys {
-		if st.keys, err = natsqueue.NewKeys(ctx, js, &natsqueue.KeysOptions{Logger: logger}); err != nil {
+		if st.keys, err = natsqueue.NewKeys(ctx, js, &natsqueue.KeysOptions{Replicas: n.replicas, Logger: logger}); err != nil {
 			st.Close()
 			return nil, err
 		}
 	}
 	if suppressions {
-		if st.suppressions, err = natsqueue.NewSuppressions(ctx, js, &natsqueue.SuppressionsOptions{Logger: logger}); err != nil {
+		if st.suppressions, err = natsqueue.NewSuppressions(ctx, js, &natsqueue.SuppressionsOptions{Replicas: n.replicas, Logger: logger}); err != nil {
 			st.Close()
 			return nil, err
 		}

@@ -102,6 +102,8 @@ func TestFleet(t *testing.T) {
 		{[]string{"apikey", "list", "-queue", "http://127.0.0.1:1"}, "-queue"},
 		{[]string{"apikey", "list", "-nats-creds", "x.creds"}, "-nats-creds needs -queue"},
 		{[]string{"suppression", "list", "-queue", url, "-nats-creds", filepath.Join(dirA, "none.creds")}, "-nats-creds"},
+		{[]string{"apikey", "list", "-queue", url, "-nats-replicas", "7"}, "-nats-replicas 7: want 1 to 5"},
+		{[]string{"-queue", "nats://127.0.0.1:1", "-nats-tls-cert", "c.pem"}, "-nats-tls-cert and -nats-tls-key go together"},
 	} {
 		if code, _, errOut := runMain(t, nil, tc.args...); code != 2 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", tc.args, code, errOut, tc.want)
@@ -195,5 +197,36 @@ func TestFleet(t *testing.T) {
 		if strings.Contains(d.stderr.String(), key[21:]) {
 			t.Error("the relay logged the key's secret")
 		}
+	}
+}
+
+// TestFleetConfig: the NATS settings of the configuration file, their
+// files taken from its directory; the flags override them; a NATS file
+// setting without -queue is a usage error.
+func TestFleetConfig(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "relay.creds"), []byte("creds"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "smarthost.yaml")
+	yaml := "queue: nats://n1.internal:4222,nats://n2.internal\nnats-creds: relay.creds\nnats-replicas: 3\nhostname: relay.test\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := checked(t, nil, "-config", cfg)
+	if c.Queue != "nats://n1.internal:4222,nats://n2.internal" || c.NATSCreds != filepath.Join(dir, "relay.creds") || c.NATSReplicas != 3 {
+		t.Errorf("-check: queue %q, nats-creds %q, nats-replicas %d", c.Queue, c.NATSCreds, c.NATSReplicas)
+	}
+	if c := checked(t, nil, "-config", cfg, "-nats-replicas", "1"); c.NATSReplicas != 1 {
+		t.Errorf("-nats-replicas 1 over the file's 3: %d", c.NATSReplicas)
+	}
+	code, _, errOut := runMain(t, nil, "-check", "-hostname", "relay.test", "-config", cfg, "-nats-creds", filepath.Join(dir, "missing.creds"))
+	if code != 2 || !strings.Contains(errOut, "-nats-creds") {
+		t.Errorf("a credentials file that does not exist: exit %d, stderr %q", code, errOut)
+	}
+	code, _, errOut = runMain(t, nil, "-check", "-hostname", "relay.test", "-nats-creds", filepath.Join(dir, "relay.creds"))
+	if code != 2 || !strings.Contains(errOut, "-nats-creds needs -queue") {
+		t.Errorf("-nats-creds without -queue: exit %d, stderr %q", code, errOut)
 	}
 }

@@ -13,11 +13,12 @@ import (
 )
 
 // openNATSQueue opens the JetStream queue of -queue, on the connection of
-// the fleet's key and suppression buckets.
-func openNATSQueue(ctx context.Context, js jetstream.JetStream, logger *slog.Logger) (relay.Queue, error) {
+// the fleet's key and suppression buckets, its stream created with
+// replicas copies (-nats-replicas).
+func openNATSQueue(ctx context.Context, js jetstream.JetStream, replicas int, logger *slog.Logger) (relay.Queue, error) {
 	ctx, cancel := context.WithTimeout(ctx, natsTimeout)
 	defer cancel()
-	q, err := natsqueue.New(ctx, js, &natsqueue.Options{Logger: logger})
+	q, err := natsqueue.New(ctx, js, &natsqueue.Options{Replicas: replicas, Logger: logger})
 	if err != nil {
 		return nil, err
 	}

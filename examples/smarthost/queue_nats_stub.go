@@ -15,7 +15,7 @@ import (
 // the tag natsqueue) until package relay/natsqueue has its Queue: it
 // returns none, and the relay keeps its queue in the spool under -data,
 // while the keys and the suppression list are in NATS already.
-func openNATSQueue(ctx context.Context, js jetstream.JetStream, logger *slog.Logger) (relay.Queue, error) {
+func openNATSQueue(ctx context.Context, js jetstream.JetStream, replicas int, logger *slog.Logger) (relay.Queue, error) {
 	logger.Warn("the JetStream queue is not in this build: the queue stays in the spool under -data; the API keys and the suppression list are in NATS")
 	return nil, nil
 }

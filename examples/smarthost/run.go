@@ -250,7 +250,7 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 	var queue relay.Queue
 	var spool *relay.Spool
 	if fleet != nil {
-		q, err := openNATSQueue(ctx, fleet.js, logger)
+		q, err := openNATSQueue(ctx, fleet.js, s.nats.replicas, logger)
 		if err != nil {
 			return c.Failf("-queue: %s", cli.Msg(err))
 		}
