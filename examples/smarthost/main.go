@@ -10,7 +10,7 @@
 //		[-dkim DOMAIN:SELECTOR:KEYFILE ...] [-provider-domain DOMAIN] \
 //		[-return-path DOMAIN:SUBDOMAIN ...] [-srs-domain DOMAIN [-srs-secrets FILE]] \
 //		[-events FILE] [-suppressions FILE] [-suppressed refuse|drop] [-webhook URL -webhook-secret-file FILE] [-metrics HOST:PORT] \
-//		[-trusted CIDR[,CIDR...]] [-queue nats://HOST:PORT[,...] [-nats-creds FILE] [-nats-tls-ca FILE] [-nats-tls-cert FILE -nats-tls-key FILE]] [-check]
+//		[-trusted CIDR[,CIDR...]] [-queue nats://HOST:PORT[,...] [-nats-creds FILE] [-nats-tls-ca FILE] [-nats-tls-cert FILE -nats-tls-key FILE] [-nats-replicas N]] [-check]
 //	go run ./examples/smarthost apikey create [-keys FILE | -queue URL] -name NAME [-scopes mail.send] -domains DOMAIN[,DOMAIN...]
 //	go run ./examples/smarthost apikey list [-keys FILE | -queue URL]
 //	go run ./examples/smarthost apikey revoke [-keys FILE | -queue URL] NAME
