@@ -109,9 +109,10 @@ func (o KeysOptions) GoString() string { return "natsqueue.KeysOptions" + o.Stri
 // Each instance keeps every key record in memory, fed by a KV watcher
 // (an ordered push consumer: no polling), so Authenticate is a map access
 // and an HMAC, with no round trip. Create and Revoke return once the
-// instance's own copy has the change (or ctx ends), so a List after them
-// shows it. A change made on another instance reaches this one as soon
-// as NATS delivers it: milliseconds on a healthy cluster.
+// instance's own copy has the change (or ctx ends, or 5 seconds pass),
+// so a List after them shows it. A change made on another instance
+// reaches this one as soon as NATS delivers it: milliseconds on a
+// healthy cluster.
 //
 // The copy does not go stale silently. When the watcher's subscription
 // ends, the instance watches the bucket again (after DefaultRewatch while
@@ -440,7 +441,7 @@ func (k *Keys) Create(ctx context.Context, name string, scopes, domains []string
 	}
 	// This instance's copy has it when Create returns; ctx bounds the
 	// wait, and the key, stored, is returned all the same.
-	k.m.waitFor(ctx, func(_ *keyTable, r uint64, _ bool) bool { return r >= rev })
+	k.m.waitOwnWrite(ctx, func(_ *keyTable, r uint64, _ bool) bool { return r >= rev })
 	k.log.LogAttrs(ctx, slog.LevelDebug, "natsqueue: api key created", slog.String("key", name), slog.String("id", id))
 	return key, nil
 }
@@ -467,7 +468,7 @@ func (k *Keys) Revoke(ctx context.Context, name string) error {
 	if r, err := decodeKeyRecord(rk, e.Value()); err == nil {
 		id = r.ID
 	}
-	k.m.waitFor(ctx, func(t *keyTable, _ uint64, _ bool) bool {
+	k.m.waitOwnWrite(ctx, func(t *keyTable, _ uint64, _ bool) bool {
 		r := t.byKey[rk]
 		return r == nil || r.ID != id
 	})

@@ -93,14 +93,14 @@ func startMirror[T kvTable](ctx context.Context, kv jetstream.KeyValue, nc *nats
 	// The watcher lives as long as the mirror, not ctx: its subscription
 	// ends when the context it was made with does.
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	w, err := kv.Watch(runCtx, filter)
+	w, cancelW, err := m.startWatch(runCtx)
 	if err != nil {
 		stop()
 		nc.RemoveStatusListener(status)
 		return nil, fmt.Errorf("natsqueue: watching bucket %s: %w", kv.Bucket(), err)
 	}
 	m.stop = stop
-	go m.run(runCtx, w, status)
+	go m.run(runCtx, w, cancelW, status)
 	if err := m.waitFor(ctx, func(_ T, _ uint64, synced bool) bool { return synced }); err != nil {
 		m.close()
 		return nil, fmt.Errorf("natsqueue: reading bucket %s: %w", kv.Bucket(), err)
@@ -110,17 +110,18 @@ func startMirror[T kvTable](ctx context.Context, kv jetstream.KeyValue, nc *nats
 
 // run keeps the mirror in step until ctx ends, watching again whenever a
 // watch ends.
-func (m *kvMirror[T]) run(ctx context.Context, w jetstream.KeyWatcher, status chan nats.Status) {
+func (m *kvMirror[T]) run(ctx context.Context, w jetstream.KeyWatcher, cancelW context.CancelFunc, status chan nats.Status) {
 	defer close(m.done)
 	defer m.nc.RemoveStatusListener(status)
 	for {
 		var err error
 		if w == nil {
-			w, err = m.kv.Watch(ctx, m.filter)
+			w, cancelW, err = m.startWatch(ctx)
 		}
 		if err == nil {
 			err = m.watch(ctx, w, status)
 			stopWatcher(w)
+			cancelW()
 			w = nil
 		}
 		if ctx.Err() != nil {
@@ -198,6 +199,29 @@ func (m *kvMirror[T]) watch(ctx context.Context, w jetstream.KeyWatcher, status 
 			}
 		}
 	}
+}
+
+// watchTimeout bounds the creation of a watcher's consumer, whose request
+// would otherwise wait without end for a reply lost with a server.
+const watchTimeout = 15 * time.Second
+
+// startWatch starts a watcher of the mirror's keys, whose subscription
+// lasts until ctx ends or cancel is called.
+func (m *kvMirror[T]) startWatch(ctx context.Context) (w jetstream.KeyWatcher, cancel context.CancelFunc, err error) {
+	wctx, cancel := context.WithCancel(ctx)
+	timer := time.AfterFunc(watchTimeout, cancel)
+	w, err = m.kv.Watch(wctx, m.filter)
+	if !timer.Stop() && err == nil {
+		// Made as the time ran out: wctx has ended, and so will its
+		// subscription.
+		stopWatcher(w)
+		err = fmt.Errorf("natsqueue: starting the watcher took over %v", watchTimeout)
+	}
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return w, cancel, nil
 }
 
 // stopWatcher stops w, and drains what it still delivers, so that its
@@ -279,6 +303,19 @@ func (m *kvMirror[T]) waitFor(ctx context.Context, cond func(t T, rev uint64, sy
 }
 
 var errMirrorClosed = errors.New("natsqueue: closed")
+
+// ownWriteWait bounds how long a write waits to see itself in the copy
+// of its own instance, when ctx has no earlier deadline: the write is
+// made, and a copy out of step catches up by itself.
+const ownWriteWait = 5 * time.Second
+
+// waitOwnWrite waits, within ownWriteWait, until cond holds: a write of
+// this instance is in its copy.
+func (m *kvMirror[T]) waitOwnWrite(ctx context.Context, cond func(t T, rev uint64, synced bool) bool) {
+	ctx, cancel := context.WithTimeout(ctx, ownWriteWait)
+	defer cancel()
+	m.waitFor(ctx, cond)
+}
 
 // close stops the watcher and waits for it.
 func (m *kvMirror[T]) close() {

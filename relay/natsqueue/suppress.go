@@ -55,11 +55,11 @@ type SuppressionsOptions struct {
 // As Keys, each instance keeps every suppression in memory, fed by a KV
 // watcher, so that the Server's lookup at each RCPT is a map access with
 // no round trip; Add and Remove return once this instance's copy has the
-// change (or ctx ends); a lost watcher or connection makes the instance
-// read the bucket again, and while out of step Suppressed and List answer
-// from what it has for MaxStale, then fail with ErrStale, which the
-// Server answers 451 4.3.0: a client tries again later rather than mail
-// a recipient the list may hold. A value that is not a valid suppression
+// change (or ctx ends, or 5 seconds pass); a lost watcher or connection
+// makes the instance read the bucket again, and while out of step
+// Suppressed and List answer from what it has for MaxStale, then fail
+// with ErrStale, which the Server answers 451 4.3.0: a client tries again
+// later rather than mail a recipient the list may hold. A value that is not a valid suppression
 // is ignored with an error in the log.
 //
 // # Format
@@ -201,7 +201,7 @@ func (s *Suppressions) Add(ctx context.Context, v relay.Suppression) error {
 	if err != nil {
 		return fmt.Errorf("natsqueue: adding a suppression: %w", err)
 	}
-	s.m.waitFor(ctx, func(_ *suppressionTable, r uint64, _ bool) bool { return r >= rev })
+	s.m.waitOwnWrite(ctx, func(_ *suppressionTable, r uint64, _ bool) bool { return r >= rev })
 	s.log.LogAttrs(ctx, slog.LevelDebug, "natsqueue: suppression added", slog.String("account", v.Account),
 		slog.String("rcpt", v.Recipient), slog.String("source", string(v.Source)))
 	return nil
@@ -216,7 +216,7 @@ func (s *Suppressions) Remove(ctx context.Context, account, rcpt string) error {
 		return fmt.Errorf("natsqueue: removing a suppression: %w", err)
 	}
 	if !had.Created.IsZero() {
-		s.m.waitFor(ctx, func(t *suppressionTable, _ uint64, _ bool) bool {
+		s.m.waitOwnWrite(ctx, func(t *suppressionTable, _ uint64, _ bool) bool {
 			v, ok := t.m[key]
 			return !ok || !v.Created.Equal(had.Created)
 		})
