@@ -104,6 +104,7 @@ func TestFleet(t *testing.T) {
 		{[]string{"suppression", "list", "-queue", url, "-nats-creds", filepath.Join(dirA, "none.creds")}, "-nats-creds"},
 		{[]string{"apikey", "list", "-queue", url, "-nats-replicas", "7"}, "-nats-replicas 7: want 1 to 5"},
 		{[]string{"-queue", "nats://127.0.0.1:1", "-nats-tls-cert", "c.pem"}, "-nats-tls-cert and -nats-tls-key go together"},
+		{[]string{"-queue", url, "-keys", "k.json"}, "-keys with -queue: the fleet's keys are in NATS"},
 	} {
 		if code, _, errOut := runMain(t, nil, tc.args...); code != 2 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", tc.args, code, errOut, tc.want)

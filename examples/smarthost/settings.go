@@ -77,6 +77,7 @@ type namer func(setting string) string
 func checkConfig(c *Config, name namer, getenv func(string) string) (*settings, error) {
 	s := &settings{cfg: c.withDefaults(), returnPaths: map[string]string{},
 		selfSigned: c.TLSCert == "" && c.TLSKey == "", srsDefault: c.SRSSecrets == ""}
+	given := *c // before the defaults
 	c = s.cfg
 	var err error
 	if s.listen, err = checkHostPort(c.Listen, true); err != nil {
@@ -212,6 +213,11 @@ func checkConfig(c *Config, name namer, getenv func(string) string) (*settings, 
 
 	if s.nats, err = checkNATS(c, name); err != nil {
 		return nil, err
+	}
+	for _, f := range []struct{ key, val string }{{"keys", given.Keys}, {"suppressions", given.Suppressions}} {
+		if s.nats != nil && f.val != "" {
+			return nil, fmt.Errorf("%s with %s: the fleet's %s are in NATS", name(f.key), name("queue"), f.key)
+		}
 	}
 
 	// The API key made with a new key file.
