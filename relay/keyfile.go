@@ -3,12 +3,10 @@ package relay
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -298,9 +296,7 @@ func (k *KeyFile) setup(hashKeyFile string, create bool) (ready bool, err error)
 			k.hashKey = key
 		}
 	}
-	m := hmac.New(sha256.New, k.hashKey)
-	m.Write([]byte("smarthost relay hash key id v1"))
-	k.hashKeyID = hex.EncodeToString(m.Sum(nil)[:8])
+	k.hashKeyID = hashKeyID(k.hashKey)
 	switch {
 	case keysExist:
 		return true, nil

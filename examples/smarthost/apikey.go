@@ -96,14 +96,17 @@ func parseInterleaved(c *cli.Command, args []string) (rest []string, status int,
 }
 
 // keyFileFlags are the flags that name the key file: -keys, or the file
-// of -config (its keys, or data), else the default under smarthost-data.
+// of -config (its keys, or data), else the default under smarthost-data;
+// or the fleet's bucket in NATS, with -queue or the queue of -config.
 type keyFileFlags struct {
 	keys, config string
+	nats         fleetFlags
 }
 
 func (k *keyFileFlags) register(c *cli.Command) {
 	c.Flags.StringVar(&k.keys, "keys", "", "the API key `FILE` (default: that of -config, else smarthost-data/"+keysName+")")
-	c.Flags.StringVar(&k.config, "config", "", "take the key file from the relay's configuration `FILE` (YAML)")
+	c.Flags.StringVar(&k.config, "config", "", "take the key file, or -queue, from the relay's configuration `FILE` (YAML)")
+	k.nats.register(c)
 }
 
 // path returns the key file's path, and the flag that named it.
@@ -121,8 +124,20 @@ func (k *keyFileFlags) path() (path, flagName string, err error) {
 	return cfg.withDefaults().Keys, "-config " + k.config + ": keys", nil
 }
 
-// open opens the key file; only create makes one that does not exist.
-func (k *keyFileFlags) open(ctx context.Context, c *cli.Command, create bool) (*relay.KeyFile, int, bool) {
+// open opens the key file, or the fleet's bucket; only create makes a
+// key file that does not exist.
+func (k *keyFileFlags) open(ctx context.Context, c *cli.Command, create bool) (keyStore, int, bool) {
+	ns, status, stop := k.nats.settings(c, k.config, "-keys", k.keys != "")
+	switch {
+	case stop:
+		return nil, status, true
+	case ns != nil:
+		st, err := ns.open(ctx, nil, true, false)
+		if err != nil {
+			return nil, c.Failf("%s", cli.Msg(err)), true
+		}
+		return natsKeys{st.keys, st}, 0, false
+	}
 	path, flagName, err := k.path()
 	if err != nil {
 		return nil, c.Usagef("%v", err), true
@@ -145,7 +160,7 @@ func (k *keyFileFlags) open(ctx context.Context, c *cli.Command, create bool) (*
 }
 
 func apikeyCreate(stdout, stderr io.Writer) *command {
-	c := cli.New("smarthost", "smarthost apikey create [-keys FILE | -config FILE] -name NAME [-scopes mail.send] -domains DOMAIN[,DOMAIN...]", stdout, stderr)
+	c := cli.New("smarthost", "smarthost apikey create [-keys FILE | -config FILE | -queue URL] -name NAME [-scopes mail.send] -domains DOMAIN[,DOMAIN...]", stdout, stderr)
 	c.Doc = `Creates an API key in the key file (made when it does not exist), and prints
 what it may do, then the key alone on the last line: the only time it is
 shown, since the file keeps only its hash. Clients authenticate with the
@@ -205,7 +220,7 @@ func printKey(w io.Writer, name string, scopes, domains []string, key string) {
 }
 
 func apikeyList(stdout, stderr io.Writer) *command {
-	c := cli.New("smarthost", "smarthost apikey list [-keys FILE | -config FILE]", stdout, stderr)
+	c := cli.New("smarthost", "smarthost apikey list [-keys FILE | -config FILE | -queue URL]", stdout, stderr)
 	c.Doc = `Lists the API keys of the key file, one line each, sorted by name:
 "<name> <id> <created> <scopes> <domains>", separated by tabs, the
 scopes and domains comma-separated, the time in RFC 3339. The keys
@@ -237,7 +252,7 @@ themselves are not in the file.`
 }
 
 func apikeyRevoke(stdout, stderr io.Writer) *command {
-	c := cli.New("smarthost", "smarthost apikey revoke [-keys FILE | -config FILE] NAME", stdout, stderr)
+	c := cli.New("smarthost", "smarthost apikey revoke [-keys FILE | -config FILE | -queue URL] NAME", stdout, stderr)
 	c.Doc = `Revokes the API key NAME: it is removed from the key file, and a running
 relay refuses it from its next AUTH on. Prints "revoked NAME".`
 	c.Stdin = "nothing"

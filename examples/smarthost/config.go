@@ -31,6 +31,12 @@ type Config struct {
 	KeyDomains      []string `yaml:"key-domains,omitempty"`
 	Spool           string   `yaml:"spool,omitempty"`
 	SpoolSyncFS     bool     `yaml:"spool-syncfs,omitempty"`
+	Queue           string   `yaml:"queue,omitempty"`
+	NATSCreds       string   `yaml:"nats-creds,omitempty"`
+	NATSTLSCA       string   `yaml:"nats-tls-ca,omitempty"`
+	NATSTLSCert     string   `yaml:"nats-tls-cert,omitempty"`
+	NATSTLSKey      string   `yaml:"nats-tls-key,omitempty"`
+	NATSReplicas    int      `yaml:"nats-replicas,omitempty"`
 	Upstream        string   `yaml:"upstream,omitempty"`
 	UpstreamTLS     string   `yaml:"upstream-tls,omitempty"`
 	UpstreamCA      string   `yaml:"upstream-ca,omitempty"`
@@ -93,6 +99,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.Var(&listValue{p: &c.KeyDomains, split: true}, "key-domains", "the sender domains of the first API key, made with a new key file, `DOMAIN[,DOMAIN...]` (default: the domains of -dkim but the provider's, and of -return-path; else example.com)")
 	fs.StringVar(&c.Spool, "spool", c.Spool, "the spool `DIR` of the queue (default DATA/"+spoolName+")")
 	fs.BoolVar(&c.SpoolSyncFS, "spool-syncfs", c.SpoolSyncFS, "make new messages durable with one syncfs of the spool's file system for all the sessions committing at once, not an fsync of each file: much faster under load, but it writes out every changed file of that file system, so give the spool one of its own (Linux 5.8 and later)")
+	c.registerNATS(fs)
 	fs.StringVar(&c.Upstream, "upstream", c.Upstream, "deliver through the smart host at `HOST:PORT` (default: to each recipient domain's MX hosts)")
 	fs.StringVar(&c.UpstreamTLS, "upstream-tls", c.UpstreamTLS, "how to secure the connections to -upstream, `MODE`: starttls, implicit or none")
 	fs.StringVar(&c.UpstreamCA, "upstream-ca", c.UpstreamCA, "PEM `FILE` of the CA certificates to verify -upstream with (default: the system's)")
@@ -113,6 +120,17 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxConns, "max-connections", c.MaxConns, "the most connections open at once, `N` (-1: no limit); one more is answered 421")
 	fs.IntVar(&c.MaxConnsPerIP, "max-connections-per-ip", c.MaxConnsPerIP, "the most connections open at once from one client address (an IPv6 /64), `N` (-1: no limit)")
 	fs.BoolVar(&c.Debug, "debug", c.Debug, "log the debug records of every part of the relay")
+}
+
+// registerNATS defines the flags of the NATS JetStream fleet, which the
+// relay and its apikey and suppression commands share.
+func (c *Config) registerNATS(fs *flag.FlagSet) {
+	fs.StringVar(&c.Queue, "queue", c.Queue, "keep the queue, the API keys and the suppression list in NATS JetStream, at `nats://HOST:PORT[,nats://HOST:PORT...]` (tls:// for TLS), shared by every relay pointing there; without it, the spool, the key file and the suppression file under -data")
+	fs.StringVar(&c.NATSCreds, "nats-creds", c.NATSCreds, "authenticate to -queue with the NATS credentials `FILE` (a user JWT and its NKey seed)")
+	fs.StringVar(&c.NATSTLSCA, "nats-tls-ca", c.NATSTLSCA, "PEM `FILE` of the CA certificates to verify the -queue servers with, over TLS (default: the system's)")
+	fs.StringVar(&c.NATSTLSCert, "nats-tls-cert", c.NATSTLSCert, "PEM `FILE` of a client certificate for the -queue servers, with -nats-tls-key")
+	fs.StringVar(&c.NATSTLSKey, "nats-tls-key", c.NATSTLSKey, "PEM `FILE` of the private key of -nats-tls-cert")
+	fs.IntVar(&c.NATSReplicas, "nats-replicas", c.NATSReplicas, "the copies, `N` (1 to 5), of each stream and bucket a relay of the fleet creates: 3 on a three-node cluster, so that it survives the loss of a node (default 1)")
 }
 
 // listValue is a flag that takes a list: repeated, or comma-separated when
@@ -166,7 +184,8 @@ func loadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %s", path, msg)
 	}
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&c.Data, &c.TLSCert, &c.TLSKey, &c.Keys, &c.Spool, &c.UpstreamCA, &c.SRSSecrets, &c.Events, &c.Suppressions, &c.WebhookSecret} {
+	for _, p := range []*string{&c.Data, &c.TLSCert, &c.TLSKey, &c.Keys, &c.Spool, &c.UpstreamCA, &c.SRSSecrets, &c.Events, &c.Suppressions, &c.WebhookSecret,
+		&c.NATSCreds, &c.NATSTLSCA, &c.NATSTLSCert, &c.NATSTLSKey} {
 		*p = relativeTo(dir, *p)
 	}
 	for i, d := range c.DKIM {

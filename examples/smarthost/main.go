@@ -10,13 +10,13 @@
 //		[-dkim DOMAIN:SELECTOR:KEYFILE ...] [-provider-domain DOMAIN] \
 //		[-return-path DOMAIN:SUBDOMAIN ...] [-srs-domain DOMAIN [-srs-secrets FILE]] \
 //		[-events FILE] [-suppressions FILE] [-suppressed refuse|drop] [-webhook URL -webhook-secret-file FILE] [-metrics HOST:PORT] \
-//		[-trusted CIDR[,CIDR...]] [-check]
-//	go run ./examples/smarthost apikey create [-keys FILE] -name NAME [-scopes mail.send] -domains DOMAIN[,DOMAIN...]
-//	go run ./examples/smarthost apikey list [-keys FILE]
-//	go run ./examples/smarthost apikey revoke [-keys FILE] NAME
-//	go run ./examples/smarthost suppression list [-suppressions FILE] [-account NAME]
-//	go run ./examples/smarthost suppression add [-suppressions FILE] -account NAME [-reason TEXT] RCPT
-//	go run ./examples/smarthost suppression remove [-suppressions FILE] -account NAME RCPT
+//		[-trusted CIDR[,CIDR...]] [-queue nats://HOST:PORT[,...] [-nats-creds FILE] [-nats-tls-ca FILE] [-nats-tls-cert FILE -nats-tls-key FILE] [-nats-replicas N]] [-check]
+//	go run ./examples/smarthost apikey create [-keys FILE | -queue URL] -name NAME [-scopes mail.send] -domains DOMAIN[,DOMAIN...]
+//	go run ./examples/smarthost apikey list [-keys FILE | -queue URL]
+//	go run ./examples/smarthost apikey revoke [-keys FILE | -queue URL] NAME
+//	go run ./examples/smarthost suppression list [-suppressions FILE | -queue URL] [-account NAME]
+//	go run ./examples/smarthost suppression add [-suppressions FILE | -queue URL] -account NAME [-reason TEXT] RCPT
+//	go run ./examples/smarthost suppression remove [-suppressions FILE | -queue URL] -account NAME RCPT
 //
 // Without flags it listens on 127.0.0.1:2525 with STARTTLS, with a
 // self-signed certificate made at the first start, and keeps its files
@@ -61,6 +61,16 @@
 // event. A client of a -trusted network has no account: no list applies
 // to it. "smarthost suppression" lists, adds and removes entries beside a
 // running relay, which sees each change at its next RCPT.
+//
+// A fleet of relays: with -queue nats://HOST:PORT (a list for a
+// cluster; -nats-creds and -nats-tls-* to authenticate and secure the
+// connection), the API keys and the suppression list are in NATS
+// JetStream key-value buckets that every relay pointing there shares
+// (package relay/natsqueue), and so is the queue: a key created, a key
+// revoked or a suppression added through any relay, or through "smarthost
+// apikey" or "smarthost suppression" with the same -queue, takes effect
+// on every relay at once. No first key is made: "smarthost apikey create
+// -queue URL" makes the fleet's keys.
 //
 // It follows the conventions of examples/README.md: "smarthost -h" prints
 // the flags of the relay and of every apikey and suppression command; the

@@ -28,7 +28,8 @@ type promMetrics struct {
 }
 
 // newPromMetrics registers the relay's metrics, and the Go runtime's and
-// the process's.
+// the process's; the queue's depth and age with a spool only (nil with
+// -queue, whose stream NATS's own monitoring shows).
 func newPromMetrics(spool *relay.Spool) *promMetrics {
 	m := &promMetrics{
 		reg: prometheus.NewRegistry(),
@@ -55,10 +56,12 @@ func newPromMetrics(spool *relay.Spool) *promMetrics {
 		}),
 	}
 	m.reg.MustRegister(m.accepted, m.refused, m.authFails, m.rcpts, m.latency,
-		newQueueCollector(spool),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	if spool != nil {
+		m.reg.MustRegister(newQueueCollector(spool))
+	}
 	return m
 }
 

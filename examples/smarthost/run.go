@@ -57,8 +57,13 @@ for good by the upstream or MX with a status about the address (5.1.1,
 5.1.1), or dropped with -suppressed drop. Clients of -trusted networks
 have no account, and no list applies to them.
 
+With -queue nats://HOST:PORT[,...], the queue, the API keys and the
+suppression list are in NATS JetStream, shared by every relay pointing
+there (a fleet); no first key is made.
+
 "smarthost apikey create|list|revoke" manages the API keys;
-"smarthost suppression list|add|remove" the suppression list.`
+"smarthost suppression list|add|remove" the suppression list; with
+-queue, those of the fleet.`
 	c.Stdin = "nothing"
 	c.Exit0 = "when the relay stopped on SIGTERM or SIGINT (or -check found no fault)"
 	c.Exit1 = "when the relay could not start (a listen address in use, a spool or key\n     file that cannot be written) or failed while running"
@@ -186,16 +191,30 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 			return c.Failf("-srs-domain: %s", cli.Msg(err))
 		}
 	}
-	keys, err := relay.OpenKeyFile(ctx, cfg.Keys, &relay.KeyFileOptions{Logger: logger})
-	if err != nil {
-		return c.Failf("-keys: %s", cli.Msg(err))
+	// The keys and the suppression list: in files under -data, or in
+	// NATS JetStream with -queue, shared by the fleet.
+	var keys keyStore
+	var suppressions suppressionStore
+	var fleet *natsStores
+	if s.nats != nil {
+		if fleet, err = s.nats.open(ctx, logger, true, true); err != nil {
+			return c.Failf("-queue: %s", cli.Msg(err))
+		}
+		defer fleet.Close()
+		keys, suppressions = fleet.keys, fleet.suppressions
+	} else {
+		kf, err := relay.OpenKeyFile(ctx, cfg.Keys, &relay.KeyFileOptions{Logger: logger})
+		if err != nil {
+			return c.Failf("-keys: %s", cli.Msg(err))
+		}
+		defer kf.Close()
+		sf, err := relay.OpenSuppressionFile(ctx, cfg.Suppressions, &relay.SuppressionFileOptions{Logger: logger})
+		if err != nil {
+			return c.Failf("-suppressions: %s", cli.Msg(err))
+		}
+		defer sf.Close()
+		keys, suppressions = kf, sf
 	}
-	defer keys.Close()
-	suppressions, err := relay.OpenSuppressionFile(ctx, cfg.Suppressions, &relay.SuppressionFileOptions{Logger: logger})
-	if err != nil {
-		return c.Failf("-suppressions: %s", cli.Msg(err))
-	}
-	defer suppressions.Close()
 	var sinks multiEvents
 	if cfg.Events != "" {
 		el, err := openEventLog(cfg.Events, logger)
@@ -226,19 +245,35 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 	default:
 		events = sinks
 	}
-	spool, err := relay.NewSpool(cfg.Spool, &relay.SpoolOptions{Logger: logger, SyncFS: cfg.SpoolSyncFS})
-	if err != nil {
-		return c.Failf("-spool: %s", cli.Msg(err))
+	// The queue: the spool under -data, or the JetStream queue with
+	// -queue.
+	var queue relay.Queue
+	var spool *relay.Spool
+	if fleet != nil {
+		q, err := openNATSQueue(ctx, fleet.js, s.nats.replicas, logger)
+		if err != nil {
+			return c.Failf("-queue: %s", cli.Msg(err))
+		}
+		if q != nil {
+			defer q.Close()
+			queue = q
+		}
 	}
-	defer spool.Close()
+	if queue == nil {
+		if spool, err = relay.NewSpool(cfg.Spool, &relay.SpoolOptions{Logger: logger, SyncFS: cfg.SpoolSyncFS}); err != nil {
+			return c.Failf("-spool: %s", cli.Msg(err))
+		}
+		defer spool.Close()
+		queue = spool
+		if q, err := spool.Quarantined(); err != nil || len(q) > 0 {
+			logger.Warn("the spool has quarantined files, for an operator to look at", "dir", filepath.Join(cfg.Spool, "quarantine"), "files", len(q), "err", err)
+		}
+	}
 	var metrics relay.Metrics
 	var prom *promMetrics
 	if lnMetrics != nil {
 		prom = newPromMetrics(spool)
 		metrics = prom
-	}
-	if q, err := spool.Quarantined(); err != nil || len(q) > 0 {
-		logger.Warn("the spool has quarantined files, for an operator to look at", "dir", filepath.Join(cfg.Spool, "quarantine"), "files", len(q), "err", err)
 	}
 
 	// Delivery, and the server.
@@ -247,7 +282,7 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 		return c.Failf("%s", cli.Msg(err))
 	}
 	defer sender.Close()
-	deliverer, err := relay.NewDeliverer(spool, sender, &relay.DelivererOptions{
+	deliverer, err := relay.NewDeliverer(queue, sender, &relay.DelivererOptions{
 		ShutdownGrace: s.shutdown,
 		Hostname:      s.hostname,
 		Events:        events,
@@ -269,7 +304,7 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 		defer ft.Close()
 		tracker = ft
 	}
-	server, err := relay.NewServer(spool, &relay.ServerOptions{
+	server, err := relay.NewServer(queue, &relay.ServerOptions{
 		Hostname:       s.hostname,
 		TLSConfig:      &tls.Config{Certificates: []tls.Certificate{*cert}},
 		Authenticator:  keys,
@@ -298,7 +333,7 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 		for _, sub := range s.returnPaths {
 			domains = append(domains, sub)
 		}
-		bounces, err = relay.NewBounceServer(spool, &relay.BounceServerOptions{
+		bounces, err = relay.NewBounceServer(queue, &relay.BounceServerOptions{
 			Hostname:          s.hostname,
 			TLSConfig:         &tls.Config{Certificates: []tls.Certificate{*cert}},
 			ReturnPathDomains: domains,
@@ -314,7 +349,11 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 			return c.Failf("-bounce-listen: %s", cli.Msg(err))
 		}
 	}
-	if !s.keysExist {
+	if fleet != nil {
+		if list, err := keys.List(ctx); err == nil && len(list) == 0 {
+			logger.Warn("no API key in the fleet's bucket: make one with smarthost apikey create -queue " + cfg.Queue)
+		}
+	} else if !s.keysExist {
 		key, err := keys.Create(ctx, firstKeyName, []string{relay.ScopeSend}, s.keyDomains)
 		if err != nil {
 			return c.Failf("-keys: the first key: %s", cli.Msg(err))
@@ -348,7 +387,13 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 		go serveMetrics(mctx, lnMetrics, prom, logger)
 		attrs = append(attrs, "metrics_addr", lnMetrics.Addr().String())
 	}
-	logger.Info("listening", append(attrs, "delivery", how, "spool", cfg.Spool, "queued", spool.Len())...)
+	if spool != nil {
+		attrs = append(attrs, "spool", cfg.Spool, "queued", spool.Len())
+	}
+	if fleet != nil {
+		attrs = append(attrs, "nats", fleet.nc.ConnectedUrlRedacted())
+	}
+	logger.Info("listening", append(attrs, "delivery", how)...)
 
 	select {
 	case <-ctx.Done():
@@ -391,7 +436,11 @@ func runRelay(ctx context.Context, c *cli.Command, s *settings, stdout io.Writer
 		}
 	}
 	stopMetrics()
-	logger.Info("stopped", "queued", spool.Len())
+	if spool != nil {
+		logger.Info("stopped", "queued", spool.Len())
+	} else {
+		logger.Info("stopped")
+	}
 	return status
 }
 

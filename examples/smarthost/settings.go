@@ -41,8 +41,9 @@ type settings struct {
 	returnPaths       map[string]string
 	shutdown          time.Duration
 	suppressed        relay.SuppressedAction
-	metrics           string // -metrics HOST:PORT, "" for none
-	webhookSecret     []byte // loaded by loadFiles
+	metrics           string        // -metrics HOST:PORT, "" for none
+	nats              *natsSettings // -queue nats://...; nil for the files under -data
+	webhookSecret     []byte        // loaded by loadFiles
 
 	upstream         string
 	upstreamTLS      relay.TLSMode
@@ -76,6 +77,7 @@ type namer func(setting string) string
 func checkConfig(c *Config, name namer, getenv func(string) string) (*settings, error) {
 	s := &settings{cfg: c.withDefaults(), returnPaths: map[string]string{},
 		selfSigned: c.TLSCert == "" && c.TLSKey == "", srsDefault: c.SRSSecrets == ""}
+	given := *c // before the defaults
 	c = s.cfg
 	var err error
 	if s.listen, err = checkHostPort(c.Listen, true); err != nil {
@@ -207,6 +209,15 @@ func checkConfig(c *Config, name namer, getenv func(string) string) (*settings, 
 	}
 	if s.bounceListen != "" && len(s.returnPaths) == 0 && c.SRSDomain == "" {
 		return nil, fmt.Errorf("%s needs %s or %s: it receives mail for nothing else", name("bounce-listen"), name("return-path"), name("srs-domain"))
+	}
+
+	if s.nats, err = checkNATS(c, name); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct{ key, val string }{{"keys", given.Keys}, {"suppressions", given.Suppressions}} {
+		if s.nats != nil && f.val != "" {
+			return nil, fmt.Errorf("%s with %s: the fleet's %s are in NATS", name(f.key), name("queue"), f.key)
+		}
 	}
 
 	// The API key made with a new key file.
@@ -369,6 +380,10 @@ func (s *settings) loadFiles(ctx context.Context, name namer) error {
 			return fmt.Errorf("%s: %v", name("webhook-secret-file"), err)
 		}
 		s.webhookSecret = []byte(secrets[0])
+	}
+	if s.nats != nil {
+		// The keys and the suppressions are in NATS, not in files.
+		return s.nats.checkFiles(name)
 	}
 	switch _, err := os.Stat(c.Keys); {
 	case errors.Is(err, fs.ErrNotExist):

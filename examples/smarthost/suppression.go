@@ -29,16 +29,29 @@ func suppression(ctx context.Context, args []string, stdout, stderr io.Writer) i
 // the default under smarthost-data.
 type suppressionFileFlags struct {
 	file, config string
+	nats         fleetFlags
 }
 
 func (f *suppressionFileFlags) register(c *cli.Command) {
 	c.Flags.StringVar(&f.file, "suppressions", "", "the suppression list `FILE` (default: that of -config, else smarthost-data/"+suppressName+")")
-	c.Flags.StringVar(&f.config, "config", "", "take the suppression file from the relay's configuration `FILE` (YAML)")
+	c.Flags.StringVar(&f.config, "config", "", "take the suppression file, or -queue, from the relay's configuration `FILE` (YAML)")
+	f.nats.register(c)
 }
 
-// open opens the suppression file; only add makes one that does not
-// exist.
-func (f *suppressionFileFlags) open(ctx context.Context, c *cli.Command, create bool) (*relay.SuppressionFile, int, bool) {
+// open opens the suppression file, or the fleet's bucket; only add makes
+// a file that does not exist.
+func (f *suppressionFileFlags) open(ctx context.Context, c *cli.Command, create bool) (suppressionStore, int, bool) {
+	ns, status, stop := f.nats.settings(c, f.config, "-suppressions", f.file != "")
+	switch {
+	case stop:
+		return nil, status, true
+	case ns != nil:
+		st, err := ns.open(ctx, nil, false, true)
+		if err != nil {
+			return nil, c.Failf("%s", cli.Msg(err)), true
+		}
+		return natsSuppressions{st.suppressions, st}, 0, false
+	}
 	path, flagName := f.file, "-suppressions"
 	switch {
 	case path != "":
@@ -76,7 +89,7 @@ func checkRecipient(c *cli.Command, args []string, what string) (string, int, bo
 }
 
 func suppressionList(stdout, stderr io.Writer) *command {
-	c := cli.New("smarthost", "smarthost suppression list [-suppressions FILE | -config FILE] [-account NAME]", stdout, stderr)
+	c := cli.New("smarthost", "smarthost suppression list [-suppressions FILE | -config FILE | -queue URL] [-account NAME]", stdout, stderr)
 	c.Doc = `Lists the suppressions, oldest first, one line each:
 "<account> <recipient> <created> <source> <reason>", separated by tabs, the
 time in RFC 3339; the source is bounce, spamreport or manual.`
@@ -108,7 +121,7 @@ time in RFC 3339; the source is bounce, spamreport or manual.`
 }
 
 func suppressionAdd(stdout, stderr io.Writer) *command {
-	c := cli.New("smarthost", "smarthost suppression add [-suppressions FILE | -config FILE] -account NAME [-reason TEXT] RCPT", stdout, stderr)
+	c := cli.New("smarthost", "smarthost suppression add [-suppressions FILE | -config FILE | -queue URL] -account NAME [-reason TEXT] RCPT", stdout, stderr)
 	c.Doc = `Suppresses RCPT for the account NAME (made when the file does not exist): a
 running relay refuses it, or drops it, at the next RCPT of the account.
 The local part keeps its case; the domain does not. Prints "added NAME
@@ -143,7 +156,7 @@ RCPT".`
 }
 
 func suppressionRemove(stdout, stderr io.Writer) *command {
-	c := cli.New("smarthost", "smarthost suppression remove [-suppressions FILE | -config FILE] -account NAME RCPT", stdout, stderr)
+	c := cli.New("smarthost", "smarthost suppression remove [-suppressions FILE | -config FILE | -queue URL] -account NAME RCPT", stdout, stderr)
 	c.Doc = `Removes the suppression of RCPT for the account NAME: a running relay takes
 the recipient again from its next RCPT. Prints "removed NAME RCPT".`
 	c.Stdin = "nothing"

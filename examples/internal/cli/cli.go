@@ -112,7 +112,7 @@ func (c *Command) NoArgs() (status int, stop bool) {
 }
 
 // libraries are the packages whose errors begin with their name.
-var libraries = []string{"dkim", "dmarc", "dnsauth", "dnstest", "msgauth", "relay", "sasl", "spf", "srs"}
+var libraries = []string{"dkim", "dmarc", "dnsauth", "dnstest", "msgauth", "natsqueue", "relay", "sasl", "spf", "srs"}
 
 // Msg returns the text of err without the "pkg: " prefixes that the errors
 // of this module's packages begin with (one package's error may wrap
