@@ -47,4 +47,3 @@ func connect(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstre
 	}
 	return nc, js
 }
-
