@@ -2,6 +2,7 @@ package natsqueue_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -22,7 +23,12 @@ import (
 // delivered; accept-p50-ms and accept-p99-ms are the client's time from
 // MAIL to the 250 after the content.
 func BenchmarkFleet(b *testing.B) {
-	const clients = 20
+	for _, clients := range []int{1, 20} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) { benchFleet(b, clients) })
+	}
+}
+
+func benchFleet(b *testing.B, clients int) {
 	b.Run("spool", func(b *testing.B) {
 		sink := benchSink(b)
 		q, err := relay.NewSpool(b.TempDir(), nil)

@@ -19,12 +19,9 @@ import (
 // message that got a 250 reaches the sink; duplicates (at least once)
 // are counted and logged.
 func TestClusterFleet(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a 3-node cluster: not with -short")
-	}
 	t.Parallel()
 	messages := 2000
-	if os.Getenv("CI") != "" {
+	if testing.Short() || os.Getenv("CI") != "" {
 		messages = 300
 	}
 	const clients = 12
