@@ -40,9 +40,8 @@ func (q *Queue) Lease(ctx context.Context) (relay.Lease, error) {
 			more, _ := q.fetch(wctx, false)
 			msgs = append(msgs, more...)
 		}
-		l, err := q.pick(msgs)
-		if l != nil || err != nil {
-			return l, err
+		if l := q.pick(msgs); l != nil {
+			return l, nil
 		}
 		if q.isClosed() {
 			return nil, relay.ErrQueueClosed
@@ -116,7 +115,7 @@ type candidate struct {
 
 // pick hands out the due message of msgs with the earliest NextAttempt,
 // and gives the others back.
-func (q *Queue) pick(msgs []jetstream.Msg) (relay.Lease, error) {
+func (q *Queue) pick(msgs []jetstream.Msg) relay.Lease {
 	now := q.o.Now()
 	var due []*candidate
 	for _, m := range msgs {
@@ -136,7 +135,7 @@ func (q *Queue) pick(msgs []jetstream.Msg) (relay.Lease, error) {
 		}
 		q.nak(c.m, 0)
 	}
-	return l, nil
+	return l
 }
 
 // inspect reads the record of a fetched message, and returns it when the
@@ -303,7 +302,7 @@ func (l *lease) store(ctx context.Context, until time.Time) error {
 	}
 	rev, err := l.q.kv.Update(ctx, l.id, b, l.rev)
 	switch {
-	case errors.Is(err, jetstream.ErrKeyExists):
+	case lostRevision(err):
 		l.ended = true
 		return relay.ErrLeaseLost
 	case err != nil:
@@ -370,7 +369,7 @@ func (l *lease) Done(ctx context.Context) error {
 	}
 	err := l.q.kv.Purge(ctx, l.id, jetstream.LastRevision(l.rev), jetstream.PurgeTTL(markerTTL))
 	switch {
-	case errors.Is(err, jetstream.ErrKeyExists):
+	case lostRevision(err):
 		l.ended = true
 		return relay.ErrLeaseLost
 	case err != nil:
@@ -383,6 +382,12 @@ func (l *lease) Done(ctx context.Context) error {
 	}
 	l.q.o.Logger.Debug("natsqueue: done", "id", l.id)
 	return nil
+}
+
+// lostRevision reports whether err is the refusal of a write whose
+// expected revision is no longer the key's: another worker wrote since.
+func lostRevision(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)
 }
 
 // markerTTL is how long the bucket keeps the marker of a purged record.

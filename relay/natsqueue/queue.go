@@ -36,7 +36,9 @@ type Options struct {
 	AckWait time.Duration
 	// MaxDelay is the longest a message that is not due yet is held back
 	// by a negative acknowledgement before Lease looks at it again; a
-	// message due sooner comes back when it is due. Default 1 minute. A
+	// message due sooner comes back when it is due. Each look costs a
+	// fetch and a read of the entry per deferred message. Default 15
+	// minutes. A
 	// negative value holds nothing back (for tests whose clock is not the
 	// real one: Lease then pauses a little between rounds instead).
 	MaxDelay time.Duration
@@ -103,7 +105,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts *Options) (*Queue, er
 		o.AckWait = 5 * time.Minute
 	}
 	if o.MaxDelay == 0 {
-		o.MaxDelay = time.Minute
+		o.MaxDelay = 15 * time.Minute
 	}
 	if o.Peek == 0 {
 		o.Peek = 1
@@ -209,14 +211,15 @@ var errWriterDone = errors.New("natsqueue: message already committed or aborted"
 
 // writer takes a message's content.
 type writer struct {
-	q    *Queue
-	id   string
-	buf  bytes.Buffer
-	n    int64
-	pw   *io.PipeWriter // to the object store, once the content is large
-	put  chan error     // the object store's result
-	err  error
-	done bool
+	q      *Queue
+	id     string
+	buf    bytes.Buffer
+	n      int64
+	pw     *io.PipeWriter // to the object store, once the content is large
+	put    chan error     // the object store's result
+	err    error
+	done   bool
+	stored bool // the entry is in the bucket
 }
 
 func (w *writer) Write(p []byte) (int, error) {
@@ -290,7 +293,11 @@ func (w *writer) Commit(ctx context.Context, e *relay.Entry) error {
 	if err := w.commit(ctx, e); err != nil {
 		e.ID = ""
 		w.Abort()
-		w.q.kv.Delete(context.WithoutCancel(ctx), w.id) // best effort; a stray entry is never leased
+		if w.stored {
+			// Best effort: an entry without a stream message is never
+			// leased, only kept.
+			w.q.kv.Purge(context.WithoutCancel(ctx), w.id, jetstream.PurgeTTL(markerTTL))
+		}
 		return err
 	}
 	w.done = true
@@ -333,6 +340,7 @@ func (w *writer) commit(ctx context.Context, e *relay.Entry) error {
 	if _, err := retry(ctx, func() (uint64, error) { return q.kv.Put(ctx, w.id, rec) }); err != nil {
 		return fmt.Errorf("natsqueue: entry: %w", err)
 	}
+	w.stored = true
 	msg.Header.Set(jetstream.MsgIDHeader, w.id)
 	if _, err := retry(ctx, func() (*jetstream.PubAck, error) { return q.js.PublishMsg(ctx, msg) }); err != nil {
 		return fmt.Errorf("natsqueue: publish: %w", err)
