@@ -199,7 +199,7 @@ func (q *Queue) claim(c *candidate, now time.Time) relay.Lease {
 		}
 	}
 	q.o.Logger.Debug("natsqueue: lease taken", "id", c.id, "err", err)
-	q.nak(c.m, q.o.AckWait)
+	q.nak(c.m, time.Second)
 	return nil
 }
 

@@ -153,16 +153,38 @@ func New(ctx context.Context, js jetstream.JetStream, opts *Options) (*Queue, er
 	if err != nil {
 		return nil, fmt.Errorf("natsqueue: consumer: %w", err)
 	}
-	q.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      o.Prefix + "_ENTRIES",
-		Description: "relay queue entries: recipient states and leases",
-		History:     1,
-		// Done purges a record with a marker that expires.
-		LimitMarkerTTL: markerTTL,
-		Storage:        jetstream.FileStorage,
-		Replicas:       o.Replicas,
+	// The bucket's stream is made here rather than by
+	// CreateOrUpdateKeyValue, for one difference: no direct gets. A
+	// direct get may be answered by any replica, one that has not yet
+	// got the entry just committed, or a Save: Lease would then take a
+	// new message for one already done, or a live lease for none. A get
+	// through the stream's API is answered by its leader, which has
+	// every write acknowledged.
+	bucket := o.Prefix + "_ENTRIES"
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              "KV_" + bucket,
+		Description:       "relay queue entries: recipient states and leases",
+		Subjects:          []string{"$KV." + bucket + ".>"},
+		MaxMsgsPerSubject: 1, // the bucket's history: the entry only
+		MaxBytes:          -1,
+		MaxMsgSize:        -1,
+		MaxMsgs:           -1,
+		MaxConsumers:      -1,
+		Storage:           jetstream.FileStorage,
+		Replicas:          o.Replicas,
+		AllowRollup:       true,
+		DenyDelete:        true,
+		Duplicates:        2 * time.Minute,
+		Discard:           jetstream.DiscardNew,
+		AllowDirect:       false,
+		// Done purges an entry with a marker that expires.
+		AllowMsgTTL:            true,
+		SubjectDeleteMarkerTTL: markerTTL,
 	})
 	if err != nil {
+		return nil, fmt.Errorf("natsqueue: bucket: %w", err)
+	}
+	if q.kv, err = js.KeyValue(ctx, bucket); err != nil {
 		return nil, fmt.Errorf("natsqueue: bucket: %w", err)
 	}
 	q.obs, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
