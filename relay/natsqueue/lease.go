@@ -19,8 +19,8 @@ import (
 // Lease waits for a due message (see relay.Queue). It fetches from the
 // consumer; a message that is not due yet on the queue's clock, or that
 // another worker's lease still holds, goes back with a negative
-// acknowledgement delayed until then (at most MaxDelay). Of the due
-// messages fetched together (Options.Peek) it hands out the one with the
+// acknowledgement delayed until then (at most MaxDelay). Of the first
+// Options.Peek due messages it finds, it hands out the one with the
 // earliest NextAttempt.
 func (q *Queue) Lease(ctx context.Context) (relay.Lease, error) {
 	if q.isClosed() {
@@ -36,11 +36,8 @@ func (q *Queue) Lease(ctx context.Context) (relay.Lease, error) {
 		if err != nil && wctx.Err() == nil {
 			return nil, err
 		}
-		if len(msgs) > 0 && wait && q.o.Peek > 1 {
-			more, _ := q.fetch(wctx, false)
-			msgs = append(msgs, more...)
-		}
-		if l := q.pick(msgs); l != nil {
+		l, seen := q.pick(msgs)
+		if l != nil {
 			return l, nil
 		}
 		if q.isClosed() {
@@ -49,7 +46,7 @@ func (q *Queue) Lease(ctx context.Context) (relay.Lease, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if len(msgs) == 0 {
+		if seen == 0 {
 			wait = true
 			continue
 		}
@@ -113,15 +110,41 @@ type candidate struct {
 	obj  bool
 }
 
-// pick hands out the due message of msgs with the earliest NextAttempt,
-// and gives the others back.
-func (q *Queue) pick(msgs []jetstream.Msg) relay.Lease {
+// maxScan bounds the messages one round of Lease looks at.
+const maxScan = 1000
+
+// deferred is a fetched message not due, and when to look at it again.
+type deferred struct {
+	m jetstream.Msg
+	d time.Duration
+}
+
+// pick hands out the due message of msgs, and of the messages available
+// after them, with the earliest NextAttempt. It looks at messages until
+// it has Peek due ones, or none is left (or maxScan): the messages not due
+// are given back only at the end, so that a fetch does not return them
+// again while newer messages wait behind them. It returns how many
+// messages it looked at.
+func (q *Queue) pick(msgs []jetstream.Msg) (relay.Lease, int) {
 	now := q.o.Now()
-	var due []*candidate
-	for _, m := range msgs {
-		if c := q.inspect(m, now); c != nil {
-			due = append(due, c)
+	var (
+		due  []*candidate
+		back []deferred
+		seen int
+	)
+	for {
+		for _, m := range msgs {
+			if c, d := q.inspect(m, now); c != nil {
+				due = append(due, c)
+			} else if d >= 0 {
+				back = append(back, deferred{m, d})
+			}
 		}
+		seen += len(msgs)
+		if len(msgs) == 0 || len(due) >= q.o.Peek || seen >= maxScan || q.isClosed() {
+			break
+		}
+		msgs, _ = q.fetch(q.base, false)
 	}
 	slices.SortStableFunc(due, func(a, b *candidate) int {
 		return a.rec.Entry.NextAttempt.Compare(b.rec.Entry.NextAttempt)
@@ -135,24 +158,28 @@ func (q *Queue) pick(msgs []jetstream.Msg) relay.Lease {
 		}
 		q.nak(c.m, 0)
 	}
-	return l
+	for _, b := range back {
+		q.nak(b.m, b.d)
+	}
+	return l, seen
 }
 
 // inspect reads the record of a fetched message, and returns it when the
-// message is due. A message without a record has been done (its
-// acknowledgement was lost) and is acknowledged; one that cannot be read
-// is quarantined; one not due goes back until it is.
-func (q *Queue) inspect(m jetstream.Msg, now time.Time) *candidate {
+// message is due, or else how long until it is. A message without a
+// record has been done (its acknowledgement was lost) and is
+// acknowledged; one that cannot be read is quarantined; for both, and for
+// one given back after an error, the duration is negative.
+func (q *Queue) inspect(m jetstream.Msg, now time.Time) (*candidate, time.Duration) {
 	id := m.Headers().Get(jetstream.MsgIDHeader)
 	if !validID(id) {
 		q.quarantine(m, id, fmt.Errorf("%w: message ID %q", errCorrupt, id))
-		return nil
+		return nil, -1
 	}
 	c := &candidate{m: m, id: id, obj: m.Headers().Get(hdrObject) == "1"}
 	size, err := strconv.ParseInt(m.Headers().Get(hdrSize), 10, 64)
 	if err != nil || size < 0 || !c.obj && size != int64(len(m.Data())) {
 		q.quarantine(m, id, fmt.Errorf("%w: size %q for %d octets", errCorrupt, m.Headers().Get(hdrSize), len(m.Data())))
-		return nil
+		return nil, -1
 	}
 	c.size = size
 	kve, err := q.kv.Get(q.base, id)
@@ -163,15 +190,15 @@ func (q *Queue) inspect(m jetstream.Msg, now time.Time) *candidate {
 		if c.obj {
 			q.deleteObject(id)
 		}
-		return nil
+		return nil, -1
 	case err != nil:
 		q.o.Logger.Warn("natsqueue: reading an entry", "id", id, "err", err)
 		q.nak(m, time.Second)
-		return nil
+		return nil, -1
 	}
 	if c.rec, err = decodeRecord(id, kve.Value()); err != nil {
 		q.quarantine(m, id, err)
-		return nil
+		return nil, -1
 	}
 	c.rev = kve.Revision()
 	at := c.rec.Entry.NextAttempt
@@ -179,10 +206,9 @@ func (q *Queue) inspect(m jetstream.Msg, now time.Time) *candidate {
 		at = c.rec.Until
 	}
 	if at.After(now) {
-		q.nak(m, at.Sub(now))
-		return nil
+		return nil, at.Sub(now)
 	}
-	return c
+	return c, 0
 }
 
 // claim records the lease of c in the bucket, which fails when another

@@ -199,3 +199,40 @@ func TestQuarantine(t *testing.T) {
 		t.Errorf("consumer has %d pending acknowledgement and %d undelivered, want none", info.NumAckPending, info.NumPending)
 	}
 }
+
+// Messages not due, given back at once (MaxDelay < 0), go to the head of
+// the consumer's redeliveries; a Lease looking at one message at a time
+// (Peek 1) must still get past them to a due message that has never been
+// delivered.
+func TestNotDueDoNotStarveNew(t *testing.T) {
+	t.Parallel()
+	s := runServer(t)
+	_, js := connect(t, s.ClientURL())
+	t0 := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	q, err := natsqueue.New(t.Context(), js, &natsqueue.Options{Prefix: "STARVE", MaxDelay: -1, Peek: 1,
+		Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	for range 3 {
+		commitTo(t, q, "a@example.org")
+		l := pollQueue(t, q)
+		if l == nil {
+			t.Fatal("the message just committed is not due")
+		}
+		if err := l.Retry(t.Context(), t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh := commitTo(t, q, "b@example.org")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	l, err := q.Lease(ctx)
+	if err != nil {
+		t.Fatalf("Lease behind three messages not due: %v", err)
+	}
+	if l.Entry().ID != fresh.ID {
+		t.Errorf("leased %s, want %s", l.Entry().ID, fresh.ID)
+	}
+}
