@@ -438,7 +438,24 @@ func (c *content) Open() (io.ReadCloser, error) {
 	if !c.obj {
 		return io.NopCloser(io.MultiReader(bytes.NewReader(c.header), bytes.NewReader(c.data))), nil
 	}
-	r, err := c.q.obs.Get(c.q.base, c.id)
+	// The object was stored before the message was published, but the
+	// object store's reads may be answered by a replica that has not got
+	// it yet: look again a few times before failing the attempt.
+	var (
+		r   jetstream.ObjectResult
+		err error
+	)
+	for i := range 4 {
+		if r, err = c.q.obs.Get(c.q.base, c.id); !errors.Is(err, jetstream.ErrObjectNotFound) {
+			break
+		}
+		t := time.NewTimer(time.Duration(i+1) * 100 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-c.q.base.Done():
+			t.Stop()
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("natsqueue: content of %s: %w", c.id, err)
 	}

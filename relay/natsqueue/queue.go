@@ -91,6 +91,9 @@ const (
 // bucket and object store (idempotently: every relay of a fleet calls
 // New with the same options).
 func New(ctx context.Context, js jetstream.JetStream, opts *Options) (*Queue, error) {
+	if js == nil {
+		return nil, errors.New("natsqueue: no JetStream")
+	}
 	var o Options
 	if opts != nil {
 		o = *opts
@@ -120,8 +123,6 @@ func New(ctx context.Context, js jetstream.JetStream, opts *Options) (*Queue, er
 		o.MaxInline = js.Conn().MaxPayload() - 8<<10
 	}
 	switch {
-	case js == nil:
-		return nil, errors.New("natsqueue: no JetStream")
 	case o.Replicas < 1 || o.Replicas > 5:
 		return nil, fmt.Errorf("natsqueue: %d replicas, want 1 to 5", o.Replicas)
 	case o.AckWait < 0 || o.Peek < 0 || o.MaxInline <= 0:
