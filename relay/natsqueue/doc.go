@@ -58,7 +58,9 @@
 //     MaxAge decides when a message expires, not a delivery count;
 //     MaxAckPending unlimited, since a message waiting for its retry stays
 //     pending with its delay, and a limit would stop all delivery once
-//     that many messages are deferred;
+//     that many messages are deferred; MaxWaiting left at the server's
+//     default (512 pull requests at once), which bounds the workers of
+//     the whole fleet (each waiting Lease holds one request);
 //   - key-value bucket RELAY_ENTRIES: history 1 (only the current entry
 //     matters), markers of purged keys kept one minute;
 //   - object store RELAY_CONTENT, for contents over Options.MaxInline (by
