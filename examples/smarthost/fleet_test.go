@@ -15,6 +15,8 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/smarthost-go/smarthost/relay"
 	"github.com/smarthost-go/smarthost/relay/smtptest"
@@ -139,6 +141,25 @@ func TestFleet(t *testing.T) {
 	defer cancel()
 	if msgs, err := sink.WaitMessages(ctx, 1); err != nil || !strings.Contains(string(msgs[0].Data), "<fleet1@shop.example>") {
 		t.Fatalf("delivered: %d messages, %v", len(msgs), err)
+	}
+	// The message went through the fleet's queue on JetStream, not a
+	// spool of the relay's.
+	for _, dir := range []string{dirA, dirB} {
+		if _, err := os.Stat(filepath.Join(dir, "smarthost-data", "spool")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a relay with -queue made a spool: %v", err)
+		}
+	}
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := js.Stream(ctx, "RELAY_QUEUE"); err != nil || st.CachedInfo().State.LastSeq < 1 {
+		t.Errorf("the fleet's queue stream: %v, %v", st, err)
 	}
 	ca, err := fleetSession(t, a, dirA, key)
 	if err != nil {

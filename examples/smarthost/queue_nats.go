@@ -1,5 +1,3 @@
-//go:build natsqueue
-
 package main
 
 import (
