@@ -12,7 +12,15 @@ import (
 // runServer starts a single JetStream server on 127.0.0.1 for the test.
 func runServer(t testing.TB) *server.Server {
 	t.Helper()
+	return runServerSync(t, false)
+}
+
+// runServerSync is runServer, with syncAlways the server's sync_interval:
+// always (an fsync of every write before its acknowledgement).
+func runServerSync(t testing.TB, syncAlways bool) *server.Server {
+	t.Helper()
 	s, err := server.NewServer(&server.Options{
+		SyncAlways: syncAlways,
 		ServerName: "single",
 		Host:       "127.0.0.1",
 		Port:       -1,
