@@ -89,6 +89,9 @@ func (ss *serverSession) Data(r io.Reader) error {
 // receive runs the pipeline of one message.
 func (ss *serverSession) receive(r io.Reader, tx *transaction, acct *Account) (*Entry, error) {
 	s := ss.srv
+	if cr := ss.c.dataReader(s.maxMessage); cr != nil {
+		r = cr
+	}
 	src := &sourceReader{r: r}
 	br := s.readers.Get().(*bufio.Reader)
 	br.Reset(src)

@@ -229,6 +229,7 @@ type Server struct {
 	metrics     Metrics
 
 	maxLine      int
+	maxMessage   int64 // octets of DATA content, 0 for no limit
 	maxHeader    int
 	readTimeout  time.Duration
 	writeTimeout time.Duration
@@ -385,6 +386,7 @@ func NewServer(q Queue, opts *ServerOptions) (*Server, error) {
 	gs.Domain = s.hostname
 	gs.MaxRecipients = maxRcpts
 	gs.MaxMessageBytes = maxMessage
+	s.maxMessage = maxMessage
 	// The serverConn checks lines first; go-smtp's limit is a backstop.
 	gs.MaxLineLength = s.maxLine + 2
 	// go-smtp never sees TLS (the serverConn does it), so its own check

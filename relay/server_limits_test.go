@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -40,6 +41,44 @@ func TestServerSizeLimit(t *testing.T) {
 	c.expectText("552 5.3.4")
 	c.cmd(250, "NOOP")
 	fx.nothingQueued()
+}
+
+// The size limit of DATA counts the content without the dots that stuff
+// its lines (RFC 5321 §4.5.2): content of exactly MaxMessageBytes octets
+// is taken (RFC 1870 §3), one more is refused, and the session goes on;
+// the content queued is the content sent, unstuffed, whole.
+func TestServerSizeLimitExact(t *testing.T) {
+	t.Parallel()
+	var lines strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&lines, ".line %03d begins with a dot, stuffed on the wire\r\n", i)
+	}
+	content := srvMessage + lines.String()
+	wire := strings.ReplaceAll("\r\n"+content, "\r\n.", "\r\n..")[2:]
+	for _, tt := range []struct {
+		max  int
+		code int
+	}{
+		{len(content), 250},
+		{len(content) - 1, 552},
+	} {
+		fx := srvStart(t, func(o *relay.ServerOptions) { o.MaxMessageBytes = int64(tt.max) })
+		c := srvDial(t, fx.addr, "", 220)
+		c.login(fx.client, srvKey)
+		c.cmd(250, "MAIL FROM:<orders@customer.example>")
+		c.cmd(250, "RCPT TO:<buyer@example.net>")
+		c.cmd(354, "DATA")
+		c.write(wire + ".\r\n")
+		c.expect(tt.code)
+		c.cmd(250, "NOOP")
+		_, msgs := fx.q.stored()
+		switch {
+		case tt.code == 552 && len(msgs) != 0:
+			t.Errorf("max %d: %d octets queued", tt.max, len(content))
+		case tt.code == 250 && (len(msgs) != 1 || !strings.HasSuffix(string(msgs[0]), lines.String())):
+			t.Errorf("max %d: queued %d messages, the content not whole", tt.max, len(msgs))
+		}
+	}
 }
 
 // auth does AUTH PLAIN on a connection already in TLS.

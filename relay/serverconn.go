@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -103,8 +104,13 @@ type serverConn struct {
 	log      *slog.Logger
 
 	// Read side.
-	pending   []byte // bytes for go-smtp's next reads
-	mode      int
+	pending []byte // bytes for go-smtp's next reads
+	mode    int
+	// at354 is set when DATA's 354 is written, until the session takes
+	// the content (dataReader) or the next command is read. A BDAT
+	// session's Data runs on a goroutine of its own, while the conn reads
+	// chunks: this alone is what it may look at.
+	at354     atomic.Bool
 	chunk     int64 // octets of the BDAT chunk still to read
 	chunkLast bool
 	content   contentCheck // across the chunks of one BDAT message
@@ -238,6 +244,7 @@ func (c *serverConn) fill() error {
 // fillCommand reads a command line, or a SASL response line, and acts on
 // what the relay handles itself: STARTTLS, and the EHLO it wants after it.
 func (c *serverConn) fillCommand() error {
+	c.at354.Store(false)
 	sasl := c.mode == modeSASL
 	if !sasl && c.srv.closing.Load() {
 		c.replyClose(421, smtp.EnhancedCode{4, 3, 2}, "Service shutting down, closing connection")
@@ -435,6 +442,110 @@ func (c *serverConn) fillData() error {
 	return nil
 }
 
+// dataReader returns the reader of the content of the message that follows
+// DATA's 354, for the session to read the content from the relay's own
+// checked lines rather than through go-smtp's reader, which takes it an
+// octet at a time: nil when the conn is not at the start of such content
+// (the Data of a BDAT message, whose chunks go through go-smtp).
+// It reads the lines fillData would, with the same checks, removes the
+// dot that stuffs a line (RFC 5321 §4.5.2) and ends at the line "." alone,
+// which it leaves for go-smtp to read, so that go-smtp ends the data where
+// the relay does. Whatever the session leaves unread (a message it
+// refuses) go-smtp reads through fillData as before. Content of more
+// than max octets (0: no limit), counted without the stuffing dots, fails
+// with smtp.ErrDataTooLarge; content of max octets is taken, as SIZE says
+// (RFC 1870 §3).
+func (c *serverConn) dataReader(max int64) io.Reader {
+	if !c.at354.CompareAndSwap(true, false) || c.mode != modeData || len(c.pending) > 0 || c.rerr != nil {
+		return nil
+	}
+	return &dataContent{c: c, max: max}
+}
+
+// dataContent is the reader dataReader returns.
+type dataContent struct {
+	c    *serverConn
+	max  int64
+	n    int64  // octets given
+	line []byte // the rest of the current line, in c.br's buffer
+	done bool   // the end of the data is read
+	big  bool   // the content is over max: every Read fails
+}
+
+func (d *dataContent) Read(p []byte) (int, error) {
+	if d.big {
+		return 0, smtp.ErrDataTooLarge
+	}
+	n := 0
+	for n < len(p) {
+		if len(d.line) == 0 {
+			if d.done || n > 0 && !d.c.lineBuffered() {
+				break
+			}
+			if err := d.next(); err != nil {
+				if n > 0 && err != smtp.ErrDataTooLarge {
+					break // the error is the conn's: the next Read returns it
+				}
+				return n, err
+			}
+			continue
+		}
+		m := copy(p[n:], d.line)
+		d.line = d.line[m:]
+		n += m
+	}
+	if n == 0 && d.done {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// next reads the next line of content into d.line, or the end of the data.
+func (d *dataContent) next() error {
+	c := d.c
+	if c.rerr != nil {
+		return c.rerr
+	}
+	line, err := c.br.ReadSlice('\n')
+	switch {
+	case err == bufio.ErrBufferFull:
+		err = c.refuseContent(errLongLine(c.srv.maxLine))
+	case err == io.EOF:
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		c.rerr = err
+		return err
+	}
+	if len(line) == 3 && line[0] == '.' && line[1] == '\r' {
+		c.mode = modeCommand
+		c.pending = line
+		d.done = true
+		return nil
+	}
+	if e := checkLine(line, c.srv.maxLine); e != nil {
+		c.rerr = c.refuseContent(e)
+		return c.rerr
+	}
+	if line[0] == '.' {
+		line = line[1:]
+	}
+	if d.max > 0 && d.n+int64(len(line)) > d.max {
+		d.big = true
+		return smtp.ErrDataTooLarge
+	}
+	d.n += int64(len(line))
+	d.line = line
+	return nil
+}
+
+// lineBuffered reports whether a whole line is buffered, to read without
+// waiting for the client.
+func (c *serverConn) lineBuffered() bool {
+	b, _ := c.br.Peek(c.br.Buffered())
+	return bytes.IndexByte(b, '\n') >= 0
+}
+
 // fillChunk reads the next octets of a BDAT chunk (RFC 3030 §2) and checks
 // them: a BDAT message is line-oriented text too, since the relay does not
 // offer BINARYMIME.
@@ -592,6 +703,7 @@ func (c *serverConn) replyLine(line []byte) {
 	switch {
 	case code == 354:
 		c.mode = modeData
+		c.at354.Store(true)
 	case code == 334:
 		c.mode = modeSASL
 	case c.mode == modeSASL:
