@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -147,6 +148,67 @@ type RcptState struct {
 	// outlived the queue's maximum age while it was still pending (RFC
 	// 3463 status 4.4.7); Reply is then the last reply before.
 	Expired bool `json:"expired,omitempty"`
+}
+
+// Prepare makes e ready to commit, as a QueueWriter's Commit must: an
+// entry needs at least one recipient; Rcpts, when given, needs one state
+// per recipient of Envelope.To, in order; when nil, it is filled with
+// every recipient pending.
+func (e *Entry) Prepare() error {
+	if len(e.Envelope.To) == 0 {
+		return errors.New("relay: queue: entry without recipients")
+	}
+	if e.Rcpts == nil {
+		e.Rcpts = make([]RcptState, len(e.Envelope.To))
+		for i, to := range e.Envelope.To {
+			e.Rcpts[i] = RcptState{Addr: to.Addr, Status: RcptPending}
+		}
+		return nil
+	}
+	return e.checkRcpts()
+}
+
+// Check checks an entry a queue reads back from its storage, so that the
+// Deliverer can act on every field: at least one recipient, one state per
+// recipient of Envelope.To in order, each with a known status and a reply
+// code, when it has a reply, from 200 to 599; Created and NextAttempt
+// set, and Attempts not negative. The queue checks the ID itself, against
+// where it found the entry.
+func (e *Entry) Check() error {
+	if len(e.Envelope.To) == 0 {
+		return errors.New("relay: queue: no recipients")
+	}
+	if err := e.checkRcpts(); err != nil {
+		return err
+	}
+	for _, r := range e.Rcpts {
+		switch r.Status {
+		case RcptPending, RcptDelivered, RcptBounced, RcptDSNSent:
+		default:
+			return fmt.Errorf("relay: queue: recipient %q has status %q", r.Addr, r.Status)
+		}
+		if r.Reply != nil && (r.Reply.Code < 200 || r.Reply.Code > 599) {
+			return fmt.Errorf("relay: queue: recipient %q has reply code %d", r.Addr, r.Reply.Code)
+		}
+	}
+	if e.Created.IsZero() || e.NextAttempt.IsZero() || e.Attempts < 0 {
+		return fmt.Errorf("relay: queue: created %v, next attempt %v, attempts %d", e.Created, e.NextAttempt, e.Attempts)
+	}
+	return nil
+}
+
+// checkRcpts checks that the entry has one state per recipient of its
+// envelope, in order.
+func (e *Entry) checkRcpts() error {
+	if len(e.Rcpts) != len(e.Envelope.To) {
+		return fmt.Errorf("relay: queue: %d recipient states for %d recipients", len(e.Rcpts), len(e.Envelope.To))
+	}
+	for i, r := range e.Rcpts {
+		if r.Addr != e.Envelope.To[i].Addr {
+			return fmt.Errorf("relay: queue: recipient state %d is for %q, not %q", i, r.Addr, e.Envelope.To[i].Addr)
+		}
+	}
+	return nil
 }
 
 // Pending returns the recipients of the envelope still to deliver, with

@@ -339,7 +339,7 @@ func (w *spoolWriter) commit(ctx context.Context, e *Entry) error {
 	if w.err != nil {
 		return w.err
 	}
-	if err := prepareEntry(e); err != nil {
+	if err := e.Prepare(); err != nil {
 		return err
 	}
 	s := w.s
@@ -364,22 +364,6 @@ func (w *spoolWriter) commit(ctx context.Context, e *Entry) error {
 	s.mu.Unlock()
 	s.log.Debug("relay: spool commit", "id", e.ID, "size", w.n, "rcpts", len(e.Rcpts))
 	return nil
-}
-
-// prepareEntry checks the recipients of an entry to commit and fills its
-// states when it has none.
-func prepareEntry(e *Entry) error {
-	if len(e.Envelope.To) == 0 {
-		return errors.New("relay: queue: entry without recipients")
-	}
-	if e.Rcpts == nil {
-		e.Rcpts = make([]RcptState, len(e.Envelope.To))
-		for i, to := range e.Envelope.To {
-			e.Rcpts[i] = RcptState{Addr: to.Addr, Status: RcptPending}
-		}
-		return nil
-	}
-	return checkRcpts(e)
 }
 
 // push puts m among the messages ready to lease. s.mu is held.

@@ -341,43 +341,14 @@ func decodeDiskEntry(id string, data []byte) (*Entry, int64, error) {
 	return &e, d.ContentSize, nil
 }
 
-// checkEntry checks a decoded entry.
+// checkEntry checks a decoded entry: Entry.Check, and that it is the
+// entry of id.
 func checkEntry(id string, e *Entry) error {
 	if e.ID != id {
 		return fmt.Errorf("%w: ID %q in the entry of %s", errCorrupt, e.ID, id)
 	}
-	if len(e.Envelope.To) == 0 {
-		return fmt.Errorf("%w: no recipients", errCorrupt)
-	}
-	if err := checkRcpts(e); err != nil {
+	if err := e.Check(); err != nil {
 		return fmt.Errorf("%w: %v", errCorrupt, err)
-	}
-	for _, r := range e.Rcpts {
-		switch r.Status {
-		case RcptPending, RcptDelivered, RcptBounced, RcptDSNSent:
-		default:
-			return fmt.Errorf("%w: recipient %q has status %q", errCorrupt, r.Addr, r.Status)
-		}
-		if r.Reply != nil && (r.Reply.Code < 200 || r.Reply.Code > 599) {
-			return fmt.Errorf("%w: recipient %q has reply code %d", errCorrupt, r.Addr, r.Reply.Code)
-		}
-	}
-	if e.Created.IsZero() || e.NextAttempt.IsZero() || e.Attempts < 0 {
-		return fmt.Errorf("%w: created %v, next attempt %v, attempts %d", errCorrupt, e.Created, e.NextAttempt, e.Attempts)
-	}
-	return nil
-}
-
-// checkRcpts checks that the entry has one state per recipient of its
-// envelope, in order.
-func checkRcpts(e *Entry) error {
-	if len(e.Rcpts) != len(e.Envelope.To) {
-		return fmt.Errorf("relay: queue: %d recipient states for %d recipients", len(e.Rcpts), len(e.Envelope.To))
-	}
-	for i, r := range e.Rcpts {
-		if r.Addr != e.Envelope.To[i].Addr {
-			return fmt.Errorf("relay: queue: recipient state %d is for %q, not %q", i, r.Addr, e.Envelope.To[i].Addr)
-		}
 	}
 	return nil
 }

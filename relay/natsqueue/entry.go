@@ -67,60 +67,14 @@ func validID(id string) bool {
 	return true
 }
 
-// prepareEntry checks the recipients of an entry to commit and fills its
-// states when it has none (see relay.QueueWriter).
-func prepareEntry(e *relay.Entry) error {
-	if len(e.Envelope.To) == 0 {
-		return errors.New("natsqueue: entry without recipients")
-	}
-	if e.Rcpts == nil {
-		e.Rcpts = make([]relay.RcptState, len(e.Envelope.To))
-		for i, to := range e.Envelope.To {
-			e.Rcpts[i] = relay.RcptState{Addr: to.Addr, Status: relay.RcptPending}
-		}
-		return nil
-	}
-	return checkRcpts(e)
-}
-
-// checkRcpts checks that the entry has one state per recipient of its
-// envelope, in order.
-func checkRcpts(e *relay.Entry) error {
-	if len(e.Rcpts) != len(e.Envelope.To) {
-		return fmt.Errorf("natsqueue: %d recipient states for %d recipients", len(e.Rcpts), len(e.Envelope.To))
-	}
-	for i, r := range e.Rcpts {
-		if r.Addr != e.Envelope.To[i].Addr {
-			return fmt.Errorf("natsqueue: recipient state %d is for %q, not %q", i, r.Addr, e.Envelope.To[i].Addr)
-		}
-	}
-	return nil
-}
-
-// checkEntry checks an entry read back, as the spool checks its files:
-// the Deliverer must be able to act on every field.
+// checkEntry checks an entry read back, as the spool checks its files
+// (relay.Entry.Check), and that it is the entry of id.
 func checkEntry(id string, e *relay.Entry) error {
 	if e.ID != id {
 		return fmt.Errorf("%w: ID %q in the entry of %s", errCorrupt, e.ID, id)
 	}
-	if len(e.Envelope.To) == 0 {
-		return fmt.Errorf("%w: no recipients", errCorrupt)
-	}
-	if err := checkRcpts(e); err != nil {
+	if err := e.Check(); err != nil {
 		return fmt.Errorf("%w: %v", errCorrupt, err)
-	}
-	for _, r := range e.Rcpts {
-		switch r.Status {
-		case relay.RcptPending, relay.RcptDelivered, relay.RcptBounced, relay.RcptDSNSent:
-		default:
-			return fmt.Errorf("%w: recipient %q has status %q", errCorrupt, r.Addr, r.Status)
-		}
-		if r.Reply != nil && (r.Reply.Code < 200 || r.Reply.Code > 599) {
-			return fmt.Errorf("%w: recipient %q has reply code %d", errCorrupt, r.Addr, r.Reply.Code)
-		}
-	}
-	if e.Created.IsZero() || e.NextAttempt.IsZero() || e.Attempts < 0 {
-		return fmt.Errorf("%w: created %v, next attempt %v, attempts %d", errCorrupt, e.Created, e.NextAttempt, e.Attempts)
 	}
 	return nil
 }

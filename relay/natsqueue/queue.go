@@ -335,7 +335,7 @@ func (w *writer) commit(ctx context.Context, e *relay.Entry) error {
 	if w.err != nil {
 		return w.err
 	}
-	if err := prepareEntry(e); err != nil {
+	if err := e.Prepare(); err != nil {
 		return err
 	}
 	if w.q.isClosed() {
