@@ -26,8 +26,10 @@
 //     DKIM and rewrites its envelope sender as it spools it; the durable
 //     Spool and the Deliverer that delivers from it with retries and
 //     DSNs; relay/bounce, which reads what comes back to a return path
-//     (DSNs, bounce texts, feedback reports, auto-replies); and
-//     relay/smtptest, a loopback SMTP server for tests. The programs under
+//     (DSNs, bounce texts, feedback reports, auto-replies);
+//     relay/natsqueue, the same queue and the API keys and suppressions
+//     on NATS JetStream, shared by a fleet of relays; and relay/smtptest,
+//     a loopback SMTP server for tests. The programs under
 //     examples/ each do one job with the packages above, examples/send
 //     submitting a message.
 //
