@@ -239,7 +239,9 @@ type writer struct {
 	buf    bytes.Buffer
 	n      int64
 	pw     *io.PipeWriter // to the object store, once the content is large
-	put    chan error     // the object store's result
+	put    chan error     // the object store's result, sent once: see putResult
+	putErr error          // that result, once received
+	putEnd bool           // putErr holds it
 	err    error
 	done   bool
 	stored bool // the entry is in the bucket
@@ -283,6 +285,16 @@ func (w *writer) startObject() {
 	w.buf = bytes.Buffer{}
 }
 
+// putResult waits for the result of the object store's Put, which is
+// sent once: a Commit that fails after the object was stored calls Abort,
+// which asks for it again to delete the object.
+func (w *writer) putResult() error {
+	if !w.putEnd {
+		w.putErr, w.putEnd = <-w.put, true
+	}
+	return w.putErr
+}
+
 var errAborted = errors.New("natsqueue: message aborted")
 
 // Abort drops the content, and the object of a large one.
@@ -294,7 +306,7 @@ func (w *writer) Abort() error {
 	w.buf = bytes.Buffer{}
 	if w.pw != nil {
 		w.pw.CloseWithError(errAborted)
-		if err := <-w.put; err == nil {
+		if err := w.putResult(); err == nil {
 			// Written in full before the abort: delete it.
 			if err := w.q.obs.Delete(w.q.base, w.id); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 				return fmt.Errorf("natsqueue: object store: %w", err)
@@ -346,7 +358,7 @@ func (w *writer) commit(ctx context.Context, e *relay.Entry) error {
 	msg.Header.Set(hdrSize, strconv.FormatInt(w.n, 10))
 	if w.pw != nil {
 		w.pw.Close()
-		if err := <-w.put; err != nil {
+		if err := w.putResult(); err != nil {
 			w.pw = nil // the writer is gone
 			return fmt.Errorf("natsqueue: object store: %w", err)
 		}
