@@ -1,11 +1,14 @@
 package natsqueue_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/smarthost-go/smarthost/relay"
@@ -59,5 +62,52 @@ func TestCommitFailureAfterObject(t *testing.T) {
 	}
 	if keys, err := kv.Keys(t.Context()); !errors.Is(err, jetstream.ErrNoKeysFound) {
 		t.Errorf("bucket after a failed Commit: keys %v, err %v; want none", keys, err)
+	}
+}
+
+// Extend, which the Deliverer calls with a context that has no deadline,
+// returns even when the server never answers its progress
+// acknowledgement (here refused by the user's permissions; in a cluster,
+// a consumer leader that dies with the request).
+func TestExtendWithoutAnswer(t *testing.T) {
+	t.Parallel()
+	s, err := server.NewServer(&server.Options{
+		ServerName: "noack",
+		Host:       "127.0.0.1",
+		Port:       -1,
+		NoLog:      true,
+		NoSigs:     true,
+		JetStream:  true,
+		StoreDir:   t.TempDir(),
+		Users: []*server.User{{Username: "relay", Password: "secret", Permissions: &server.Permissions{
+			Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"$JS.ACK.>"}},
+		}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	_, js := connect(t, s.ClientURL(), nats.UserInfo("relay", "secret"), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	q, err := natsqueue.New(t.Context(), js, &natsqueue.Options{Prefix: "NOACK"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	commitTo(t, q, "a@example.org")
+	l := pollQueue(t, q)
+	if l == nil {
+		t.Fatal("the message just committed is not due")
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.Extend(context.WithoutCancel(t.Context()), time.Minute) }()
+	select {
+	case err := <-done:
+		t.Logf("Extend: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("Extend still blocked a minute after its acknowledgement went unanswered")
 	}
 }

@@ -350,7 +350,11 @@ func (l *lease) Extend(ctx context.Context, d time.Duration) error {
 		return err
 	}
 	l.deadline = until
-	if err := l.q.ackReply(ctx, l.m, "+WPI"); err != nil {
+	// The acknowledgement is a plain request, which waits for ctx alone
+	// (the Deliverer's has no deadline): bound it, as nak and ack are.
+	actx, cancel := context.WithTimeout(ctx, fetchWait)
+	defer cancel()
+	if err := l.q.ackReply(actx, l.m, "+WPI"); err != nil {
 		return fmt.Errorf("natsqueue: extending: %w", err)
 	}
 	return nil
