@@ -39,7 +39,10 @@
 // Everything read back is checked as the spool checks its files: a
 // message whose ID, size or entry does not make sense is quarantined
 // (terminated, so JetStream does not deliver it again, and logged at
-// error level), its entry and content left for an operator. A message
+// error level), its entry and content left for an operator: the entry in
+// the bucket, the content in the object store under the queue ID (a
+// content kept in the stream message is copied there first, since
+// terminating deletes the stream message). A message
 // without an entry was done already (its acknowledgement was lost) and
 // is dropped.
 //

@@ -111,3 +111,43 @@ func TestExtendWithoutAnswer(t *testing.T) {
 		t.Fatal("Extend still blocked a minute after its acknowledgement went unanswered")
 	}
 }
+
+// A quarantined message keeps its content for an operator, as the
+// package documentation says: terminating it deletes its stream message,
+// which holds the content of a small message, so that content is first
+// kept in the object store, under the queue ID.
+func TestQuarantineKeepsInlineContent(t *testing.T) {
+	t.Parallel()
+	s := runServer(t)
+	_, js := connect(t, s.ClientURL())
+	q, err := natsqueue.New(t.Context(), js, &natsqueue.Options{Prefix: "QK"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	e := commitTo(t, q, "a@example.org")
+	kv, err := js.KeyValue(t.Context(), "QK_ENTRIES")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(t.Context(), e.ID, []byte(`{"entry": {"id": `)); err != nil {
+		t.Fatal(err)
+	}
+	if l := pollQueue(t, q); l != nil {
+		t.Fatalf("leased %s, whose entry is corrupt", l.Entry().ID)
+	}
+	obs, err := js.ObjectStore(t.Context(), "QK_CONTENT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := obs.GetBytes(t.Context(), e.ID)
+	if err != nil {
+		t.Fatalf("content of the quarantined message: %v", err)
+	}
+	if want := "Subject: test\r\n\r\nHello.\r\n"; string(got) != want {
+		t.Errorf("content of the quarantined message %q, want %q", got, want)
+	}
+	if v, err := kv.Get(t.Context(), e.ID); err != nil || string(v.Value()) != `{"entry": {"id": ` {
+		t.Errorf("entry of the quarantined message not left as it was: %v", err)
+	}
+}

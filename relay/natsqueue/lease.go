@@ -231,14 +231,29 @@ func (q *Queue) claim(c *candidate, now time.Time) relay.Lease {
 
 // quarantine terminates a message that cannot be read: JetStream will
 // not deliver it again. Its entry and content stay for an operator.
+// Terminating deletes the stream message (the stream's retention is the
+// work queue's), the only copy of a content kept inline: that content
+// first goes to the object store under the ID, and a message whose
+// content cannot be kept there is given back, to be looked at again.
 func (q *Queue) quarantine(m jetstream.Msg, id string, why error) {
-	q.o.Logger.Error("natsqueue: quarantined", "id", id, "err", why)
 	ctx, cancel := context.WithTimeout(q.base, fetchWait)
 	defer cancel()
+	if validID(id) && m.Headers().Get(hdrObject) != "1" {
+		if _, err := q.obs.PutBytes(ctx, id, m.Data()); err != nil {
+			q.o.Logger.Error("natsqueue: cannot keep the content of a message to quarantine", "id", id, "err", why, "put_err", err)
+			q.nak(m, quarantineRetry)
+			return
+		}
+	}
+	q.o.Logger.Error("natsqueue: quarantined", "id", id, "err", why)
 	if err := q.ackReply(ctx, m, "+TERM corrupt"); err != nil {
 		q.o.Logger.Warn("natsqueue: terminating", "id", id, "err", err)
 	}
 }
+
+// quarantineRetry is when a message whose content could not be kept is
+// looked at again.
+const quarantineRetry = time.Minute
 
 // nak gives m back to the consumer, to be delivered again in d (at most
 // MaxDelay). It waits for the server's answer, so that a Lease after it
