@@ -46,21 +46,22 @@ func CheckURLs(urls string) ([]string, error) {
 	for u := range strings.SplitSeq(urls, ",") {
 		u = strings.TrimSpace(u)
 		p, err := url.Parse(u)
+		show := redactURL(u) // errors never show a password
 		switch {
 		case u == "":
 			continue
 		case err != nil:
-			return nil, fmt.Errorf("natsqueue: %q is not a URL", u)
+			return nil, fmt.Errorf("natsqueue: %q is not a URL", show)
 		case p.Scheme != "nats" && p.Scheme != "tls":
-			return nil, fmt.Errorf("natsqueue: %q: want nats://HOST:PORT or tls://HOST:PORT", u)
+			return nil, fmt.Errorf("natsqueue: %q: want nats://HOST:PORT or tls://HOST:PORT", show)
 		case p.User != nil:
-			return nil, fmt.Errorf("natsqueue: %q: a user in the URL; use a credentials file", p.Redacted())
+			return nil, fmt.Errorf("natsqueue: %q: a user in the URL; use a credentials file", show)
 		case p.Hostname() == "" || p.Path != "" && p.Path != "/" || p.RawQuery != "" || p.Fragment != "":
-			return nil, fmt.Errorf("natsqueue: %q: want nats://HOST:PORT or tls://HOST:PORT", u)
+			return nil, fmt.Errorf("natsqueue: %q: want nats://HOST:PORT or tls://HOST:PORT", show)
 		}
 		if port := p.Port(); port != "" {
 			if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-				return nil, fmt.Errorf("natsqueue: %q: port %q", u, port)
+				return nil, fmt.Errorf("natsqueue: %q: port %q", show, port)
 			}
 		}
 		out = append(out, p.Scheme+"://"+net.JoinHostPort(p.Hostname(), portOr(p.Port(), "4222")))
@@ -69,6 +70,25 @@ func CheckURLs(urls string) ([]string, error) {
 		return nil, errors.New("natsqueue: no server URL")
 	}
 	return out, nil
+}
+
+// redactURL is u with its user information, if any, masked: a password,
+// or a user alone, which NATS takes as a token.
+func redactURL(u string) string {
+	if p, err := url.Parse(u); err == nil {
+		if p.User != nil {
+			p.User = url.User("xxxxx")
+		}
+		return p.String()
+	}
+	at := strings.LastIndex(u, "@")
+	if at < 0 {
+		return u
+	}
+	if i := strings.Index(u, "://"); i >= 0 && i < at {
+		return u[:i+3] + "xxxxx" + u[at:]
+	}
+	return "xxxxx" + u[at:]
 }
 
 func portOr(p, def string) string {
