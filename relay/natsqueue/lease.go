@@ -110,8 +110,13 @@ type candidate struct {
 	obj  bool
 }
 
-// maxScan bounds the messages one round of Lease looks at.
-const maxScan = 1000
+// maxScan bounds the messages one round of Lease looks at, and
+// maxScanBytes the content it holds while it does: up to 1,000 messages of
+// up to a megabyte inline would otherwise be a gigabyte per Lease.
+const (
+	maxScan      = 1000
+	maxScanBytes = 32 << 20
+)
 
 // deferred is a fetched message not due, and when to look at it again.
 type deferred struct {
@@ -121,7 +126,8 @@ type deferred struct {
 
 // pick hands out the due message of msgs, and of the messages available
 // after them, with the earliest NextAttempt. It looks at messages until
-// it has Peek due ones, or none is left (or maxScan): the messages not due
+// it has Peek due ones, or none is left (or maxScan, or maxScanBytes of
+// content held): the messages not due
 // are given back only at the end, so that a fetch does not return them
 // again while newer messages wait behind them. It returns how many
 // messages it looked at.
@@ -131,17 +137,20 @@ func (q *Queue) pick(msgs []jetstream.Msg) (relay.Lease, int) {
 		due  []*candidate
 		back []deferred
 		seen int
+		held int // octets of the messages in due and back
 	)
 	for {
 		for _, m := range msgs {
 			if c, d := q.inspect(m, now); c != nil {
 				due = append(due, c)
+				held += len(m.Data())
 			} else if d >= 0 {
 				back = append(back, deferred{m, d})
+				held += len(m.Data())
 			}
 		}
 		seen += len(msgs)
-		if len(msgs) == 0 || len(due) >= q.o.Peek || seen >= maxScan || q.isClosed() {
+		if len(msgs) == 0 || len(due) >= q.o.Peek || seen >= maxScan || held >= q.scanBytes || q.isClosed() {
 			break
 		}
 		msgs, _ = q.fetch(q.base, false)

@@ -71,6 +71,8 @@ type Queue struct {
 	obs     jetstream.ObjectStore
 	subject string
 	o       Options
+	// scanBytes is maxScanBytes, or a test's smaller bound.
+	scanBytes int
 
 	base   context.Context // ends at Close
 	cancel context.CancelFunc
@@ -128,7 +130,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts *Options) (*Queue, er
 	case o.AckWait < 0 || o.Peek < 0 || o.MaxInline <= 0:
 		return nil, errors.New("natsqueue: negative AckWait, Peek or MaxInline")
 	}
-	q := &Queue{js: js, subject: o.Prefix + ".queue", o: o}
+	q := &Queue{js: js, subject: o.Prefix + ".queue", o: o, scanBytes: maxScanBytes}
 	var err error
 	q.stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        o.Prefix + "_QUEUE",
