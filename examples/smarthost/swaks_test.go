@@ -26,35 +26,6 @@ import (
 	"github.com/smarthost-go/smarthost/srs"
 )
 
-// dkimpyVerify verifies every DKIM-Signature of each message file with
-// dkimpy, its keys from the "name TXT-value" lines of a zone file given as
-// the first argument (dkimpy's dnsfunc), and prints a JSON list per message
-// of true or the error, for each signature from the top.
-const dkimpyVerify = `
-import sys, json, dkim
-zone = {}
-for line in open(sys.argv[1]):
-    n, v = line.rstrip('\n').split(' ', 1)
-    zone[n.rstrip('.').lower()] = v.encode()
-def dnsfunc(name, timeout=5):
-    if isinstance(name, bytes):
-        name = name.decode()
-    return zone.get(name.rstrip('.').lower())
-out = []
-for path in sys.argv[2:]:
-    msg = open(path, 'rb').read()
-    d = dkim.DKIM(msg)
-    n = len([h for h in d.headers if h[0].lower() == b'dkim-signature'])
-    res = []
-    for i in range(n):
-        try:
-            res.append(bool(d.verify(idx=i, dnsfunc=dnsfunc)))
-        except Exception as e:
-            res.append(str(e))
-    out.append(res)
-print(json.dumps(out))
-`
-
 // swaksRun runs swaks against the relay at addr with args and returns
 // its exit status and transcript.
 func swaksRun(t *testing.T, swaks, addr string, args ...string) (int, string) {
@@ -189,21 +160,8 @@ func TestSwaks(t *testing.T) {
 		}
 		fmt.Fprintf(&zone, "%s %s\n", k.name, txt)
 	}
-	files := map[string][]byte{
-		"keys.zone":   []byte(zone.String()),
-		"verify.py":   []byte(dkimpyVerify),
-		"m1.eml":      m1.Data,
-		"m2.eml":      m2.Data,
-		"altered.eml": bytes.Replace(m1.Data, []byte("Thank you."), []byte("Thank you!"), 1),
-	}
-	for name, b := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var got [][]any
-	peertest.RunJSON(t, exec.Command(py, filepath.Join(dir, "verify.py"), filepath.Join(dir, "keys.zone"),
-		filepath.Join(dir, "m1.eml"), filepath.Join(dir, "m2.eml"), filepath.Join(dir, "altered.eml")), nil, &got)
+	got := peertest.DkimpyVerify(t, py, zone.String(), m1.Data, m2.Data,
+		bytes.Replace(m1.Data, []byte("Thank you."), []byte("Thank you!"), 1))
 	if len(got) != 3 || fmt.Sprint(got[0]) != "[true true]" || fmt.Sprint(got[1]) != "[true]" ||
 		len(got[2]) != 2 || got[2][0] == true || got[2][1] == true {
 		t.Errorf("dkimpy: %v; want [true true], [true], and two failures for the altered body", got)
