@@ -319,61 +319,47 @@ func checkBounced(t *testing.T, bounced, accepted relay.Event, msgID string) {
 	}
 }
 
-// TestE2ERefusedAtRCPT: the MX refuses a recipient at RCPT with 550
-// 5.1.1. The relay reports a bounced event to the webhook, signed; sends a
-// DSN to the original sender; suppresses the recipient for the account,
-// so that the next message to it is refused at RCPT; and counts it all.
-func TestE2ERefusedAtRCPT(t *testing.T) {
+// TestE2ERefused: the MX refuses a recipient with 550 5.1.1, at RCPT, or
+// after DATA for a message of that one recipient. The relay reports a
+// bounced event to the webhook, signed; sends a DSN to the original
+// sender; suppresses the recipient for the account, so that the next
+// message to it is refused at RCPT; and counts it all.
+func TestE2ERefused(t *testing.T) {
 	t.Parallel()
-	r := startE2E(t)
-	const rcpt, msgID = "gone@example.net", "<order-1@customer.example>"
-	if err := r.sink.Fail(smtptest.Fault{On: smtptest.RCPT, Rcpt: rcpt,
-		Reply: relay.Reply{Code: 550, Enhanced: relay.EnhancedCode{5, 1, 1}, Message: "<gone@example.net>: Recipient address rejected: User unknown"}}); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name, rcpt, msgID string
+		fault             smtptest.Fault
+	}{
+		{"at RCPT", "gone@example.net", "<order-1@customer.example>", smtptest.Fault{On: smtptest.RCPT, Rcpt: "gone@example.net",
+			Reply: relay.Reply{Code: 550, Enhanced: relay.EnhancedCode{5, 1, 1}, Message: "<gone@example.net>: Recipient address rejected: User unknown"}}},
+		// The first end of data is the message's; the DSN's, after it,
+		// is taken.
+		{"after DATA", "left@example.net", "<order-2@customer.example>", smtptest.Fault{On: smtptest.EndOfData, Times: 1,
+			Reply: relay.Reply{Code: 550, Enhanced: relay.EnhancedCode{5, 1, 1}, Message: "<left@example.net>: mailbox unavailable"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := startE2E(t)
+			if err := r.sink.Fail(tc.fault); err != nil {
+				t.Fatal(err)
+			}
+			r.send(tc.rcpt, tc.msgID)
+			accepted := r.waitEvent(relay.EventAccepted, tc.rcpt)
+			bounced := r.waitEvent(relay.EventBounced, tc.rcpt)
+			checkBounced(t, bounced, accepted, tc.msgID)
+			r.checkDSN(tc.rcpt)
+			r.checkSuppressed(tc.rcpt)
+			r.waitMetrics(
+				"smarthost_messages_accepted_total 1",
+				`smarthost_recipients_total{outcome="bounced",reason="5.1.1"} 1`,
+				// The DSN to the sender.
+				`smarthost_recipients_total{outcome="delivered",reason=""} 1`,
+				`smarthost_messages_refused_total{reason="5.1.1"} 1`,
+				"smarthost_queue_messages 0",
+			)
+			r.stop()
+		})
 	}
-	r.send(rcpt, msgID)
-	accepted := r.waitEvent(relay.EventAccepted, rcpt)
-	bounced := r.waitEvent(relay.EventBounced, rcpt)
-	checkBounced(t, bounced, accepted, msgID)
-	r.checkDSN(rcpt)
-	r.checkSuppressed(rcpt)
-	r.waitMetrics(
-		"smarthost_messages_accepted_total 1",
-		`smarthost_recipients_total{outcome="bounced",reason="5.1.1"} 1`,
-		// The DSN to the sender.
-		`smarthost_recipients_total{outcome="delivered",reason=""} 1`,
-		`smarthost_messages_refused_total{reason="5.1.1"} 1`,
-		"smarthost_queue_messages 0",
-	)
-	r.stop()
-}
-
-// TestE2ERefusedAfterDATA: as TestE2ERefusedAtRCPT, with the MX refusing
-// the one-recipient message after DATA with 550 5.1.1.
-func TestE2ERefusedAfterDATA(t *testing.T) {
-	t.Parallel()
-	r := startE2E(t)
-	const rcpt, msgID = "left@example.net", "<order-2@customer.example>"
-	// The first end of data is the message's; the DSN's, after it, is
-	// taken.
-	if err := r.sink.Fail(smtptest.Fault{On: smtptest.EndOfData, Times: 1,
-		Reply: relay.Reply{Code: 550, Enhanced: relay.EnhancedCode{5, 1, 1}, Message: "<left@example.net>: mailbox unavailable"}}); err != nil {
-		t.Fatal(err)
-	}
-	r.send(rcpt, msgID)
-	accepted := r.waitEvent(relay.EventAccepted, rcpt)
-	bounced := r.waitEvent(relay.EventBounced, rcpt)
-	checkBounced(t, bounced, accepted, msgID)
-	r.checkDSN(rcpt)
-	r.checkSuppressed(rcpt)
-	r.waitMetrics(
-		"smarthost_messages_accepted_total 1",
-		`smarthost_recipients_total{outcome="bounced",reason="5.1.1"} 1`,
-		`smarthost_recipients_total{outcome="delivered",reason=""} 1`,
-		`smarthost_messages_refused_total{reason="5.1.1"} 1`,
-		"smarthost_queue_messages 0",
-	)
-	r.stop()
 }
 
 // TestE2ELateBounce: the MX accepts the message and later bounces it, as
