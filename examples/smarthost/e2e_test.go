@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -21,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
 	"github.com/smarthost-go/smarthost/dnsauth"
@@ -139,20 +136,8 @@ func startE2E(t *testing.T) *e2eRelay {
 // after STARTTLS verified with the relay's certificate.
 func (r *e2eRelay) dial() *smtp.Client {
 	r.t.Helper()
-	pem, err := os.ReadFile(r.cert)
+	c, err := dialKey(r.t, r.d.addr, r.cert, r.key)
 	if err != nil {
-		r.t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		r.t.Fatalf("no certificate in %s", r.cert)
-	}
-	c, err := smtp.DialStartTLS(r.d.addr, &tls.Config{RootCAs: pool, ServerName: "relay.test"})
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if err := c.Auth(sasl.NewPlainClient("", relay.KeyUser, r.key)); err != nil {
-		c.Close()
 		r.t.Fatal(err)
 	}
 	return c

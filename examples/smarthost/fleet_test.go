@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -47,23 +44,7 @@ func natsServer(t *testing.T) string {
 // it returns the client, or the reply to AUTH.
 func fleetSession(t *testing.T, d *daemon, dir, key string) (*smtp.Client, error) {
 	t.Helper()
-	pem, err := os.ReadFile(filepath.Join(dir, "smarthost-data", "tls-cert.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatal("no certificate")
-	}
-	c, err := smtp.DialStartTLS(d.addr, &tls.Config{RootCAs: pool, ServerName: "relay.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Auth(sasl.NewPlainClient("", relay.KeyUser, key)); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
+	return dialKey(t, d.addr, filepath.Join(dir, "smarthost-data", "tls-cert.pem"), key)
 }
 
 // smtpCode returns the code and enhanced code of an SMTP reply error.

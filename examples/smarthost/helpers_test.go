@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -17,6 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/smarthost-go/smarthost/relay"
 	"github.com/smarthost-go/smarthost/relay/smtptest"
 )
 
@@ -230,4 +236,28 @@ func headerFields(t *testing.T, msg []byte, name string) []string {
 		t.Fatalf("the message does not parse: %v\n%s", err, msg)
 	}
 	return m.Header[textproto.CanonicalMIMEHeaderKey(name)]
+}
+
+// dialKey opens a session with the relay at addr, STARTTLS verified with
+// the certificate in certFile for relay.test, and AUTH PLAIN with the API
+// key. It returns AUTH's error, the session then closed.
+func dialKey(t testing.TB, addr, certFile, key string) (*smtp.Client, error) {
+	t.Helper()
+	pem, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("no certificate in %s", certFile)
+	}
+	c, err := smtp.DialStartTLS(addr, &tls.Config{RootCAs: pool, ServerName: "relay.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Auth(sasl.NewPlainClient("", relay.KeyUser, key)); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,10 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
-
-	"github.com/smarthost-go/smarthost/relay"
 )
 
 // rcptReply opens a session with the relay at addr as the key's account
@@ -23,22 +18,11 @@ import (
 // RCPT TO:<rcpt> after MAIL FROM:<from> (nil for 250).
 func rcptReply(t *testing.T, addr, certFile, key, from, rcpt string) error {
 	t.Helper()
-	pem, err := os.ReadFile(certFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatalf("no certificate in %s", certFile)
-	}
-	c, err := smtp.DialStartTLS(addr, &tls.Config{RootCAs: pool, ServerName: "relay.test"})
+	c, err := dialKey(t, addr, certFile, key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.Auth(sasl.NewPlainClient("", relay.KeyUser, key)); err != nil {
-		t.Fatal(err)
-	}
 	if err := c.Mail(from, nil); err != nil {
 		t.Fatal(err)
 	}
