@@ -94,7 +94,7 @@ func run(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	for _, c := range commands {
 		if c.name == args[0] {
 			cmd := c.make(stdout, stderr)
-			rest, status, stop := parse(cmd.Command, args[1:])
+			rest, status, stop := cmd.ParseInterleaved(args[1:])
 			if stop {
 				return status
 			}
@@ -102,25 +102,6 @@ func run(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	return top.Usagef("unknown command %q: want %s", args[0], names)
-}
-
-// parse parses the flags in args, which may also follow the arguments
-// ("lint example.com -dns 127.0.0.1:53"), and returns the arguments. After
-// "--" everything is an argument.
-func parse(c *cli.Command, args []string) (rest []string, status int, stop bool) {
-	for {
-		if status, stop := c.Parse(args); stop {
-			return nil, status, true
-		}
-		left := c.Flags.Args()
-		if len(left) == 0 {
-			return rest, 0, false
-		}
-		if n := len(args) - len(left); n > 0 && args[n-1] == "--" {
-			return append(rest, left...), 0, false
-		}
-		rest, args = append(rest, left[0]), left[1:]
-	}
 }
 
 // noArgs refuses arguments for the commands that take none.

@@ -66,7 +66,7 @@ func dispatch(ctx context.Context, group string, cmds []subcommand, args []strin
 	for _, c := range cmds {
 		if c.name == args[0] {
 			cmd := c.make(stdout, stderr)
-			rest, status, stop := parseInterleaved(cmd.Command, args[1:])
+			rest, status, stop := cmd.ParseInterleaved(args[1:])
 			if stop {
 				return status
 			}
@@ -74,25 +74,6 @@ func dispatch(ctx context.Context, group string, cmds []subcommand, args []strin
 		}
 	}
 	return top.Usagef("%s: unknown command %q: want %s", group, args[0], want)
-}
-
-// parseInterleaved parses the flags in args, which may also follow the
-// arguments ("revoke shop -keys FILE"), and returns the arguments. After
-// "--" everything is an argument.
-func parseInterleaved(c *cli.Command, args []string) (rest []string, status int, stop bool) {
-	for {
-		if status, stop := c.Parse(args); stop {
-			return nil, status, true
-		}
-		left := c.Flags.Args()
-		if len(left) == 0 {
-			return rest, 0, false
-		}
-		if n := len(args) - len(left); n > 0 && args[n-1] == "--" {
-			return append(rest, left...), 0, false
-		}
-		rest, args = append(rest, left[0]), left[1:]
-	}
 }
 
 // keyFileFlags are the flags that name the key file: -keys, or the file

@@ -68,6 +68,25 @@ func (c *Command) Parse(args []string) (status int, stop bool) {
 	return c.Usagef("%v", err), true
 }
 
+// ParseInterleaved is Parse for flags that may also follow the arguments
+// ("lint example.com -dns 127.0.0.1:53"): it returns the arguments, in
+// order. After "--" everything is an argument.
+func (c *Command) ParseInterleaved(args []string) (rest []string, status int, stop bool) {
+	for {
+		if status, stop := c.Parse(args); stop {
+			return nil, status, true
+		}
+		left := c.Flags.Args()
+		if len(left) == 0 {
+			return rest, 0, false
+		}
+		if n := len(args) - len(left); n > 0 && args[n-1] == "--" {
+			return append(rest, left...), 0, false
+		}
+		rest, args = append(rest, left[0]), left[1:]
+	}
+}
+
 // Help prints the help text on standard output.
 func (c *Command) Help() {
 	w := c.stdout

@@ -32,6 +32,29 @@ func TestParse(t *testing.T) {
 	}
 }
 
+func TestParseInterleaved(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		rest string
+		n    string
+		stop bool
+	}{
+		{[]string{"a", "-n", "x", "b"}, "a b", "x", false},
+		{[]string{"-n", "x", "a", "b"}, "a b", "x", false},
+		{[]string{"a", "--", "-n", "x"}, "a -n x", "", false},
+		{[]string{"a", "-bogus"}, "", "", true},
+		{nil, "", "", false},
+	} {
+		c := New("prog", "prog -n NAME", &bytes.Buffer{}, &bytes.Buffer{})
+		n := c.Flags.String("n", "", "a `NAME`")
+		rest, _, stop := c.ParseInterleaved(tc.args)
+		if strings.Join(rest, " ") != tc.rest || *n != tc.n || stop != tc.stop {
+			t.Errorf("%q: rest %q, -n %q, stop %t; want %q, %q, %t", tc.args, rest, *n, stop, tc.rest, tc.n, tc.stop)
+		}
+	}
+}
+
 func TestMsg(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
